@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: GPL-2.0
+# hotswap — the human entry points. Kbuild (beside this file) is what the
+# kernel's build reads for the modules; this Makefile drives the scripts.
+#
+#   make setup     install the toolchain and build the kernel (idempotent)
+#   make test      setup + modules + tool + host checks + KUnit/in-VM tests
+#   make modules   every .ko, out of tree, against the cached kernel
+#   make tool      tools/hswapctl (release build)
+#   make vm        an interactive VM with the modules and the tool
+#   make kernel    (re)build just the kernel
+#   make clean     remove module and tool build products
+
+SHELL := /bin/bash
+CARGO_TOOL := cargo build --release --manifest-path tools/hswapctl/Cargo.toml
+
+.PHONY: all setup kernel modules tool test vm clean
+
+all: modules tool
+
+setup:
+	@scripts/setup.sh
+
+kernel:
+	@scripts/build-kernel.sh
+
+modules:
+	@scripts/build-modules.sh
+
+tool:
+	@$(CARGO_TOOL) -q
+
+# Sequential on purpose: each step needs the one before it.
+test:
+	@scripts/setup.sh
+	@scripts/build-modules.sh
+	@$(CARGO_TOOL) -q
+	@scripts/test.sh
+
+vm: modules tool
+	@scripts/vm.sh shell
+
+clean:
+	@if [ -f "$${HOTSWAP_CACHE:-$$HOME/.cache/hotswap}/current-kernel.env" ]; then \
+		. scripts/env.sh && load_kernel_env && \
+		$(MAKE) -s -C "$$KDIR" M="$(CURDIR)" clean; fi
+	@cargo clean -q --manifest-path tools/hswapctl/Cargo.toml
+	@rm -rf build

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Runs inside the test VM (scripts/vm.sh test OUT [GLOB]). Loads every module in
+# order, which runs their KUnit suites, saves each suite's KTAP from debugfs,
+# unloads the modules, runs each tests/vm/GLOB.sh (default *), and saves dmesg. The host
+# judges the results (scripts/check-results.py); this script only records.
+#
+# OUT/ktap/SUITE.ktap      KTAP of each suite that ran
+# OUT/errors               module load/unload failures, one per line
+# OUT/integration/NAME.rc  exit status of tests/vm/NAME.sh (.log: output)
+# OUT/dmesg                the kernel log at the end
+# OUT/complete             written last: the run was not cut short
+set -u
+out=$1
+vm_glob=${2:-*}
+cd "$(dirname "$0")/../.."
+export HOTSWAP_ROOT=$PWD
+. tests/vm/lib.sh
+
+rm -rf "$out"/ktap "$out"/integration "$out"/errors "$out"/dmesg "$out"/complete
+mkdir -p "$out/ktap" "$out/integration"
+: >"$out/errors"
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+
+for m in "${HOTSWAP_MODULES[@]}"; do
+	insmod "$m" 2>>"$out/errors" || echo "insmod $m failed" >>"$out/errors"
+done
+for suite in /sys/kernel/debug/kunit/*/; do
+	[ -f "$suite/results" ] && cp "$suite/results" "$out/ktap/$(basename "$suite").ktap"
+done
+unload_all 2>>"$out/errors"
+
+for t in tests/vm/$vm_glob.sh; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t" .sh)
+	echo "hotswap-test: $name" >/dev/kmsg
+	timeout -k 5 "${HOTSWAP_VM_TEST_TIMEOUT:-120}" "$t" >"$out/integration/$name.log" 2>&1
+	echo $? >"$out/integration/$name.rc"
+	unload_all 2>>"$out/errors"
+done
+
+dmesg >"$out/dmesg"
+echo ok >"$out/complete"

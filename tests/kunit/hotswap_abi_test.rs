@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Cross-module KUnit suite for the hotswap module ABI: everything here
+//! goes through the symbols hotswap.ko exports, exactly as an
+//! implementation module would, including the malformed tables a module
+//! built against another revision of `api.rs` would pass.
+
+use kernel::prelude::*;
+
+#[path = "../../rust/hotswap/api.rs"]
+pub mod api;
+
+module! {
+    type: AbiTestModule,
+    name: "hotswap_abi_test",
+    authors: ["hotswap developers"],
+    description: "KUnit: the hotswap cross-module ABI",
+    license: "GPL",
+}
+
+struct AbiTestModule;
+
+impl kernel::Module for AbiTestModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        Ok(Self)
+    }
+}
+
+#[kunit_tests(hotswap_abi)]
+mod tests {
+    use super::api::{
+        self, ImplOps, Implementation, InterfaceOps, InterfaceRegistration, Registration,
+    };
+    use core::ptr::null;
+    use kernel::prelude::*;
+
+    const INTERFACE: &CStr = c"abi_test";
+
+    struct Probe;
+
+    impl Implementation for Probe {
+        const INTERFACE: &'static CStr = INTERFACE;
+        const NAME: &'static CStr = c"probe";
+    }
+
+    fn this_module() -> &'static ThisModule {
+        &<super::AbiTestModule as kernel::ModuleMetadata>::THIS_MODULE
+    }
+
+    fn refcount() -> i32 {
+        // SAFETY: This module is live while its tests run.
+        unsafe { kernel::bindings::module_refcount(this_module().as_ptr()) }
+    }
+
+    fn raw_impl_table() -> Result<ImplOps> {
+        Ok(ImplOps {
+            abi_version: api::ABI_VERSION,
+            size: size_of::<ImplOps>() as u32,
+            interface: api::name_from_cstr(INTERFACE)?,
+            name: api::name_from_cstr(c"raw")?,
+            owner: this_module().as_ptr().cast(),
+        })
+    }
+
+    #[test]
+    fn round_trip_across_modules() -> Result {
+        let iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        assert!(!api::impl_registered(INTERFACE, Probe::NAME));
+        let reg = Registration::new::<Probe>(this_module())?;
+        assert!(api::impl_registered(INTERFACE, Probe::NAME));
+        drop(reg);
+        assert!(!api::impl_registered(INTERFACE, Probe::NAME));
+        drop(iface);
+        Ok(())
+    }
+
+    #[test]
+    fn implementation_pins_interface_module() -> Result {
+        let iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        let before = refcount();
+        let reg = Registration::new::<Probe>(this_module())?;
+        assert_eq!(refcount(), before + 1);
+        drop(reg);
+        assert_eq!(refcount(), before);
+        drop(iface);
+        Ok(())
+    }
+
+    #[test]
+    fn duplicates_and_unknowns_are_refused() -> Result {
+        assert_eq!(
+            InterfaceRegistration::new(c"fcm", this_module()).err(),
+            Some(EEXIST)
+        );
+        // No interface yet: the implementation has nowhere to go.
+        assert_eq!(
+            Registration::new::<Probe>(this_module()).err(),
+            Some(ENOENT)
+        );
+        let iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        let reg = Registration::new::<Probe>(this_module())?;
+        assert_eq!(
+            Registration::new::<Probe>(this_module()).err(),
+            Some(EEXIST)
+        );
+        // A copy of a registered table is not the registrant.
+        let copy = ImplOps { ..*reg.ops() };
+        // SAFETY: `copy` is a valid table; it was never registered.
+        assert_eq!(
+            unsafe { api::hotswap_unregister_impl(&copy) },
+            ENOENT.to_errno()
+        );
+        drop(reg);
+        drop(iface);
+        Ok(())
+    }
+
+    #[test]
+    fn busy_interface_cannot_unregister() -> Result {
+        let iface = InterfaceOps {
+            abi_version: api::ABI_VERSION,
+            size: size_of::<InterfaceOps>() as u32,
+            name: api::name_from_cstr(INTERFACE)?,
+            owner: this_module().as_ptr().cast(),
+        };
+        let table = raw_impl_table()?;
+        // SAFETY: Both tables outlive their registrations, which end below.
+        unsafe {
+            api::to_result(api::hotswap_register_interface(&iface))?;
+            api::to_result(api::hotswap_register_impl(&table))?;
+            assert_eq!(api::hotswap_unregister_interface(&iface), EBUSY.to_errno());
+            assert_eq!(api::hotswap_unregister_impl(&table), 0);
+            assert_eq!(api::hotswap_unregister_interface(&iface), 0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_tables_change_nothing() -> Result {
+        let _iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        let mut wrong_abi = raw_impl_table()?;
+        wrong_abi.abi_version += 1;
+        // SAFETY: A valid (if wrong-versioned) table, refused before use.
+        assert_eq!(
+            unsafe { api::hotswap_register_impl(&wrong_abi) },
+            EPROTO.to_errno()
+        );
+        let mut wrong_size = raw_impl_table()?;
+        wrong_size.size += 8;
+        // SAFETY: As above.
+        assert_eq!(
+            unsafe { api::hotswap_register_impl(&wrong_size) },
+            EINVAL.to_errno()
+        );
+        let mut unterminated = raw_impl_table()?;
+        unterminated.name = [b'x'; api::NAME_LEN];
+        // SAFETY: As above.
+        assert_eq!(
+            unsafe { api::hotswap_register_impl(&unterminated) },
+            EINVAL.to_errno()
+        );
+        // SAFETY: NULL is checked by the entry point.
+        assert_eq!(
+            unsafe { api::hotswap_register_impl(null()) },
+            EINVAL.to_errno()
+        );
+        // SAFETY: NULL strings are checked by the entry point.
+        assert_eq!(
+            unsafe { api::hotswap_find_impl(null(), null()) },
+            EINVAL.to_errno()
+        );
+        assert!(!api::impl_registered(INTERFACE, c"raw"));
+        Ok(())
+    }
+}

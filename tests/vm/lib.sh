@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for in-VM integration tests (tests/vm/*.sh). Source it:
+#   . "$(dirname "$0")/lib.sh"
+# A test is any executable tests/vm/NAME.sh: it runs as root in the test VM
+# from the repository root with no module loaded, and passes by exiting 0.
+# The runner unloads whatever it left loaded afterwards.
+
+HOTSWAP_ROOT=${HOTSWAP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+mapfile -t HOTSWAP_MODULES < <(grep -v '^#' "$HOTSWAP_ROOT/tests/modules")
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# module_path NAME: the .ko of a module by name (hotswap, fcm_shared, ...).
+module_path() {
+	local m
+	for m in "${HOTSWAP_MODULES[@]}"; do
+		[ "$(basename "$m" .ko)" = "$1" ] && { echo "$HOTSWAP_ROOT/$m"; return; }
+	done
+	fail "unknown module $1"
+}
+
+module_loaded() {
+	grep -q "^$1 " /proc/modules
+}
+
+# load NAME...: insmod each, failing the test if one does not load.
+load() {
+	local m
+	for m in "$@"; do
+		insmod "$(module_path "$m")" || fail "insmod $m"
+	done
+}
+
+# load_all: every module of tests/modules, in order.
+load_all() {
+	local m
+	for m in "${HOTSWAP_MODULES[@]}"; do
+		insmod "$HOTSWAP_ROOT/$m" || fail "insmod $m"
+	done
+}
+
+# unload_all: rmmod every loaded project module, in reverse order.
+# Returns non-zero if one refused to go.
+unload_all() {
+	local i name rc=0
+	for ((i = ${#HOTSWAP_MODULES[@]} - 1; i >= 0; i--)); do
+		name=$(basename "${HOTSWAP_MODULES[$i]}" .ko)
+		if module_loaded "$name"; then
+			rmmod "$name" || { echo "rmmod $name failed" >&2; rc=1; }
+		fi
+	done
+	return $rc
+}
+
+# expect_fail DESCRIPTION CMD...: CMD must fail.
+expect_fail() {
+	local what=$1
+	shift
+	if "$@" 2>/dev/null; then
+		fail "$what: succeeded but should have failed"
+	fi
+}
