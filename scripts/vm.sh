@@ -46,7 +46,9 @@ kvm_flag() {
 run_vng() {
 	local limit=$1
 	shift
-	local args=(-r "$BZIMAGE" --cpus "$CPUS" --memory "$MEMORY")
+	# A big log buffer: swaps log one line per phase change, and a test
+	# swapping thousands of objects must not push a WARN out of dmesg.
+	local args=(-r "$BZIMAGE" --cpus "$CPUS" --memory "$MEMORY" --append log_buf_len=16M)
 	read -r -a accel <<<"$(kvm_flag)"
 	args+=("${accel[@]}")
 	[ -n "${HOTSWAP_VM_APPEND:-}" ] && args+=(--append "$HOTSWAP_VM_APPEND")
@@ -73,7 +75,10 @@ case "${1:-}" in
 test)
 	out=${2:?usage: vm.sh test OUT [GLOB]}
 	mkdir -p "$out"
-	run_vng "$TIMEOUT" --rwdir "$out" --exec "tests/kunit/guest-run.sh $out '${3:-*}'"
+	# The console goes to a file: qemu reopens its stdout and would
+	# truncate a log that the caller redirected it into.
+	run_vng "$TIMEOUT" --rwdir "$out" --exec "tests/kunit/guest-run.sh $out '${3:-*}'" \
+		>"$out/console.log" 2>&1
 	;;
 shell)
 	echo "hotswap VM: modules under rust/hotswap/ and modules/*/, tool at tools/hswapctl/target/release/hswapctl"

@@ -2,17 +2,34 @@
 //! hotswap: hot swapping of live kernel components, after IBM's K42.
 //!
 //! Every swappable object is reached through a slot of an object
-//! translation table; implementations register by interface and name
-//! (`fcm`/`shared`, `fcm`/`distributed`) through the C-ABI tables in
-//! [`api`], and a mediator moves a slot from one implementation to another
-//! while callers keep calling. This crate is `hotswap.ko`.
+//! translation table (`slot.rs`); implementations register by interface
+//! and name (`fcm`/`shared`, `fcm`/`distributed`) through the C-ABI tables
+//! in [`api`]; interposers wrap objects without stopping them
+//! (`interpose.rs`); a mediator replaces an object with another
+//! implementation, state and all, in K42's phases while callers keep
+//! calling (`mediator.rs`, `swap.rs`, `transfer.rs`), with SRCU grace
+//! periods as the generation count (`domain.rs`). This crate is
+//! `hotswap.ko`.
 
 use kernel::prelude::*;
 
 pub mod api;
+mod chain;
+mod control;
+mod domain;
 pub mod entry;
 mod fcm;
+mod instance;
+mod interpose;
+mod mediator;
+mod objects;
 mod registry;
+mod slot;
+mod stats;
+mod status;
+mod swap;
+mod transfer;
+pub mod uapi;
 
 module! {
     type: Hotswap,
@@ -22,7 +39,14 @@ module! {
     license: "GPL",
 }
 
+/// hotswap.ko's own `struct module`.
+pub(crate) fn this_module() -> *mut kernel::bindings::module {
+    <Hotswap as kernel::ModuleMetadata>::THIS_MODULE.as_ptr()
+}
+
 struct Hotswap {
+    _control: Pin<KBox<kernel::miscdevice::MiscDeviceRegistration<control::Control>>>,
+    _status: Pin<KBox<status::Status>>,
     _fcm: api::InterfaceRegistration,
 }
 
@@ -30,15 +54,29 @@ impl kernel::Module for Hotswap {
     fn init(module: &'static ThisModule) -> Result<Self> {
         // SAFETY: Called once, before any entry point can be reached: the
         // symbols other modules link against resolve only after init.
-        unsafe { registry::REGISTRY.init() };
+        unsafe {
+            registry::REGISTRY.init();
+            objects::OBJECTS.init();
+        }
         let fcm = api::InterfaceRegistration::new(fcm::INTERFACE, module)?;
+        let status = KBox::pin_init(status::Status::new(), GFP_KERNEL)?;
+        let control = KBox::pin_init(control::register(), GFP_KERNEL)?;
         pr_info!("loaded (ABI {})\n", api::ABI_VERSION);
-        Ok(Self { _fcm: fcm })
+        Ok(Self {
+            _control: control,
+            _status: status,
+            _fcm: fcm,
+        })
     }
 }
 
 impl Drop for Hotswap {
     fn drop(&mut self) {
-        pr_info!("unloaded\n");
+        // Objects pin this module, so none is left here.
+        pr_info!(
+            "unloaded ({} objects, {} implementation misbehaviors seen)\n",
+            objects::count(),
+            stats::misbehaviors()
+        );
     }
 }

@@ -2,18 +2,23 @@
 //! The registry: interfaces and their implementations, by name.
 //!
 //! Modules register `#[repr(C)]` tables through the entry points in
-//! `entry.rs`; the registry validates each table (ABI version, size, names)
-//! before it trusts a single field, keeps a copy of the names, and
-//! remembers the table's address as its identity so that only the
-//! registrant can unregister it.
+//! `entry.rs`; the registry validates each table (ABI version, size, names,
+//! callbacks) before it trusts a single field, and keeps its own copy as an
+//! [`ImplInfo`]. The table's address is the registrant's identity, so only
+//! the registrant can unregister it.
 //!
-//! An implementation registered under an interface pins the interface's
-//! module (`try_module_get`), so an interface cannot disappear from under
-//! its implementations.
+//! Pinning: an implementation registered under an interface pins the
+//! interface's module (unless both are the same module); an object or interposer created from an
+//! implementation pins the implementation's module ([`ImplPin`]), and
+//! unregistering an implementation that objects use fails with `EBUSY`.
 
-use crate::api::{ImplOps, InterfaceOps, Name, ABI_VERSION, NAME_LEN};
-use core::ffi::CStr;
+use crate::api::{self, ImplOps, InterfaceOps, Name, ABI_VERSION, MAX_FORMATS, NAME_LEN};
+use core::ffi::{c_int, c_void, CStr};
 use kernel::prelude::*;
+use kernel::sync::{
+    atomic::{Atomic, Relaxed},
+    Arc,
+};
 
 kernel::sync::global_lock! {
     // SAFETY: Initialized in module init before any entry point can run.
@@ -22,16 +27,18 @@ kernel::sync::global_lock! {
 
 /// A module pointer kept only as an identity and for reference counting.
 #[derive(Clone, Copy)]
-struct ModulePtr(*mut kernel::bindings::module);
+pub(crate) struct ModulePtr(pub(crate) *mut kernel::bindings::module);
 
 // SAFETY: `struct module` may be referenced from any thread; the registry
 // only passes it to `try_module_get`/`module_put`.
 unsafe impl Send for ModulePtr {}
+// SAFETY: As for `Send`.
+unsafe impl Sync for ModulePtr {}
 
 impl ModulePtr {
-    fn get(self) -> Result {
+    pub(crate) fn get(self) -> Result {
         // SAFETY: The pointer comes from a registering module, which is live
-        // while it registers; `try_module_get` accepts NULL (built-in code).
+        // while it is registered; `try_module_get` accepts NULL (built-in).
         if unsafe { kernel::bindings::try_module_get(self.0) } {
             Ok(())
         } else {
@@ -39,32 +46,192 @@ impl ModulePtr {
         }
     }
 
-    fn put(self) {
+    pub(crate) fn put(self) {
         // SAFETY: Pairs with a successful `get`.
         unsafe { kernel::bindings::module_put(self.0) };
     }
 }
 
-struct InterfaceEntry {
-    /// Address of the registered table: the registrant's identity.
-    ops: usize,
-    name: Name,
-    owner: ModulePtr,
+/// Name field as a `&str` for log lines.
+pub(crate) fn name_str(name: &Name) -> &str {
+    CStr::from_bytes_until_nul(name)
+        .ok()
+        .and_then(|s| s.to_str().ok())
+        .unwrap_or("?")
 }
 
-struct ImplEntry {
+type CreateFn = unsafe extern "C" fn(*const c_void, *mut *mut c_void) -> c_int;
+type DestroyFn = unsafe extern "C" fn(*mut c_void, u32);
+type ExportFn = unsafe extern "C" fn(*mut c_void, u32, *mut *mut c_void) -> c_int;
+type ImportFn = unsafe extern "C" fn(*mut c_void, u32, *mut c_void) -> c_int;
+type ReleaseFn = unsafe extern "C" fn(*mut c_void, u32, *mut c_void, u32);
+
+/// hotswap's validated copy of an implementation's table.
+pub(crate) struct ImplInfo {
     /// Address of the registered table: the registrant's identity.
-    ops: usize,
-    interface: Name,
+    table: usize,
+    pub(crate) interface: Name,
+    pub(crate) name: Name,
+    owner: ModulePtr,
+    /// The interface's module, pinned by this registration unless it is
+    /// the implementation's own module (which could then never unload).
+    interface_pin: Option<ModulePtr>,
+    pub(crate) kind: u32,
+    pub(crate) export_formats: [u32; MAX_FORMATS],
+    pub(crate) import_formats: [u32; MAX_FORMATS],
+    pub(crate) methods: *const c_void,
+    create: Option<CreateFn>,
+    destroy: Option<DestroyFn>,
+    export: Option<ExportFn>,
+    import: Option<ImportFn>,
+    release: Option<ReleaseFn>,
+    /// Objects and interposers created from this implementation.
+    users: Atomic<u32>,
+}
+
+// SAFETY: The raw pointers are the implementation's method table and
+// module, both immutable and valid while the implementation is registered
+// (and it stays registered while `users` pins its module).
+unsafe impl Send for ImplInfo {}
+// SAFETY: As for `Send`; the only mutable field is atomic.
+unsafe impl Sync for ImplInfo {}
+
+/// An implementation callback's return value, checked: 0 or a negative
+/// errno. Anything else is the implementation misbehaving.
+fn checked(what: &str, imp: &ImplInfo, ret: c_int) -> Result {
+    match ret {
+        0 => Ok(()),
+        -4095..=-1 => Err(Error::from_errno(ret)),
+        _ => {
+            pr_warn!(
+                "{}/{}: {} returned {}, out of range: treated as -EPROTO\n",
+                name_str(&imp.interface),
+                name_str(&imp.name),
+                what,
+                ret
+            );
+            crate::stats::count_misbehavior();
+            Err(EPROTO)
+        }
+    }
+}
+
+impl ImplInfo {
+    /// Creates an instance from `arg`.
+    pub(crate) fn create(&self, arg: *const c_void) -> Result<*mut c_void> {
+        let create = self.create.ok_or(EOPNOTSUPP)?;
+        let mut obj = core::ptr::null_mut();
+        // SAFETY: The callback comes from a registered, pinned module;
+        // `obj` is a valid out pointer.
+        checked("create", self, unsafe { create(arg, &mut obj) })?;
+        if obj.is_null() {
+            pr_warn!(
+                "{}/{}: create returned no object\n",
+                name_str(&self.interface),
+                name_str(&self.name)
+            );
+            crate::stats::count_misbehavior();
+            return Err(EPROTO);
+        }
+        Ok(obj)
+    }
+
+    /// Destroys an instance made by [`ImplInfo::create`].
+    pub(crate) fn destroy(&self, obj: *mut c_void, how: u32) {
+        if let Some(destroy) = self.destroy {
+            // SAFETY: `obj` came from this implementation's `create` and is
+            // destroyed exactly once (by `Instance::drop`).
+            unsafe { destroy(obj, how) };
+        }
+    }
+
+    /// Exports `obj`'s state in `format`.
+    pub(crate) fn export(&self, obj: *mut c_void, format: u32) -> Result<*mut c_void> {
+        let export = self.export.ok_or(EOPNOTSUPP)?;
+        let mut state = core::ptr::null_mut();
+        // SAFETY: `obj` is a live instance of this implementation.
+        checked("export", self, unsafe { export(obj, format, &mut state) })?;
+        Ok(state)
+    }
+
+    /// Imports `state` (exported in `format`) into `obj`.
+    pub(crate) fn import(&self, obj: *mut c_void, format: u32, state: *mut c_void) -> Result {
+        let import = self.import.ok_or(EOPNOTSUPP)?;
+        // SAFETY: `obj` is a live instance of this implementation.
+        checked("import", self, unsafe { import(obj, format, state) })
+    }
+
+    /// Ends a transfer on the exporter.
+    pub(crate) fn release(&self, obj: *mut c_void, format: u32, state: *mut c_void, taken: bool) {
+        if let Some(release) = self.release {
+            // SAFETY: `state` came from this implementation's `export` on
+            // `obj` and is released exactly once.
+            unsafe { release(obj, format, state, u32::from(taken)) };
+        }
+    }
+
+    /// Runs `f` on the owning module's name ("" for built-in code).
+    pub(crate) fn module_name(&self, f: impl FnOnce(&[u8])) {
+        if self.owner.0.is_null() {
+            return f(b"");
+        }
+        // SAFETY: The module is live while its implementation is
+        // registered; `name` is a NUL-terminated array inside it.
+        let name = unsafe { &(*self.owner.0).name };
+        // SAFETY: `c_char` and `u8` have the same layout.
+        f(unsafe { core::slice::from_raw_parts(name.as_ptr().cast(), name.len()) })
+    }
+
+    /// Number of objects and interposers using this implementation.
+    pub(crate) fn users(&self) -> u32 {
+        self.users.load(Relaxed)
+    }
+}
+
+/// A use of an implementation: its module stays loaded and the registry
+/// refuses to unregister it while this exists.
+pub(crate) struct ImplPin {
+    imp: Arc<ImplInfo>,
+}
+
+impl ImplPin {
+    /// Pins `imp`; called with the registry locked, so an implementation
+    /// cannot be unregistered between lookup and pin.
+    fn new(imp: &Arc<ImplInfo>) -> Result<Self> {
+        imp.owner.get()?;
+        imp.users.fetch_add(1, Relaxed);
+        Ok(Self { imp: imp.clone() })
+    }
+}
+
+impl core::ops::Deref for ImplPin {
+    type Target = ImplInfo;
+    fn deref(&self) -> &ImplInfo {
+        &self.imp
+    }
+}
+
+impl Drop for ImplPin {
+    fn drop(&mut self) {
+        self.imp.users.fetch_sub(1, Relaxed);
+        self.imp.owner.put();
+    }
+}
+
+struct InterfaceEntry {
+    /// Address of the registered table: the registrant's identity.
+    table: usize,
     name: Name,
-    /// The interface's module, pinned while this entry exists.
-    interface_owner: ModulePtr,
+    owner: ModulePtr,
+    /// Implementation new objects get when none is named; all zero: the
+    /// first registered object implementation.
+    default_impl: Name,
 }
 
 /// All registered interfaces and implementations.
 pub(crate) struct Registry {
     interfaces: KVec<InterfaceEntry>,
-    impls: KVec<ImplEntry>,
+    impls: KVec<Arc<ImplInfo>>,
 }
 
 /// Checks a name field: NUL-terminated, non-empty, `[a-z0-9_]`.
@@ -94,6 +261,22 @@ fn validate_header(abi_version: u32, size: u32, expected_size: usize) -> Result 
     Ok(())
 }
 
+/// Checks that an implementation's callbacks and formats fit together.
+fn validate_callbacks(ops: &ImplOps) -> Result {
+    let has_exports = ops.export_formats[0] != 0;
+    let has_imports = ops.import_formats[0] != 0;
+    let kind_ok = ops.kind == api::KIND_OBJECT || ops.kind == api::KIND_INTERPOSER;
+    let create_ok = ops.create.is_none() || (ops.destroy.is_some() && !ops.methods.is_null());
+    let export_ok = !has_exports || (ops.export.is_some() && ops.release.is_some());
+    let import_ok = !has_imports || ops.import.is_some();
+    let interposer_ok = ops.kind != api::KIND_INTERPOSER || (!has_exports && !has_imports);
+    if kind_ok && create_ok && export_ok && import_ok && interposer_ok {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
 impl Registry {
     /// An empty registry.
     pub(crate) const fn new() -> Self {
@@ -107,25 +290,29 @@ impl Registry {
         self.interfaces.iter().find(|i| i.name == *name)
     }
 
+    fn find(&self, interface: &Name, name: &Name) -> Option<&Arc<ImplInfo>> {
+        self.impls
+            .iter()
+            .find(|i| i.interface == *interface && i.name == *name)
+    }
+
     /// Registers an interface table.
     pub(crate) fn register_interface(&mut self, ops: &InterfaceOps) -> Result {
         validate_header(ops.abi_version, ops.size, size_of::<InterfaceOps>())?;
-        let name = validate_name(&ops.name)?;
+        validate_name(&ops.name)?;
         if self.interface(&ops.name).is_some() {
             return Err(EEXIST);
         }
         self.interfaces.push(
             InterfaceEntry {
-                ops: core::ptr::from_ref(ops) as usize,
+                table: core::ptr::from_ref(ops) as usize,
                 name: ops.name,
                 owner: ModulePtr(ops.owner.cast()),
+                default_impl: [0; NAME_LEN],
             },
             GFP_KERNEL,
         )?;
-        pr_info!(
-            "registered interface {}\n",
-            name.to_str().unwrap_or("?")
-        );
+        pr_info!("registered interface {}\n", name_str(&ops.name));
         Ok(())
     }
 
@@ -134,7 +321,7 @@ impl Registry {
         let pos = self
             .interfaces
             .iter()
-            .position(|i| i.ops == ops as usize)
+            .position(|i| i.table == ops as usize)
             .ok_or(ENOENT)?;
         let name = self.interfaces[pos].name;
         if self.impls.iter().any(|i| i.interface == name) {
@@ -147,48 +334,119 @@ impl Registry {
     /// Registers an implementation table under its interface.
     pub(crate) fn register_impl(&mut self, ops: &ImplOps) -> Result {
         validate_header(ops.abi_version, ops.size, size_of::<ImplOps>())?;
-        let interface = validate_name(&ops.interface)?;
-        let name = validate_name(&ops.name)?;
-        let owner = self.interface(&ops.interface).ok_or(ENOENT)?.owner;
-        if self.find_impl(&ops.interface, &ops.name) {
+        validate_name(&ops.interface)?;
+        validate_name(&ops.name)?;
+        validate_callbacks(ops)?;
+        let interface_owner = self.interface(&ops.interface).ok_or(ENOENT)?.owner;
+        if self.find(&ops.interface, &ops.name).is_some() {
             return Err(EEXIST);
         }
-        owner.get()?;
-        let entry = ImplEntry {
-            ops: core::ptr::from_ref(ops) as usize,
-            interface: ops.interface,
-            name: ops.name,
-            interface_owner: owner,
-        };
-        if let Err(err) = self.impls.push(entry, GFP_KERNEL) {
-            owner.put();
-            return Err(err.into());
+        let info = Arc::new(
+            ImplInfo {
+                table: core::ptr::from_ref(ops) as usize,
+                interface: ops.interface,
+                name: ops.name,
+                owner: ModulePtr(ops.owner.cast()),
+                interface_pin: (interface_owner.0 != ops.owner.cast()).then_some(interface_owner),
+                kind: ops.kind,
+                export_formats: ops.export_formats,
+                import_formats: ops.import_formats,
+                methods: ops.methods,
+                create: ops.create,
+                destroy: ops.destroy,
+                export: ops.export,
+                import: ops.import,
+                release: ops.release,
+                users: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?;
+        self.impls.reserve(1, GFP_KERNEL)?;
+        if let Some(pin) = info.interface_pin {
+            pin.get()?;
         }
+        // Capacity was reserved above.
+        let _ = self.impls.push(info, GFP_KERNEL);
         pr_info!(
             "registered implementation {}/{}\n",
-            interface.to_str().unwrap_or("?"),
-            name.to_str().unwrap_or("?")
+            name_str(&ops.interface),
+            name_str(&ops.name)
         );
         Ok(())
     }
 
-    /// Unregisters an implementation table.
+    /// Unregisters an implementation table; `EBUSY` while objects use it.
     pub(crate) fn unregister_impl(&mut self, ops: *const ImplOps) -> Result {
         let pos = self
             .impls
             .iter()
-            .position(|i| i.ops == ops as usize)
+            .position(|i| i.table == ops as usize)
             .ok_or(ENOENT)?;
-        let entry = self.impls.remove(pos)?;
-        entry.interface_owner.put();
+        if self.impls[pos].users() != 0 {
+            return Err(EBUSY);
+        }
+        let info = self.impls.remove(pos)?;
+        if let Some(pin) = info.interface_pin {
+            pin.put();
+        }
         Ok(())
     }
 
     /// Whether `interface` has an implementation called `name`.
     pub(crate) fn find_impl(&self, interface: &Name, name: &Name) -> bool {
-        self.impls
+        self.find(interface, name).is_some()
+    }
+
+    /// Pins the implementation `name` of `interface` (`None`: the default
+    /// object implementation) for a new object or interposer.
+    pub(crate) fn pin(&self, interface: &Name, name: Option<&Name>) -> Result<ImplPin> {
+        let iface = self.interface(interface).ok_or(ENOENT)?;
+        let imp = match name {
+            Some(name) => self.find(interface, name),
+            None if iface.default_impl[0] != 0 => self.find(interface, &iface.default_impl),
+            None => self
+                .impls
+                .iter()
+                .find(|i| i.interface == *interface && i.kind == api::KIND_OBJECT),
+        };
+        ImplPin::new(imp.ok_or(ENOENT)?)
+    }
+
+    /// The kind of implementation `name` of `interface`; `ENOENT` if none.
+    pub(crate) fn kind_of(&self, interface: &Name, name: &Name) -> Result<u32> {
+        self.find(interface, name).map(|i| i.kind).ok_or(ENOENT)
+    }
+
+    /// Makes `name` the implementation new objects of `interface` get.
+    pub(crate) fn set_default(&mut self, interface: &Name, name: &Name) -> Result {
+        let imp = self.find(interface, name).ok_or(ENOENT)?;
+        if imp.kind != api::KIND_OBJECT {
+            return Err(EINVAL);
+        }
+        let pos = self
+            .interfaces
             .iter()
-            .any(|i| i.interface == *interface && i.name == *name)
+            .position(|i| i.name == *interface)
+            .ok_or(ENOENT)?;
+        self.interfaces[pos].default_impl = *name;
+        Ok(())
+    }
+
+    /// The default implementation of `interface`, if one was set.
+    pub(crate) fn default_impl(&self, interface: &Name) -> Option<Name> {
+        self.interface(interface)
+            .map(|i| i.default_impl)
+            .filter(|d| d[0] != 0)
+    }
+
+    /// Every registered interface name.
+    pub(crate) fn interfaces(&self) -> impl Iterator<Item = &Name> {
+        self.interfaces.iter().map(|i| &i.name)
+    }
+
+    /// Every registered implementation.
+    pub(crate) fn impls(&self) -> &[Arc<ImplInfo>] {
+        &self.impls
     }
 }
 
@@ -209,11 +467,10 @@ mod tests {
 
     fn impl_table(interface: &CStr, name: &CStr) -> Result<ImplOps> {
         Ok(ImplOps {
-            abi_version: ABI_VERSION,
             size: size_of::<ImplOps>() as u32,
             interface: name_from_cstr(interface)?,
             name: name_from_cstr(name)?,
-            owner: null_mut(),
+            ..ImplOps::empty()
         })
     }
 
@@ -279,6 +536,45 @@ mod tests {
     }
 
     #[test]
+    fn implementation_in_use_is_busy() -> Result {
+        let mut reg = Registry::new();
+        let iface = interface_table(c"test")?;
+        let imp = impl_table(c"test", c"one")?;
+        reg.register_interface(&iface)?;
+        reg.register_impl(&imp)?;
+        let pin = reg.pin(&imp.interface, None)?;
+        assert_eq!(pin.users(), 1);
+        assert_eq!(reg.unregister_impl(&imp), Err(EBUSY));
+        drop(pin);
+        reg.unregister_impl(&imp)?;
+        reg.unregister_interface(&iface)?;
+        Ok(())
+    }
+
+    #[test]
+    fn default_implementation() -> Result {
+        let mut reg = Registry::new();
+        let iface = interface_table(c"test")?;
+        let one = impl_table(c"test", c"one")?;
+        let two = impl_table(c"test", c"two")?;
+        reg.register_interface(&iface)?;
+        reg.register_impl(&one)?;
+        reg.register_impl(&two)?;
+        // No default set: the first object implementation.
+        assert!(reg.pin(&one.interface, None)?.name == one.name);
+        reg.set_default(&one.interface, &two.name)?;
+        assert!(reg.pin(&one.interface, None)?.name == two.name);
+        assert_eq!(
+            reg.set_default(&one.interface, &[0; NAME_LEN]).err(),
+            Some(ENOENT)
+        );
+        reg.unregister_impl(&one)?;
+        reg.unregister_impl(&two)?;
+        reg.unregister_interface(&iface)?;
+        Ok(())
+    }
+
+    #[test]
     fn implementation_needs_its_interface() -> Result {
         let mut reg = Registry::new();
         let imp = impl_table(c"nosuch", c"one")?;
@@ -304,6 +600,25 @@ mod tests {
         empty.name = [0; NAME_LEN];
         assert_eq!(reg.register_interface(&empty), Err(EINVAL));
         assert!(reg.interfaces.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn inconsistent_callbacks_are_rejected() -> Result {
+        let mut reg = Registry::new();
+        let iface = interface_table(c"test")?;
+        reg.register_interface(&iface)?;
+        let mut bad_kind = impl_table(c"test", c"one")?;
+        bad_kind.kind = 7;
+        assert_eq!(reg.register_impl(&bad_kind), Err(EINVAL));
+        let mut exports_without_callback = impl_table(c"test", c"one")?;
+        exports_without_callback.export_formats[0] = 1;
+        assert_eq!(reg.register_impl(&exports_without_callback), Err(EINVAL));
+        let mut imports_without_callback = impl_table(c"test", c"one")?;
+        imports_without_callback.import_formats[0] = 1;
+        assert_eq!(reg.register_impl(&imports_without_callback), Err(EINVAL));
+        assert!(reg.impls.is_empty());
+        reg.unregister_interface(&iface)?;
         Ok(())
     }
 }

@@ -53,11 +53,11 @@ mod tests {
 
     fn raw_impl_table() -> Result<ImplOps> {
         Ok(ImplOps {
-            abi_version: api::ABI_VERSION,
             size: size_of::<ImplOps>() as u32,
             interface: api::name_from_cstr(INTERFACE)?,
             name: api::name_from_cstr(c"raw")?,
             owner: this_module().as_ptr().cast(),
+            ..ImplOps::empty()
         })
     }
 
@@ -76,11 +76,21 @@ mod tests {
     #[test]
     fn implementation_pins_interface_module() -> Result {
         let iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        // An implementation from another module (NULL: built-in code) pins
+        // the interface's module; one from the same module does not, or
+        // that module could never be unloaded.
+        let mut foreign = raw_impl_table()?;
+        foreign.owner = core::ptr::null_mut();
         let before = refcount();
-        let reg = Registration::new::<Probe>(this_module())?;
+        // SAFETY: `foreign` outlives its registration, which ends below.
+        api::to_result(unsafe { api::hotswap_register_impl(&foreign) })?;
         assert_eq!(refcount(), before + 1);
-        drop(reg);
+        // SAFETY: Registered above.
+        api::to_result(unsafe { api::hotswap_unregister_impl(&foreign) })?;
         assert_eq!(refcount(), before);
+        let own = Registration::new::<Probe>(this_module())?;
+        assert_eq!(refcount(), before);
+        drop(own);
         drop(iface);
         Ok(())
     }

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `/dev/hotswap`: the control device. Its ioctl ABI is `uapi.rs`, which
+//! `hswapctl` compiles too.
+//!
+//! Read commands (version, lists, status) are open to anyone who can open
+//! the device; commands that change something need `CAP_SYS_ADMIN`. Every
+//! request is validated (size via the ioctl number, names, ids, user
+//! pointers) before anything changes; a bad one gets an errno.
+
+use crate::api::Name;
+use crate::objects;
+use crate::registry::{validate_name, REGISTRY};
+use crate::slot::Slot;
+use crate::swap::{self, SlotResult};
+use crate::uapi::{self, *};
+use crate::{interpose, stats::SwapOutcome};
+use kernel::fs::File;
+use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::time::{Instant, Monotonic};
+use kernel::transmute::{AsBytes, FromBytes};
+use kernel::uaccess::{UserPtr, UserSlice};
+
+macro_rules! plain_data {
+    ($($t:ty),* $(,)?) => {$(
+        // SAFETY: A `#[repr(C)]` struct of integers and byte arrays with
+        // explicit padding fields: every bit pattern is valid and there are
+        // no implicit padding bytes.
+        unsafe impl FromBytes for $t {}
+        // SAFETY: As above.
+        unsafe impl AsBytes for $t {}
+    )*};
+}
+plain_data!(
+    Version,
+    ListRequest,
+    InterfaceEntry,
+    ImplEntry,
+    ObjectEntry,
+    ObjectStatus,
+    SwapRequest,
+    SwapResult,
+    InterposeRequest,
+    TimeoutRequest,
+);
+
+// The layouts the ABI promises (no implicit padding anywhere).
+const _: () = assert!(size_of::<InterfaceEntry>() == 72);
+const _: () = assert!(size_of::<ImplEntry>() == 128);
+const _: () = assert!(size_of::<ObjectEntry>() == 88);
+const _: () = assert!(size_of::<ObjectStatus>() == 400);
+const _: () = assert!(size_of::<SwapRequest>() == 112);
+const _: () = assert!(size_of::<SwapResult>() == 48);
+const _: () = assert!(size_of::<InterposeRequest>() == 72);
+
+/// The misc device.
+pub(crate) struct Control;
+
+/// Registers `/dev/hotswap`.
+pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<Control>, Error> {
+    MiscDeviceRegistration::register(MiscDeviceOptions { name: c"hotswap" })
+}
+
+fn require_admin() -> Result {
+    // SAFETY: FFI call with no requirements.
+    if unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) } {
+        Ok(())
+    } else {
+        Err(EPERM)
+    }
+}
+
+/// A request struct read from and written back to user memory at `arg`.
+fn with_request<T: FromBytes + AsBytes>(
+    arg: usize,
+    f: impl FnOnce(&mut T) -> Result,
+) -> Result<isize> {
+    let (mut reader, mut writer) =
+        UserSlice::new(UserPtr::from_addr(arg), size_of::<T>()).reader_writer();
+    let mut request: T = reader.read()?;
+    f(&mut request)?;
+    writer.write(&request)?;
+    Ok(0)
+}
+
+/// Writes up to `capacity` of `entries` to the user array at `addr`.
+fn write_entries<T: AsBytes>(addr: u64, capacity: u32, entries: &[T]) -> Result {
+    let n = entries.len().min(capacity as usize);
+    if n == 0 {
+        return Ok(());
+    }
+    let len = n.checked_mul(size_of::<T>()).ok_or(EINVAL)?;
+    let addr = usize::try_from(addr).map_err(|_| EFAULT)?;
+    let mut writer = UserSlice::new(UserPtr::from_addr(addr), len).writer();
+    for entry in &entries[..n] {
+        writer.write(entry)?;
+    }
+    Ok(())
+}
+
+/// A name from a request field: `EINVAL` unless it is a valid name.
+fn name(field: &[u8; uapi::NAME_LEN]) -> Result<Name> {
+    let name: Name = *field;
+    validate_name(&name)?;
+    Ok(name)
+}
+
+fn copy_name(dst: &mut [u8], src: &[u8]) {
+    let n = src
+        .iter()
+        .position(|b| *b == 0)
+        .unwrap_or(src.len())
+        .min(dst.len() - 1);
+    dst[..n].copy_from_slice(&src[..n]);
+}
+
+fn list_interfaces(req: &mut ListRequest) -> Result {
+    let slots = objects::all()?;
+    let registry = REGISTRY.lock();
+    let mut out = KVec::new();
+    for iface in registry.interfaces() {
+        let mut e = InterfaceEntry {
+            name: [0; uapi::NAME_LEN],
+            default_impl: [0; uapi::NAME_LEN],
+            objects: slots.iter().filter(|s| s.interface == *iface).count() as u32,
+            impls: registry
+                .impls()
+                .iter()
+                .filter(|i| i.interface == *iface)
+                .count() as u32,
+        };
+        copy_name(&mut e.name, iface);
+        if let Some(d) = registry.default_impl(iface) {
+            copy_name(&mut e.default_impl, &d);
+        }
+        out.push(e, GFP_KERNEL)?;
+    }
+    drop(registry);
+    req.count = out.len() as u32;
+    write_entries(req.entries, req.capacity, &out)
+}
+
+fn list_impls(req: &mut ListRequest) -> Result {
+    let registry = REGISTRY.lock();
+    let mut out = KVec::new();
+    for imp in registry.impls() {
+        let mut e = ImplEntry {
+            interface: [0; uapi::NAME_LEN],
+            name: [0; uapi::NAME_LEN],
+            module: [0; 56],
+            kind: imp.kind,
+            users: imp.users(),
+        };
+        copy_name(&mut e.interface, &imp.interface);
+        copy_name(&mut e.name, &imp.name);
+        imp.module_name(|m| copy_name(&mut e.module, m));
+        out.push(e, GFP_KERNEL)?;
+    }
+    drop(registry);
+    req.count = out.len() as u32;
+    write_entries(req.entries, req.capacity, &out)
+}
+
+fn object_entry(slot: &Slot) -> Result<ObjectEntry> {
+    let calls = slot.calls();
+    slot.status(|phase, chain, _| {
+        let mut e = ObjectEntry {
+            id: slot.id,
+            phase: phase as u32,
+            interface: [0; uapi::NAME_LEN],
+            implementation: [0; uapi::NAME_LEN],
+            interposers: (chain.layers.len() - 1) as u32,
+            reserved: 0,
+            calls,
+        };
+        copy_name(&mut e.interface, &slot.interface);
+        copy_name(&mut e.implementation, &chain.object().imp.name);
+        e
+    })
+}
+
+fn list_objects(req: &mut ListRequest) -> Result {
+    let mut out = KVec::new();
+    for slot in objects::all()?.iter() {
+        // An object destroyed meanwhile is simply not listed.
+        if let Ok(e) = object_entry(slot) {
+            out.push(e, GFP_KERNEL)?;
+        }
+    }
+    req.count = out.len() as u32;
+    write_entries(req.entries, req.capacity, &out)
+}
+
+fn object_status(req: &mut ObjectStatus) -> Result {
+    let slot = objects::find(req.id)?;
+    let calls = slot.calls();
+    slot.status(|phase, chain, admin| {
+        req.phase = phase as u32;
+        req.interface = [0; uapi::NAME_LEN];
+        req.implementation = [0; uapi::NAME_LEN];
+        copy_name(&mut req.interface, &slot.interface);
+        copy_name(&mut req.implementation, &chain.object().imp.name);
+        let interposers = &chain.layers[..chain.layers.len() - 1];
+        req.interposers = [[0; uapi::NAME_LEN]; MAX_INTERPOSERS];
+        for (field, layer) in req.interposers.iter_mut().zip(interposers.iter()) {
+            copy_name(field, &layer.imp.name);
+        }
+        req.interposer_count = interposers.len() as u32;
+        req.timeout_ms = admin.timeout_ms;
+        req.calls = calls;
+        req.swaps_done = admin.stats.swaps_done;
+        req.swaps_aborted = admin.stats.swaps_aborted;
+        let last = admin.stats.last;
+        req.last_outcome = match last {
+            None => 0,
+            Some(o) if o.completed => 1,
+            Some(_) => 2,
+        };
+        let o = last.unwrap_or(SwapOutcome::NONE);
+        req.last_phase = o.phase as u32;
+        req.last_errno = o.errno;
+        req.last_format = o.format;
+        req.last_in_flight = o.in_flight;
+        req.last_duration_ns = o.duration_ns as u64;
+        req.last_blocked_ns = o.longest_wait_ns as u64;
+    })
+}
+
+fn swap_objects(req: &mut SwapRequest) -> Result {
+    require_admin()?;
+    let interface = name(&req.interface)?;
+    let target = name(&req.implementation)?;
+    if REGISTRY.lock().kind_of(&interface, &target)? != KIND_OBJECT {
+        return Err(EINVAL);
+    }
+    if req.timeout_ms > 3_600_000 {
+        return Err(EINVAL);
+    }
+    let timeout = (req.timeout_ms != 0).then_some(req.timeout_ms);
+    let slots = if req.object == 0 {
+        objects::of_interface(&interface)?
+    } else {
+        let slot = objects::find(req.object)?;
+        if slot.interface != interface {
+            return Err(ENOENT);
+        }
+        let mut v = KVec::new();
+        v.push(slot, GFP_KERNEL)?;
+        v
+    };
+    // A bad results pointer must fail before anything changes.
+    let mut blank = KVec::new();
+    blank.resize(
+        slots.len().min(req.capacity as usize),
+        SwapResult::default(),
+        GFP_KERNEL,
+    )?;
+    write_entries(req.results, req.capacity, &blank)?;
+    if req.object == 0 {
+        REGISTRY.lock().set_default(&interface, &target)?;
+    }
+    let start = Instant::<Monotonic>::now();
+    let results = swap::swap(&slots, &target, timeout)?;
+    req.total_ns = start.elapsed().as_nanos() as u64;
+    let mut out = KVec::with_capacity(results.len(), GFP_KERNEL)?;
+    let (mut completed, mut aborted, mut unchanged) = (0, 0, 0);
+    for (slot, result) in slots.iter().zip(results.iter()) {
+        let mut r = SwapResult {
+            id: slot.id,
+            ..SwapResult::default()
+        };
+        match result {
+            SlotResult::Swapped(o) => {
+                r.outcome = if o.completed {
+                    OUTCOME_COMPLETED
+                } else {
+                    OUTCOME_ABORTED
+                };
+                r.phase = o.phase as u32;
+                r.errno = o.errno;
+                r.format = o.format;
+                r.in_flight = o.in_flight;
+                r.duration_ns = o.duration_ns as u64;
+                r.blocked_ns = o.longest_wait_ns as u64;
+                if o.completed {
+                    completed += 1;
+                } else {
+                    aborted += 1;
+                }
+            }
+            SlotResult::Unchanged => {
+                r.outcome = OUTCOME_UNCHANGED;
+                unchanged += 1;
+            }
+            SlotResult::NotStarted(err) => {
+                r.outcome = OUTCOME_NOT_STARTED;
+                r.errno = err.to_errno();
+                aborted += 1;
+            }
+        }
+        out.push(r, GFP_KERNEL)?;
+    }
+    req.count = out.len() as u32;
+    req.completed = completed;
+    req.aborted = aborted;
+    req.unchanged = unchanged;
+    write_entries(req.results, req.capacity, &out)
+}
+
+fn interpose_objects(req: &mut InterposeRequest, add: bool) -> Result {
+    require_admin()?;
+    let interface = name(&req.interface)?;
+    let wrapper = name(&req.implementation)?;
+    if !REGISTRY.lock().find_impl(&interface, &wrapper) {
+        return Err(ENOENT);
+    }
+    let slots: KVec<Arc<Slot>> = if req.object == 0 {
+        objects::of_interface(&interface)?
+    } else {
+        let slot = objects::find(req.object)?;
+        if slot.interface != interface {
+            return Err(ENOENT);
+        }
+        let mut v = KVec::new();
+        v.push(slot, GFP_KERNEL)?;
+        v
+    };
+    let mut changed = 0;
+    let mut first_err = None;
+    for slot in slots.iter() {
+        let result = if add {
+            interpose::interpose(slot, &wrapper)
+        } else {
+            interpose::remove(slot, &wrapper)
+        };
+        match result {
+            Ok(()) => changed += 1,
+            Err(err) => first_err = first_err.or(Some(err)),
+        }
+    }
+    req.count = changed;
+    match first_err {
+        // One object alone: its error is the answer.
+        Some(err) if req.object != 0 || changed == 0 && !slots.is_empty() => Err(err),
+        _ => Ok(()),
+    }
+}
+
+fn set_timeout(req: &mut TimeoutRequest) -> Result {
+    require_admin()?;
+    if !(1..=3_600_000).contains(&req.timeout_ms) {
+        return Err(EINVAL);
+    }
+    if req.object != 0 {
+        return objects::find(req.object)?.set_timeout_ms(req.timeout_ms);
+    }
+    for slot in objects::all()?.iter() {
+        // An object destroyed meanwhile has no timeout to set.
+        let _ = slot.set_timeout_ms(req.timeout_ms);
+    }
+    Ok(())
+}
+
+#[vtable]
+impl MiscDevice for Control {
+    type Ptr = ();
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Self::Ptr> {
+        Ok(())
+    }
+
+    fn ioctl(_device: (), _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            HOTSWAP_IOC_VERSION => {
+                let version = Version {
+                    uapi: UAPI_VERSION,
+                    module_abi: crate::api::ABI_VERSION,
+                };
+                UserSlice::new(UserPtr::from_addr(arg), size_of::<Version>())
+                    .writer()
+                    .write(&version)?;
+                Ok(0)
+            }
+            HOTSWAP_IOC_LIST_INTERFACES => with_request(arg, list_interfaces),
+            HOTSWAP_IOC_LIST_IMPLS => with_request(arg, list_impls),
+            HOTSWAP_IOC_LIST_OBJECTS => with_request(arg, list_objects),
+            HOTSWAP_IOC_OBJECT_STATUS => with_request(arg, object_status),
+            HOTSWAP_IOC_SWAP => with_request(arg, swap_objects),
+            HOTSWAP_IOC_INTERPOSE => with_request(arg, |r| interpose_objects(r, true)),
+            HOTSWAP_IOC_UNINTERPOSE => with_request(arg, |r| interpose_objects(r, false)),
+            HOTSWAP_IOC_SET_TIMEOUT => with_request(arg, set_timeout),
+            _ => Err(ENOTTY),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The read side of a slot, in C because its fast primitives are static
+ * inline functions and macros that Rust cannot call: SRCU-fast readers
+ * (srcu_read_lock_fast: no smp_mb(), a per-CPU increment) and a per-CPU
+ * call counter (this_cpu_inc). domain.rs wraps these.
+ */
+#include <linux/percpu.h>
+#include <linux/srcu.h>
+
+int hotswap_domain_init(struct srcu_struct *ssp);
+void hotswap_domain_cleanup(struct srcu_struct *ssp);
+struct srcu_ctr __percpu *hotswap_domain_enter(struct srcu_struct *ssp, u64 __percpu *calls);
+void hotswap_domain_exit(struct srcu_struct *ssp, struct srcu_ctr __percpu *ctr);
+u64 __percpu *hotswap_counter_alloc(void);
+void hotswap_counter_free(u64 __percpu *counter);
+u64 hotswap_counter_sum(u64 __percpu *counter);
+
+int hotswap_domain_init(struct srcu_struct *ssp)
+{
+	return init_srcu_struct_fast(ssp);
+}
+
+void hotswap_domain_cleanup(struct srcu_struct *ssp)
+{
+	cleanup_srcu_struct(ssp);
+}
+
+struct srcu_ctr __percpu *hotswap_domain_enter(struct srcu_struct *ssp, u64 __percpu *calls)
+{
+	this_cpu_inc(*calls);
+	return srcu_read_lock_fast(ssp);
+}
+
+void hotswap_domain_exit(struct srcu_struct *ssp, struct srcu_ctr __percpu *ctr)
+{
+	srcu_read_unlock_fast(ssp, ctr);
+}
+
+u64 __percpu *hotswap_counter_alloc(void)
+{
+	return alloc_percpu(u64);
+}
+
+void hotswap_counter_free(u64 __percpu *counter)
+{
+	free_percpu(counter);
+}
+
+u64 hotswap_counter_sum(u64 __percpu *counter)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += *per_cpu_ptr(counter, cpu);
+	return sum;
+}

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0
+//! A slot of the object translation table: how clients reach an object.
+//!
+//! # The call path, and why it is safe
+//!
+//! ```text
+//!   begin:  enter the slot's SRCU-fast domain      (per-CPU increment)
+//!           chain = slot.chain (acquire load)
+//!           call chain.layers[0]                   (interposer or object)
+//!   end:    leave the domain                       (per-CPU increment)
+//! ```
+//!
+//! No lock is taken and nothing is written that another CPU writes: the
+//! domain's counters and the call counter are per CPU, the chain is only
+//! read. The callee may sleep (SRCU readers may). A chain is freed only
+//! after a grace period of the domain that started after the chain was
+//! replaced, so a call that loaded it can use it until it ends. Compared
+//! to a direct call, the path costs two out-of-line calls into
+//! `read_side.c` (the SRCU-fast primitives are C inlines), one acquire
+//! load and one predictable branch (is a mediator at the bottom?).
+//!
+//! Only the object layer can carry a mediator, and only while a swap runs;
+//! there the call takes the mediator's slow path (`mediator.rs`).
+
+use crate::api::{Call, Name};
+use crate::chain::Chain;
+use crate::domain::{wait_until, Cookie, ReadDomain};
+use crate::instance::Instance;
+use crate::mediator::Phase;
+use crate::registry::name_str;
+use crate::stats::SlotStats;
+use kernel::prelude::*;
+use kernel::sync::atomic::{Acquire, Atomic, Full};
+use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
+
+/// Default time a swap may spend in Forward, and again in Blocked.
+pub(crate) const DEFAULT_TIMEOUT_MS: u32 = 2000;
+
+/// A chain that was replaced, freed once `cookie`'s grace period is over.
+struct Retired {
+    cookie: Cookie,
+    /// Held only to be dropped when the grace period is over.
+    _chain: KBox<Chain>,
+}
+
+/// Mutable slot state for administrative operations.
+pub(crate) struct Admin {
+    /// A swap or interposition is in progress; others get `EBUSY`.
+    busy: bool,
+    /// The object is being destroyed; operations get `ENOENT`.
+    dying: bool,
+    /// Replaced chains waiting for their grace period.
+    graveyard: KVec<Retired>,
+    pub(crate) stats: SlotStats,
+    /// Per-phase swap timeout.
+    pub(crate) timeout_ms: u32,
+}
+
+/// One slot of the object translation table.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Slot {
+    pub(crate) id: u32,
+    pub(crate) interface: Name,
+    domain: ReadDomain,
+    /// The published chain (owned; see `publish`).
+    chain: Atomic<*mut Chain>,
+    #[pin]
+    admin: Mutex<Admin>,
+}
+
+// SAFETY: The chain pointer is owned by the slot and only freed after a
+// grace period; everything else is synchronized.
+unsafe impl Send for Slot {}
+// SAFETY: As for `Send`.
+unsafe impl Sync for Slot {}
+
+/// Proof of an exclusive administrative operation on a slot; see
+/// [`Slot::claim`]. Releases the claim on drop.
+pub(crate) struct Claim<'a> {
+    slot: &'a Slot,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.slot.admin.lock().busy = false;
+    }
+}
+
+impl Slot {
+    /// A slot for `object`.
+    pub(crate) fn new(id: u32, interface: Name, object: Arc<Instance>) -> Result<Arc<Self>> {
+        let mut layers = KVec::new();
+        layers.push(object, GFP_KERNEL)?;
+        let chain = KBox::into_raw(Chain::new(layers, None)?);
+        let domain = match ReadDomain::new() {
+            Ok(domain) => domain,
+            Err(err) => {
+                // SAFETY: Never published.
+                drop(unsafe { KBox::from_raw(chain) });
+                return Err(err);
+            }
+        };
+        Arc::pin_init(
+            pin_init!(Self {
+                id,
+                interface,
+                domain,
+                chain: Atomic::new(chain),
+                admin <- new_mutex!(Admin {
+                    busy: false,
+                    dying: false,
+                    graveyard: KVec::new(),
+                    stats: SlotStats::default(),
+                    timeout_ms: DEFAULT_TIMEOUT_MS,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+        // On failure `domain` is dropped by pin_init; the chain leaks only
+        // if Arc allocation fails, so free it here too.
+        .inspect_err(|_| {
+            // SAFETY: Never published: the slot was not created.
+            drop(unsafe { KBox::from_raw(chain) });
+        })
+    }
+
+    /// `<interface>/<id>` for log lines.
+    pub(crate) fn label(&self) -> (&str, u32) {
+        (name_str(&self.interface), self.id)
+    }
+
+    /// Starts a call: enters the domain and resolves the outermost layer.
+    #[inline]
+    pub(crate) fn begin(&self, call: &mut Call) -> Result {
+        let token = self.domain.enter();
+        // Ordering: pairs with the full-ordered exchange in `publish`.
+        let chain = self.chain.load(Acquire);
+        // SAFETY: A published chain is freed only after a grace period that
+        // started after it was replaced; this call is inside the domain.
+        let result = unsafe { &*chain }.resolve(0, call);
+        if result.is_err() {
+            // SAFETY: `token` came from `enter` above.
+            unsafe { self.domain.exit(token) };
+            return result;
+        }
+        call.slot = core::ptr::from_ref(self).cast();
+        call.chain = chain.cast();
+        call.token = token;
+        Ok(())
+    }
+
+    /// From an interposer: resolves the layer below `call` into `next`.
+    ///
+    /// # Safety
+    ///
+    /// `call` is a live call through this slot.
+    #[inline]
+    pub(crate) unsafe fn next(&self, call: &Call, next: &mut Call) -> Result {
+        // SAFETY: A live call keeps its chain alive (see `begin`).
+        let chain = unsafe { &*call.chain.cast::<Chain>() };
+        chain.resolve(call.depth as usize + 1, next)?;
+        next.slot = call.slot;
+        next.chain = call.chain;
+        next.token = core::ptr::null_mut();
+        Ok(())
+    }
+
+    /// Ends a call begun by `begin` or `next`.
+    ///
+    /// # Safety
+    ///
+    /// `call` was filled by `begin` or `next` on this slot and is ended once.
+    #[inline]
+    pub(crate) unsafe fn end(&self, call: &mut Call) {
+        if call.tracked != 0 {
+            // SAFETY: A tracked call's mediator lives in its chain, which
+            // the call keeps alive.
+            unsafe { &*call.mediator.cast::<crate::mediator::Mediator>() }.exit();
+        }
+        if !call.token.is_null() {
+            // SAFETY: The token came from `begin` on this slot.
+            unsafe { self.domain.exit(call.token) };
+        }
+        call.token = core::ptr::null_mut();
+        call.tracked = 0;
+    }
+
+    /// Calls made through this slot.
+    pub(crate) fn calls(&self) -> u64 {
+        self.domain.calls()
+    }
+
+    /// Runs `f` on the published chain. Only administrative code calls
+    /// this, with the slot claimed, so the chain cannot be retired under it.
+    pub(crate) fn with_chain<R>(&self, _claim: &Claim<'_>, f: impl FnOnce(&Chain) -> R) -> R {
+        // Ordering: pairs with `publish`; the claim excludes other writers.
+        // SAFETY: Only `publish` replaces the chain, and it needs the claim.
+        f(unsafe { &*self.chain.load(Acquire) })
+    }
+
+    /// A snapshot for status: the phase, the chain (interposers and
+    /// object) and the administrative state. `ENOENT` if the object is
+    /// being destroyed.
+    pub(crate) fn status<R>(&self, f: impl FnOnce(Phase, &Chain, &Admin) -> R) -> Result<R> {
+        let admin = self.admin.lock();
+        if admin.dying {
+            return Err(ENOENT);
+        }
+        // Ordering: pairs with `publish`.
+        // SAFETY: Chains are retired only by `publish` and freed only by a
+        // reap, both under the admin lock held here; `destroy` takes the
+        // chain away only after setting `dying`, checked above.
+        let chain = unsafe { &*self.chain.load(Acquire) };
+        let phase = chain.mediator.as_ref().map_or(Phase::Normal, |m| m.phase());
+        Ok(f(phase, chain, &admin))
+    }
+
+    /// Claims the slot for an administrative operation: `EBUSY` if another
+    /// is in progress, `ENOENT` if the object is being destroyed.
+    pub(crate) fn claim(&self) -> Result<Claim<'_>> {
+        let mut admin = self.admin.lock();
+        if admin.dying {
+            return Err(ENOENT);
+        }
+        if admin.busy {
+            return Err(EBUSY);
+        }
+        admin.busy = true;
+        self.reap(&mut admin);
+        Ok(Claim { slot: self })
+    }
+
+    /// The per-phase swap timeout.
+    pub(crate) fn timeout_ms(&self) -> u32 {
+        self.admin.lock().timeout_ms
+    }
+
+    /// Sets the per-phase swap timeout (1 ms to 1 hour).
+    pub(crate) fn set_timeout_ms(&self, ms: u32) -> Result {
+        if !(1..=3_600_000).contains(&ms) {
+            return Err(EINVAL);
+        }
+        self.admin.lock().timeout_ms = ms;
+        Ok(())
+    }
+
+    /// Records a finished swap.
+    pub(crate) fn record(&self, outcome: crate::stats::SwapOutcome) {
+        self.admin.lock().stats.record(outcome);
+    }
+
+    /// Publishes `chain` and retires the previous one. Returns the cookie
+    /// of the grace period after which the retired chain is freed.
+    pub(crate) fn publish(&self, _claim: &Claim<'_>, chain: KBox<Chain>) -> Result<Cookie> {
+        let mut admin = self.admin.lock();
+        admin.graveyard.reserve(1, GFP_KERNEL)?;
+        // Ordering: full (release side): the chain's contents are visible
+        // before its address; pairs with the acquire load in `begin`.
+        let old = self.chain.xchg(KBox::into_raw(chain), Full);
+        // SAFETY: `old` was published and is now unreachable for new calls.
+        let old = unsafe { KBox::from_raw(old) };
+        let cookie = self.domain.start_grace_period();
+        // Capacity was reserved above.
+        let _ = admin.graveyard.push(
+            Retired {
+                cookie,
+                _chain: old,
+            },
+            GFP_KERNEL,
+        );
+        Ok(cookie)
+    }
+
+    /// Whether the grace period of `cookie` is over.
+    pub(crate) fn grace_period_done(&self, cookie: Cookie) -> bool {
+        self.domain.grace_period_done(cookie)
+    }
+
+    /// Frees retired chains whose grace period is over (destroying the
+    /// instances no chain uses any more).
+    fn reap(&self, admin: &mut Admin) {
+        admin
+            .graveyard
+            .retain(|r| !self.domain.grace_period_done(r.cookie));
+    }
+
+    /// Waits up to `deadline` for `cookie`, then frees what it can.
+    pub(crate) fn settle(&self, cookie: Cookie, deadline: Instant<Monotonic>) {
+        let _ = wait_until(deadline, || self.grace_period_done(cookie));
+        self.reap(&mut self.admin.lock());
+    }
+
+    /// Tears the slot down: waits out any administrative operation, then
+    /// for every reader, and destroys the chain's instances.
+    pub(crate) fn destroy(&self) {
+        loop {
+            let mut admin = self.admin.lock();
+            if !admin.busy {
+                admin.dying = true;
+                break;
+            }
+            drop(admin);
+            fsleep(Delta::from_millis(1));
+        }
+        self.domain.synchronize();
+        // No caller is left and none can come (the client gave up its
+        // handle): take the chain out and free everything.
+        let chain = self.chain.xchg(core::ptr::null_mut(), Full);
+        let mut admin = self.admin.lock();
+        admin.graveyard.clear();
+        drop(admin);
+        if !chain.is_null() {
+            // SAFETY: Published by `new` or `publish`; unreachable now.
+            drop(unsafe { KBox::from_raw(chain) });
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Slot {
+    fn drop(self: Pin<&mut Self>) {
+        let chain = self.chain.load(Acquire);
+        if !chain.is_null() {
+            // SAFETY: A slot dropped without `destroy` was never handed
+            // out (creation failed part-way); nobody can be calling.
+            drop(unsafe { KBox::from_raw(chain) });
+        }
+    }
+}

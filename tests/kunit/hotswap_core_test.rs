@@ -1,0 +1,805 @@
+// SPDX-License-Identifier: GPL-2.0
+//! KUnit suite for hotswap's mechanism, through a small test interface
+//! `hstest` defined here: an object holds a counter; `add(n)` adds to it.
+//!
+//! Implementations: `alpha` (exports formats 2 and 1, imports 1 and 2),
+//! `beta` (1 only), `gamma` (3 only: shares nothing with the others), and
+//! the interposers `plus_one` (adds one to every `n`) and `counter` (counts
+//! calls). Knobs make export or import fail, return out-of-range values, or
+//! hold a call until the test lets it go.
+//!
+//! Destroyed objects are not freed but quarantined until module exit and
+//! marked dead, so a call served by a destroyed object is counted instead
+//! of being a use-after-free.
+
+use core::ffi::{c_int, c_void};
+use kernel::prelude::*;
+use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
+
+#[path = "../../rust/hotswap/api.rs"]
+pub mod api;
+
+use api::{Call, ImplOps, Implementation, InterfaceRegistration, Registration};
+
+module! {
+    type: CoreTestModule,
+    name: "hotswap_core_test",
+    authors: ["hotswap developers"],
+    description: "KUnit: hotswap slots, interposition, mediator, transfer, batching",
+    license: "GPL",
+}
+
+const INTERFACE: &CStr = c"hstest";
+/// `add(HOLD)` holds the call until `RELEASE` is set.
+const HOLD: u64 = u64::MAX;
+/// `add(RECURSE)` waits for Blocked, then calls `add(1)` through the slot.
+const RECURSE: u64 = u64::MAX - 1;
+/// `add(HOLD2)` holds the call until `RELEASE2` is set.
+const HOLD2: u64 = u64::MAX - 2;
+
+static FAIL_EXPORT: Atomic<bool> = Atomic::new(false);
+static FAIL_IMPORT: Atomic<bool> = Atomic::new(false);
+static EXPORT_OUT_OF_RANGE: Atomic<bool> = Atomic::new(false);
+static RELEASE: Atomic<bool> = Atomic::new(false);
+static RELEASE2: Atomic<bool> = Atomic::new(false);
+static HELD: Atomic<i32> = Atomic::new(0);
+static DEAD_CALLS: Atomic<u64> = Atomic::new(0);
+static INTERPOSED_CALLS: Atomic<u64> = Atomic::new(0);
+/// The slot `add(RECURSE)` calls back into.
+static RECURSE_SLOT: Atomic<usize> = Atomic::new(0);
+
+/// The `hstest` method table.
+#[repr(C)]
+pub struct TestOps {
+    /// Adds `n` and returns the new value.
+    pub add: unsafe extern "C" fn(obj: *mut c_void, call: *const Call, n: u64) -> u64,
+    /// Which implementation serves the object (1 alpha, 2 beta, 3 gamma).
+    pub tag: unsafe extern "C" fn(obj: *mut c_void, call: *const Call) -> u32,
+}
+
+struct TestObj {
+    value: Atomic<u64>,
+    tag: u32,
+    dead: Atomic<bool>,
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialized in module init.
+    unsafe(uninit) static QUARANTINE: Mutex<KVec<KBox<TestObj>>> = KVec::new();
+}
+
+fn wait_for(what: impl Fn() -> bool) -> bool {
+    for _ in 0..20_000 {
+        if what() {
+            return true;
+        }
+        kernel::time::delay::fsleep(kernel::time::Delta::from_micros(500));
+    }
+    false
+}
+
+unsafe extern "C" fn obj_add(obj: *mut c_void, _call: *const Call, n: u64) -> u64 {
+    // SAFETY: hotswap passes an object this module created; destroyed ones
+    // stay allocated in the quarantine.
+    let obj = unsafe { &*obj.cast::<TestObj>() };
+    if obj.dead.load(Acquire) {
+        DEAD_CALLS.add(1, Relaxed);
+    }
+    match n {
+        HOLD | HOLD2 => {
+            let gate = if n == HOLD { &RELEASE } else { &RELEASE2 };
+            HELD.fetch_add(1, Full);
+            wait_for(|| gate.load(Acquire));
+            HELD.fetch_sub(1, Full);
+            obj.value.load(Relaxed)
+        }
+        RECURSE => {
+            let slot = RECURSE_SLOT.load(Acquire) as *const c_void;
+            HELD.fetch_add(1, Full);
+            wait_for(|| unsafe { api::hotswap_object_phase(slot) } == 2);
+            let inner = call_add(slot, 1).unwrap_or(0);
+            HELD.fetch_sub(1, Full);
+            inner
+        }
+        n => obj.value.fetch_add(n, Acquire) + n,
+    }
+}
+
+unsafe extern "C" fn obj_tag(obj: *mut c_void, _call: *const Call) -> u32 {
+    // SAFETY: As in `obj_add`.
+    unsafe { &*obj.cast::<TestObj>() }.tag
+}
+
+static OBJ_OPS: TestOps = TestOps {
+    add: obj_add,
+    tag: obj_tag,
+};
+
+unsafe extern "C" fn obj_create<const TAG: u32>(
+    arg: *const c_void,
+    out: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: `arg` is NULL or the `u64` the test passed.
+    let initial = unsafe { arg.cast::<u64>().as_ref() }.copied().unwrap_or(0);
+    match KBox::new(
+        TestObj {
+            value: Atomic::new(initial),
+            tag: TAG,
+            dead: Atomic::new(false),
+        },
+        GFP_KERNEL,
+    ) {
+        Ok(obj) => {
+            // SAFETY: `out` is a valid out pointer from hotswap.
+            unsafe { *out = KBox::into_raw(obj).cast() };
+            0
+        }
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+unsafe extern "C" fn obj_destroy(obj: *mut c_void, _how: u32) {
+    // SAFETY: `obj` came from `obj_create`; destroyed once.
+    let obj = unsafe { KBox::from_raw(obj.cast::<TestObj>()) };
+    obj.dead.store(true, Release);
+    // Keep it readable for late (buggy) callers; freed at module exit.
+    let _ = QUARANTINE.lock().push(obj, GFP_KERNEL);
+}
+
+unsafe extern "C" fn obj_export(obj: *mut c_void, _format: u32, state: *mut *mut c_void) -> c_int {
+    if FAIL_EXPORT.load(Acquire) {
+        return EIO.to_errno();
+    }
+    if EXPORT_OUT_OF_RANGE.load(Acquire) {
+        return 7;
+    }
+    // SAFETY: As in `obj_add`.
+    let value = unsafe { &*obj.cast::<TestObj>() }.value.load(Acquire);
+    match KBox::new(value, GFP_KERNEL) {
+        Ok(b) => {
+            // SAFETY: `state` is a valid out pointer from hotswap.
+            unsafe { *state = KBox::into_raw(b).cast() };
+            0
+        }
+        Err(_) => ENOMEM.to_errno(),
+    }
+}
+
+unsafe extern "C" fn obj_import(obj: *mut c_void, _format: u32, state: *mut c_void) -> c_int {
+    if FAIL_IMPORT.load(Acquire) {
+        return EIO.to_errno();
+    }
+    // SAFETY: `state` came from `obj_export`; `obj` from `obj_create`.
+    let (obj, value) = unsafe { (&*obj.cast::<TestObj>(), *state.cast::<u64>()) };
+    obj.value.store(value, Release);
+    0
+}
+
+unsafe extern "C" fn obj_release(_obj: *mut c_void, _format: u32, state: *mut c_void, _taken: u32) {
+    // SAFETY: `state` came from `obj_export`; released once.
+    drop(unsafe { KBox::from_raw(state.cast::<u64>()) });
+}
+
+unsafe extern "C" fn wrapper_create(_arg: *const c_void, out: *mut *mut c_void) -> c_int {
+    // Interposers keep no state; any non-NULL cookie will do.
+    // SAFETY: `out` is a valid out pointer from hotswap.
+    unsafe { *out = core::ptr::NonNull::<u8>::dangling().as_ptr().cast() };
+    0
+}
+
+unsafe extern "C" fn wrapper_destroy(_obj: *mut c_void, _how: u32) {}
+
+fn forward_add(call: *const Call, n: u64) -> u64 {
+    // SAFETY: `call` is the live call the interposer runs in.
+    let call = unsafe { &*call };
+    api::forward(call, |methods, obj, next| {
+        // SAFETY: Every layer of an `hstest` slot has a `TestOps` table.
+        unsafe { ((*methods.cast::<TestOps>()).add)(obj, next, n) }
+    })
+    .unwrap_or(0)
+}
+
+fn forward_tag(call: *const Call) -> u32 {
+    // SAFETY: As in `forward_add`.
+    let call = unsafe { &*call };
+    api::forward(call, |methods, obj, next| {
+        // SAFETY: As in `forward_add`.
+        unsafe { ((*methods.cast::<TestOps>()).tag)(obj, next) }
+    })
+    .unwrap_or(0)
+}
+
+unsafe extern "C" fn plus_one_add(_obj: *mut c_void, call: *const Call, n: u64) -> u64 {
+    forward_add(call, n + 1)
+}
+
+unsafe extern "C" fn counter_add(_obj: *mut c_void, call: *const Call, n: u64) -> u64 {
+    INTERPOSED_CALLS.add(1, Relaxed);
+    forward_add(call, n)
+}
+
+unsafe extern "C" fn wrapper_tag(_obj: *mut c_void, call: *const Call) -> u32 {
+    forward_tag(call)
+}
+
+static PLUS_ONE_OPS: TestOps = TestOps {
+    add: plus_one_add,
+    tag: wrapper_tag,
+};
+static COUNTER_OPS: TestOps = TestOps {
+    add: counter_add,
+    tag: wrapper_tag,
+};
+
+fn object_ops<const TAG: u32>(exports: [u32; 4], imports: [u32; 4]) -> ImplOps {
+    ImplOps {
+        kind: api::KIND_OBJECT,
+        export_formats: exports,
+        import_formats: imports,
+        methods: core::ptr::from_ref(&OBJ_OPS).cast(),
+        create: Some(obj_create::<TAG>),
+        destroy: Some(obj_destroy),
+        export: Some(obj_export),
+        import: Some(obj_import),
+        release: Some(obj_release),
+        ..ImplOps::empty()
+    }
+}
+
+fn interposer_ops(methods: &'static TestOps) -> ImplOps {
+    ImplOps {
+        kind: api::KIND_INTERPOSER,
+        methods: core::ptr::from_ref(methods).cast(),
+        create: Some(wrapper_create),
+        destroy: Some(wrapper_destroy),
+        ..ImplOps::empty()
+    }
+}
+
+struct Alpha;
+impl Implementation for Alpha {
+    const INTERFACE: &'static CStr = INTERFACE;
+    const NAME: &'static CStr = c"alpha";
+    fn ops() -> ImplOps {
+        object_ops::<1>([2, 1, 0, 0], [1, 2, 0, 0])
+    }
+}
+
+struct Beta;
+impl Implementation for Beta {
+    const INTERFACE: &'static CStr = INTERFACE;
+    const NAME: &'static CStr = c"beta";
+    fn ops() -> ImplOps {
+        object_ops::<2>([1, 0, 0, 0], [1, 0, 0, 0])
+    }
+}
+
+struct Gamma;
+impl Implementation for Gamma {
+    const INTERFACE: &'static CStr = INTERFACE;
+    const NAME: &'static CStr = c"gamma";
+    fn ops() -> ImplOps {
+        object_ops::<3>([3, 0, 0, 0], [3, 0, 0, 0])
+    }
+}
+
+struct PlusOne;
+impl Implementation for PlusOne {
+    const INTERFACE: &'static CStr = INTERFACE;
+    const NAME: &'static CStr = c"plus_one";
+    fn ops() -> ImplOps {
+        interposer_ops(&PLUS_ONE_OPS)
+    }
+}
+
+struct Counter;
+impl Implementation for Counter {
+    const INTERFACE: &'static CStr = INTERFACE;
+    const NAME: &'static CStr = c"counter";
+    fn ops() -> ImplOps {
+        interposer_ops(&COUNTER_OPS)
+    }
+}
+
+struct CoreTestModule {
+    // Fields drop in declaration order: implementations, then the
+    // interface they belong to.
+    _impls: KVec<Registration>,
+    _interface: InterfaceRegistration,
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialized in module init.
+    unsafe(uninit) static ALPHA_TABLE: Mutex<usize> = 0;
+}
+
+impl kernel::Module for CoreTestModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: Called once, before the tests run.
+        unsafe {
+            QUARANTINE.init();
+            ALPHA_TABLE.init();
+        }
+        let interface = InterfaceRegistration::new(INTERFACE, module)?;
+        let mut impls = KVec::new();
+        let alpha = Registration::new::<Alpha>(module)?;
+        *ALPHA_TABLE.lock() = core::ptr::from_ref(alpha.ops()) as usize;
+        impls.push(alpha, GFP_KERNEL)?;
+        impls.push(Registration::new::<Beta>(module)?, GFP_KERNEL)?;
+        impls.push(Registration::new::<Gamma>(module)?, GFP_KERNEL)?;
+        impls.push(Registration::new::<PlusOne>(module)?, GFP_KERNEL)?;
+        impls.push(Registration::new::<Counter>(module)?, GFP_KERNEL)?;
+        Ok(Self {
+            _impls: impls,
+            _interface: interface,
+        })
+    }
+}
+
+/// `add(n)` through a raw slot handle.
+fn call_add(slot: *const c_void, n: u64) -> Result<u64> {
+    let mut call = Call::new();
+    // SAFETY: `slot` is a live handle; `call` a valid out pointer.
+    api::to_result(unsafe { api::hotswap_call_begin(slot, &mut call) })?;
+    // SAFETY: Every layer of an `hstest` slot has a `TestOps` table.
+    let ret = unsafe { ((*call.methods.cast::<TestOps>()).add)(call.obj, &call, n) };
+    // SAFETY: Begun above.
+    unsafe { api::hotswap_call_end(&mut call) };
+    Ok(ret)
+}
+
+fn add(obj: &api::Object, n: u64) -> Result<u64> {
+    call_add(obj.slot(), n)
+}
+
+fn tag(obj: &api::Object) -> Result<u32> {
+    obj.call(|methods, o, call| {
+        // SAFETY: Every layer of an `hstest` slot has a `TestOps` table.
+        unsafe { ((*methods.cast::<TestOps>()).tag)(o, call) }
+    })
+}
+
+fn create(name: &CStr, initial: u64) -> Result<api::Object> {
+    api::Object::create(INTERFACE, Some(name), core::ptr::from_ref(&initial).cast())
+}
+
+fn swap(obj: &api::Object, name: &CStr, timeout_ms: u32) -> (c_int, api::SwapReport) {
+    let mut report = api::SwapReport::default();
+    // SAFETY: Live handle, NUL-terminated name, valid report pointer.
+    let ret =
+        unsafe { api::hotswap_object_swap(obj.slot(), name.as_ptr(), timeout_ms, &mut report) };
+    (ret, report)
+}
+
+fn phase(obj: &api::Object) -> u32 {
+    // SAFETY: Live handle.
+    unsafe { api::hotswap_object_phase(obj.slot()) }
+}
+
+/// Runs `f` on a workqueue thread; the returned flag turns true when done.
+fn spawn(f: impl FnOnce() + Send + 'static) -> Result<kernel::sync::Arc<Atomic<bool>>> {
+    let done = kernel::sync::Arc::new(Atomic::new(false), GFP_KERNEL)?;
+    let flag = done.clone();
+    kernel::workqueue::system_unbound().try_spawn(GFP_KERNEL, move || {
+        f();
+        flag.store(true, Release);
+    })?;
+    Ok(done)
+}
+
+/// A slot handle that may cross to a worker thread.
+#[derive(Clone, Copy)]
+struct SendSlot(*const c_void);
+// SAFETY: Slot handles may be used from any thread.
+unsafe impl Send for SendSlot {}
+
+impl SendSlot {
+    /// The handle (a method, so closures capture the whole `SendSlot`).
+    fn get(self) -> *const c_void {
+        self.0
+    }
+}
+
+const FORWARD: u32 = 1;
+const BLOCKED: u32 = 2;
+
+/// Once a swap is in Forward, waits until a call starting now is surely
+/// not one the Forward grace period waits for. An SRCU grace period waits
+/// for readers on the counter index that was current when it started, and
+/// flips the index only after an RCU grace period; a call entering before
+/// the flip is waited for in Forward, like the calls that predate the
+/// mediator. Half a second is many RCU grace periods, even under TCG.
+fn let_forward_flip() {
+    kernel::time::delay::fsleep(kernel::time::Delta::from_millis(500));
+}
+
+#[kunit_tests(hotswap_core)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_through_slot() -> Result {
+        let obj = create(c"alpha", 10)?;
+        assert!(obj.id() != 0);
+        assert_eq!(add(&obj, 5)?, 15);
+        assert_eq!(tag(&obj)?, 1);
+        assert_eq!(phase(&obj), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_or_wrong_kind_is_refused() {
+        assert_eq!(create(c"nosuch", 0).err(), Some(ENOENT));
+        // An interposer cannot be an object, nor an object an interposer.
+        assert_eq!(create(c"counter", 0).err(), Some(EINVAL));
+        if let Ok(obj) = create(c"alpha", 0) {
+            // SAFETY: Live handle and NUL-terminated names.
+            let ret = unsafe { api::hotswap_object_interpose(obj.slot(), c"beta".as_ptr()) };
+            assert_eq!(ret, EINVAL.to_errno());
+            let (ret, _) = swap(&obj, c"counter", 0);
+            assert_eq!(ret, EINVAL.to_errno());
+        }
+    }
+
+    #[test]
+    fn interposers_stack_and_any_one_can_go() -> Result {
+        let obj = create(c"alpha", 0)?;
+        let slot = obj.slot();
+        // SAFETY (all calls below): live handle, NUL-terminated names.
+        api::to_result(unsafe { api::hotswap_object_interpose(slot, c"plus_one".as_ptr()) })?;
+        assert_eq!(add(&obj, 1)?, 2);
+        api::to_result(unsafe { api::hotswap_object_interpose(slot, c"counter".as_ptr()) })?;
+        let before = INTERPOSED_CALLS.load(Relaxed);
+        assert_eq!(add(&obj, 1)?, 4);
+        assert_eq!(INTERPOSED_CALLS.load(Relaxed), before + 1);
+        // Remove the inner one; the outer keeps counting.
+        api::to_result(unsafe { api::hotswap_object_uninterpose(slot, c"plus_one".as_ptr()) })?;
+        assert_eq!(add(&obj, 1)?, 5);
+        assert_eq!(INTERPOSED_CALLS.load(Relaxed), before + 2);
+        assert_eq!(
+            unsafe { api::hotswap_object_uninterpose(slot, c"plus_one".as_ptr()) },
+            ENOENT.to_errno()
+        );
+        api::to_result(unsafe { api::hotswap_object_uninterpose(slot, c"counter".as_ptr()) })?;
+        assert_eq!(add(&obj, 1)?, 6);
+        assert_eq!(INTERPOSED_CALLS.load(Relaxed), before + 2);
+        assert_eq!(tag(&obj)?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn swap_moves_state_both_ways() -> Result {
+        let obj = create(c"alpha", 0)?;
+        assert_eq!(add(&obj, 7)?, 7);
+        let (ret, report) = swap(&obj, c"beta", 0);
+        assert_eq!(ret, 0);
+        assert_eq!(report.completed, 1);
+        assert_eq!(report.format, 1);
+        assert_eq!(tag(&obj)?, 2);
+        assert_eq!(add(&obj, 1)?, 8);
+        let (ret, report) = swap(&obj, c"alpha", 0);
+        assert_eq!((ret, report.format), (0, 1));
+        assert_eq!(tag(&obj)?, 1);
+        assert_eq!(add(&obj, 0)?, 8);
+        // Swapping to the implementation it is on changes nothing.
+        assert_eq!(swap(&obj, c"alpha", 0).0, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn swap_under_interposers_keeps_them() -> Result {
+        let obj = create(c"alpha", 0)?;
+        // SAFETY: Live handle, NUL-terminated name.
+        api::to_result(unsafe { api::hotswap_object_interpose(obj.slot(), c"plus_one".as_ptr()) })?;
+        assert_eq!(swap(&obj, c"beta", 0).0, 0);
+        assert_eq!(tag(&obj)?, 2);
+        assert_eq!(add(&obj, 1)?, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn no_common_format_aborts_in_transfer() -> Result {
+        let obj = create(c"alpha", 3)?;
+        let (ret, report) = swap(&obj, c"gamma", 0);
+        assert_eq!(ret, ENOPROTOOPT.to_errno());
+        assert_eq!((report.completed, report.phase), (0, 3));
+        assert_eq!(tag(&obj)?, 1);
+        assert_eq!(add(&obj, 0)?, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn transfer_errors_abort_and_keep_state() -> Result {
+        let obj = create(c"alpha", 5)?;
+        FAIL_IMPORT.store(true, Release);
+        let (ret, report) = swap(&obj, c"beta", 0);
+        FAIL_IMPORT.store(false, Release);
+        assert_eq!(
+            (ret, report.completed, report.phase),
+            (EIO.to_errno(), 0, 3)
+        );
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (1, 5));
+
+        FAIL_EXPORT.store(true, Release);
+        let (ret, _) = swap(&obj, c"beta", 0);
+        FAIL_EXPORT.store(false, Release);
+        assert_eq!(ret, EIO.to_errno());
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (1, 5));
+
+        EXPORT_OUT_OF_RANGE.store(true, Release);
+        let (ret, _) = swap(&obj, c"beta", 0);
+        EXPORT_OUT_OF_RANGE.store(false, Release);
+        assert_eq!(ret, EPROTO.to_errno());
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (1, 5));
+
+        // Nothing was left half-done: the next swap just works.
+        assert_eq!(swap(&obj, c"beta", 0).0, 0);
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 5));
+        Ok(())
+    }
+
+    #[test]
+    fn phases_forward_blocked_and_completed() -> Result {
+        let obj = create(c"alpha", 0)?;
+        let slot = SendSlot(obj.slot());
+        RELEASE.store(false, Release);
+        // A call that started before the swap: Forward must wait for it.
+        let early = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        let swapper = spawn(move || {
+            let mut report = api::SwapReport::default();
+            // SAFETY: Live handle, NUL-terminated name.
+            let ret = unsafe {
+                api::hotswap_object_swap(slot.get(), c"beta".as_ptr(), 10_000, &mut report)
+            };
+            assert_eq!(ret, 0);
+        })?;
+        assert!(wait_for(|| phase(&obj) == FORWARD));
+        // Calls during Forward are tracked and served by the old object.
+        assert_eq!(tag(&obj)?, 1);
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| early.load(Acquire)));
+        assert!(wait_for(|| swapper.load(Acquire)));
+        assert_eq!(phase(&obj), 0);
+        assert_eq!(tag(&obj)?, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn blocked_waits_callers_and_resumes_them_on_new() -> Result {
+        let obj = create(c"alpha", 0)?;
+        let slot = SendSlot(obj.slot());
+        RELEASE.store(false, Release);
+        RELEASE2.store(false, Release);
+        let early = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        let swapper = spawn(move || {
+            // SAFETY: Live handle, NUL-terminated name.
+            let ret = unsafe {
+                api::hotswap_object_swap(
+                    slot.get(),
+                    c"beta".as_ptr(),
+                    10_000,
+                    core::ptr::null_mut(),
+                )
+            };
+            assert_eq!(ret, 0);
+        })?;
+        assert!(wait_for(|| phase(&obj) == FORWARD));
+        let_forward_flip();
+        // A tracked call, held on the second gate: Blocked waits for it.
+        let tracked = spawn(move || {
+            let _ = call_add(slot.get(), HOLD2);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 2));
+        // The early call ends: the grace period can end, Blocked begins.
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| phase(&obj) == BLOCKED));
+        // A new caller now waits...
+        let blocked = spawn(move || {
+            assert_eq!(call_add(slot.get(), 1), Ok(1));
+        })?;
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(50));
+        assert!(!blocked.load(Acquire));
+        assert_eq!(phase(&obj), BLOCKED);
+        // ...until the tracked call drains; then it runs on the new object.
+        RELEASE2.store(true, Release);
+        assert!(wait_for(|| early.load(Acquire) && tracked.load(Acquire)));
+        assert!(wait_for(|| swapper.load(Acquire) && blocked.load(Acquire)));
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn recursive_call_passes_through_blocked() -> Result {
+        let obj = create(c"alpha", 0)?;
+        let slot = SendSlot(obj.slot());
+        RECURSE_SLOT.store(obj.slot() as usize, Release);
+        RELEASE.store(false, Release);
+        let early = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        let swapper = spawn(move || {
+            let mut report = api::SwapReport::default();
+            // SAFETY: Live handle, NUL-terminated name.
+            let ret = unsafe {
+                api::hotswap_object_swap(slot.get(), c"beta".as_ptr(), 10_000, &mut report)
+            };
+            assert_eq!(ret, 0);
+            assert_eq!(report.completed, 1);
+        })?;
+        assert!(wait_for(|| phase(&obj) == FORWARD));
+        let_forward_flip();
+        // Tracked call that, once Blocked, calls the slot again.
+        let recursive = spawn(move || {
+            assert_eq!(call_add(slot.get(), RECURSE), Ok(1));
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 2));
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| early.load(Acquire)));
+        assert!(wait_for(
+            || phase(&obj) == BLOCKED || recursive.load(Acquire)
+        ));
+        assert!(wait_for(|| recursive.load(Acquire) && swapper.load(Acquire)));
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn stuck_call_times_out_in_forward() -> Result {
+        let obj = create(c"alpha", 4)?;
+        let slot = SendSlot(obj.slot());
+        RELEASE.store(false, Release);
+        let stuck = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        let (ret, report) = swap(&obj, c"beta", 100);
+        assert_eq!(ret, ETIMEDOUT.to_errno());
+        assert_eq!((report.completed, report.phase), (0, FORWARD));
+        // Still on the old object, state intact, callers not blocked.
+        assert_eq!((tag(&obj)?, add(&obj, 1)?), (1, 5));
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| stuck.load(Acquire)));
+        assert_eq!(swap(&obj, c"beta", 0).0, 0);
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 5));
+        Ok(())
+    }
+
+    #[test]
+    fn stuck_tracked_call_times_out_in_blocked() -> Result {
+        let obj = create(c"alpha", 0)?;
+        let slot = SendSlot(obj.slot());
+        RELEASE.store(false, Release);
+        RELEASE2.store(false, Release);
+        let early = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        let result = kernel::sync::Arc::new(Atomic::new(0i64), GFP_KERNEL)?;
+        let seen = result.clone();
+        let swapper = spawn(move || {
+            let mut report = api::SwapReport::default();
+            // SAFETY: Live handle, NUL-terminated name.
+            unsafe { api::hotswap_object_swap(slot.get(), c"beta".as_ptr(), 2_000, &mut report) };
+            seen.store(i64::from(report.phase) * 1000 + report.in_flight, Release);
+        })?;
+        assert!(wait_for(|| phase(&obj) == FORWARD));
+        let_forward_flip();
+        let tracked = spawn(move || {
+            let _ = call_add(slot.get(), HOLD2);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 2));
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| swapper.load(Acquire)));
+        // Aborted in Blocked with the one tracked call in flight...
+        assert_eq!(result.load(Acquire), i64::from(BLOCKED) * 1000 + 1);
+        // ...and back on the old object, which the held call still uses.
+        assert_eq!(tag(&obj)?, 1);
+        RELEASE2.store(true, Release);
+        assert!(wait_for(|| early.load(Acquire) && tracked.load(Acquire)));
+        Ok(())
+    }
+
+    #[test]
+    fn objects_pin_their_implementation() -> Result {
+        let module = &<super::CoreTestModule as kernel::ModuleMetadata>::THIS_MODULE;
+        // SAFETY: This module is live while its tests run.
+        let refs = || unsafe { kernel::bindings::module_refcount(module.as_ptr()) };
+        let before = refs();
+        let obj = create(c"alpha", 0)?;
+        assert_eq!(refs(), before + 1);
+        let table = *ALPHA_TABLE.lock() as *const ImplOps;
+        // SAFETY: `table` is alpha's registered table.
+        assert_eq!(
+            unsafe { api::hotswap_unregister_impl(table) },
+            EBUSY.to_errno()
+        );
+        drop(obj);
+        assert_eq!(refs(), before);
+        Ok(())
+    }
+
+    #[test]
+    fn batched_swap_of_a_thousand_objects() -> Result {
+        let mut objs = KVec::new();
+        for i in 0..1000u64 {
+            objs.push(create(c"alpha", i)?, GFP_KERNEL)?;
+        }
+        let (mut done, mut aborted) = (0u32, 0u32);
+        // SAFETY: NUL-terminated names, valid out pointers.
+        let ret = unsafe {
+            api::hotswap_swap_all(
+                INTERFACE.as_ptr(),
+                c"beta".as_ptr(),
+                0,
+                &mut done,
+                &mut aborted,
+            )
+        };
+        // Objects other tests keep alive (`objects=`) are swapped too.
+        assert_eq!((ret, aborted), (0, 0));
+        assert!(done >= 1000);
+        for (i, obj) in objs.iter().enumerate() {
+            assert_eq!((tag(obj)?, add(obj, 0)?), (2, i as u64));
+        }
+        // SAFETY: As above; restore the default for the other tests.
+        unsafe {
+            api::hotswap_swap_all(
+                INTERFACE.as_ptr(),
+                c"alpha".as_ptr(),
+                0,
+                &mut done,
+                &mut aborted,
+            )
+        };
+        assert!(done >= 1000);
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_callers_while_swapping() -> Result {
+        const PER_WORKER: u64 = 20_000;
+        let obj = create(c"alpha", 0)?;
+        let slot = SendSlot(obj.slot());
+        let dead_before = DEAD_CALLS.load(Acquire);
+        let failures = kernel::sync::Arc::new(Atomic::new(0u64), GFP_KERNEL)?;
+        let mut workers = KVec::new();
+        for _ in 0..2 {
+            let failures = failures.clone();
+            workers.push(
+                spawn(move || {
+                    for _ in 0..PER_WORKER {
+                        if call_add(slot.get(), 1).is_err() {
+                            failures.add(1, Relaxed);
+                        }
+                    }
+                })?,
+                GFP_KERNEL,
+            )?;
+        }
+        let mut swaps = 0;
+        let mut aborted = 0;
+        while !workers.iter().all(|w| w.load(Acquire)) || swaps < 200 {
+            let target = if swaps % 2 == 0 { c"beta" } else { c"alpha" };
+            let (ret, _) = swap(&obj, target, 5_000);
+            if ret == 0 {
+                swaps += 1;
+            } else {
+                aborted += 1;
+            }
+            assert!(aborted < 10);
+        }
+        assert!(wait_for(|| workers.iter().all(|w| w.load(Acquire))));
+        assert_eq!(failures.load(Acquire), 0);
+        // Every call counted exactly once, none served by a freed object.
+        assert_eq!(add(&obj, 0)?, 2 * PER_WORKER);
+        assert_eq!(DEAD_CALLS.load(Acquire), dead_before);
+        Ok(())
+    }
+}
