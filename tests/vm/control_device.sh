@@ -8,7 +8,12 @@ set -eu
 
 py=/usr/bin/python3
 load hotswap hotswap_core_test
+refs=$(cat /sys/module/hotswap/refcnt)
 insmod "$(module_path hstest_objects)" count=3 || fail "insmod hstest_objects"
+# hotswap.ko is pinned once by the new module's symbol use and once per
+# live object: it cannot be unloaded while objects exist.
+[ "$(cat /sys/module/hotswap/refcnt)" = $((refs + 4)) ] ||
+	fail "hotswap refcnt $(cat /sys/module/hotswap/refcnt), expected $((refs + 4))"
 [ -c /dev/hotswap ] || fail "/dev/hotswap is missing"
 
 marker="control_device: root checks start"
@@ -38,4 +43,8 @@ transfer -> completed
 completed -> normal"
 [ "$got" = "$want" ] || fail "transcript of hstest/$id:
 $got"
-echo "control device, debugfs and transcript: ok"
+# Objects gone, pins gone.
+rmmod hstest_objects
+[ "$(cat /sys/module/hotswap/refcnt)" = "$refs" ] || fail "hotswap still pinned after its objects went"
+grep -q interface=hstest $status/objects && fail "objects left after their module went"
+echo "control device, debugfs, transcript and pinning: ok"

@@ -6,6 +6,15 @@
 
 mod cli;
 
+/// The `/dev/hotswap` ioctl ABI: the very file hotswap.ko compiles, so the
+/// tool and the kernel cannot disagree on a struct.
+#[path = "../../../rust/hotswap/uapi.rs"]
+#[expect(
+    dead_code,
+    reason = "the commands that use the rest of the ABI arrive with the control-tool issue"
+)]
+mod uapi;
+
 use clap::Parser;
 use std::process::ExitCode;
 
