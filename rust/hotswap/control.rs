@@ -227,6 +227,21 @@ fn object_status(req: &mut ObjectStatus) -> Result {
     })
 }
 
+/// The objects a request is about: object `id` (which must be of
+/// `interface`), or with `id` 0 every object of `interface`.
+fn target_slots(interface: &Name, id: u32) -> Result<KVec<Arc<Slot>>> {
+    if id == 0 {
+        return objects::of_interface(interface);
+    }
+    let slot = objects::find(id)?;
+    if slot.interface != *interface {
+        return Err(ENOENT);
+    }
+    let mut v = KVec::new();
+    v.push(slot, GFP_KERNEL)?;
+    Ok(v)
+}
+
 fn swap_objects(req: &mut SwapRequest) -> Result {
     require_admin()?;
     let interface = name(&req.interface)?;
@@ -238,17 +253,7 @@ fn swap_objects(req: &mut SwapRequest) -> Result {
         return Err(EINVAL);
     }
     let timeout = (req.timeout_ms != 0).then_some(req.timeout_ms);
-    let slots = if req.object == 0 {
-        objects::of_interface(&interface)?
-    } else {
-        let slot = objects::find(req.object)?;
-        if slot.interface != interface {
-            return Err(ENOENT);
-        }
-        let mut v = KVec::new();
-        v.push(slot, GFP_KERNEL)?;
-        v
-    };
+    let slots = target_slots(&interface, req.object)?;
     // A bad results pointer must fail before anything changes.
     let mut blank = KVec::new();
     blank.resize(
@@ -315,17 +320,7 @@ fn interpose_objects(req: &mut InterposeRequest, add: bool) -> Result {
     if !REGISTRY.lock().find_impl(&interface, &wrapper) {
         return Err(ENOENT);
     }
-    let slots: KVec<Arc<Slot>> = if req.object == 0 {
-        objects::of_interface(&interface)?
-    } else {
-        let slot = objects::find(req.object)?;
-        if slot.interface != interface {
-            return Err(ENOENT);
-        }
-        let mut v = KVec::new();
-        v.push(slot, GFP_KERNEL)?;
-        v
-    };
+    let slots = target_slots(&interface, req.object)?;
     let mut changed = 0;
     let mut first_err = None;
     for slot in slots.iter() {

@@ -57,16 +57,6 @@ pub(crate) enum Phase {
     Aborted = 5,
 }
 
-/// Names of the phases, indexed by their number (also the ioctl ABI's).
-pub(crate) const PHASE_NAMES: [&str; 6] = [
-    "normal",
-    "forward",
-    "blocked",
-    "transfer",
-    "completed",
-    "aborted",
-];
-
 impl Phase {
     fn from_u32(v: u32) -> Self {
         match v {
@@ -81,7 +71,8 @@ impl Phase {
 
     /// The phase's name.
     pub(crate) fn name(self) -> &'static str {
-        PHASE_NAMES[self as usize]
+        // The ioctl ABI numbers phases as this enum does.
+        crate::uapi::PHASE_NAMES[self as usize]
     }
 
     /// Whether the state machine has an arrow from `self` to `to`.

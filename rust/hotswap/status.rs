@@ -11,7 +11,6 @@
 //! reports, in a fixed `key=value` format so scripts can parse it.
 
 use crate::api::KIND_OBJECT;
-use crate::mediator::Phase;
 use crate::objects;
 use crate::registry::{name_str, REGISTRY};
 use crate::slot::Slot;
@@ -127,9 +126,8 @@ fn render_registry(_: &(), f: &mut Formatter<'_>) -> fmt::Result {
 fn render_stats(_: &(), f: &mut Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
-        "objects={} misbehaviors={} phases={}",
+        "objects={} misbehaviors={}",
         objects::count(),
-        crate::stats::misbehaviors(),
-        Phase::Aborted as u32 + 1
+        crate::stats::misbehaviors()
     )
 }

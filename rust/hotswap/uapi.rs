@@ -282,10 +282,12 @@ pub const HOTSWAP_IOC_UNINTERPOSE: u32 =
 /// Set swap timeouts (needs `CAP_SYS_ADMIN`).
 pub const HOTSWAP_IOC_SET_TIMEOUT: u32 = ioc(IOC_WRITE, 0x09, size_of::<TimeoutRequest>());
 
-/// A name as the fixed-size field carries it; `None` if it does not fit.
+/// A name as the fixed-size field carries it; `None` unless it is 1 to
+/// `NAME_LEN - 1` bytes of `[a-z0-9_]` (what the kernel accepts).
 pub fn name_field(name: &str) -> Option<[u8; NAME_LEN]> {
     let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() >= NAME_LEN || bytes.contains(&0) {
+    let valid = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_';
+    if bytes.is_empty() || bytes.len() >= NAME_LEN || !bytes.iter().all(valid) {
         return None;
     }
     let mut field = [0u8; NAME_LEN];

@@ -1,78 +1,144 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Command-line grammar. Commands (list, status, swap, interpose, watch)
-//! arrive with the control-tool issue; today the tool reports its version.
+//! Command-line grammar (clap). Modelled on bpftool: a verb on an
+//! interface and implementation, `--json` on every read command.
 
-use anyhow::Result;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 /// Hot swapping for the Linux kernel: list, swap and interpose live
 /// components through /dev/hotswap.
 #[derive(Debug, Parser)]
 #[command(name = "hswapctl", version, about, long_about = None)]
 pub struct Cli {
-    /// Print machine-readable JSON instead of text.
+    /// Print machine-readable JSON (read commands: list, status, swap, watch).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Control device to use.
+    #[arg(long, global = true, default_value = crate::uapi::DEVICE_PATH, value_name = "PATH")]
+    pub device: String,
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-/// Runs the parsed command line.
-pub fn run(cli: &Cli) -> Result<()> {
-    let version = env!("CARGO_PKG_VERSION");
-    let uapi = crate::uapi::UAPI_VERSION;
-    if cli.json {
-        println!("{{\"version\":\"{version}\",\"uapi\":{uapi}}}");
-    } else {
-        println!(
-            "hswapctl {version} (speaks the {} ABI version {uapi})",
-            crate::uapi::DEVICE_PATH
-        );
-    }
-    Ok(())
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List interfaces, implementations (with their modules) and objects.
+    List,
+    /// Show one object, or all: implementation, phase, calls, swaps.
+    Status {
+        /// Object id (all objects if omitted).
+        object: Option<u32>,
+    },
+    /// Swap every object of INTERFACE to IMPLEMENTATION (batched) and make
+    /// it the default for new objects, or one object with --object.
+    Swap(SwapArgs),
+    /// Put an interposer in front of every object of INTERFACE (or one).
+    Interpose(TargetArgs),
+    /// Remove an interposer from every object of INTERFACE (or one).
+    Uninterpose(TargetArgs),
+    /// Set the per-phase swap timeout of one object or all.
+    Timeout {
+        /// Timeout in milliseconds (1 to 3600000).
+        ms: u32,
+        /// Only this object.
+        #[arg(long)]
+        object: Option<u32>,
+    },
+    /// A live view of objects, implementations, phases and call rates;
+    /// one snapshot when stdout is not a terminal.
+    Watch {
+        /// Refresh interval in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        interval: u64,
+    },
+    /// Print shell completions.
+    Completions {
+        /// Shell to generate for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct SwapArgs {
+    /// Interface, e.g. fcm.
+    pub interface: String,
+    /// Implementation to swap to, e.g. distributed.
+    pub implementation: String,
+    /// Only this object (the default for new objects stays as it is).
+    #[arg(long)]
+    pub object: Option<u32>,
+    /// Per-phase timeout in milliseconds (default: each object's own).
+    #[arg(long, value_name = "MS")]
+    pub timeout: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Interface, e.g. fcm.
+    pub interface: String,
+    /// Interposer implementation, e.g. monitor.
+    pub implementation: String,
+    /// Only this object.
+    #[arg(long)]
+    pub object: Option<u32>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::error::ErrorKind;
+    use clap::CommandFactory;
 
-    #[test]
-    fn version_flag_is_accepted() {
-        let err = Cli::try_parse_from(["hswapctl", "--version"]).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::DisplayVersion);
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hswapctl").chain(args.iter().copied()))
     }
 
     #[test]
-    fn unknown_flag_is_a_usage_error() {
-        let err = Cli::try_parse_from(["hswapctl", "--bogus"]).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::UnknownArgument);
-        assert_eq!(err.exit_code(), 2);
+    fn grammar_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
-    fn ioctl_numbers_encode_their_struct_sizes() {
-        use crate::uapi::*;
+    fn swap_all_and_one() {
+        let cli = parse(&["swap", "fcm", "distributed"]).unwrap();
+        match cli.command {
+            Command::Swap(a) => {
+                assert_eq!(
+                    (a.interface.as_str(), a.implementation.as_str()),
+                    ("fcm", "distributed")
+                );
+                assert_eq!((a.object, a.timeout), (None, None));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&["swap", "fcm", "shared", "--object", "7", "--timeout", "500"]).unwrap();
+        match cli.command {
+            Command::Swap(a) => assert_eq!((a.object, a.timeout), (Some(7), Some(500))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_is_global() {
+        assert!(parse(&["list", "--json"]).unwrap().json);
+        assert!(parse(&["--json", "status", "3"]).unwrap().json);
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        for bad in [
+            &["swap", "fcm"][..],
+            &["status", "x"],
+            &["bogus"],
+            &["timeout"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
         assert_eq!(
-            ioc_size(HOTSWAP_IOC_OBJECT_STATUS),
-            size_of::<ObjectStatus>()
+            parse(&["--version"]).unwrap_err().kind(),
+            ErrorKind::DisplayVersion
         );
-        assert_eq!(ioc_size(HOTSWAP_IOC_SWAP), size_of::<SwapRequest>());
-        assert_eq!(size_of::<ObjectStatus>(), 400);
-        assert_eq!(HOTSWAP_IOC_VERSION >> 8 & 0xff, IOC_TYPE);
-    }
-
-    #[test]
-    fn name_fields_round_trip_and_refuse_bad_names() {
-        use crate::uapi::*;
-        let field = name_field("distributed").unwrap();
-        assert_eq!(field_str(&field), "distributed");
-        assert!(name_field("").is_none());
-        assert!(name_field(&"x".repeat(NAME_LEN)).is_none());
-        assert!(name_field("a\0b").is_none());
-    }
-
-    #[test]
-    fn json_flag_parses() {
-        let cli = Cli::try_parse_from(["hswapctl", "--json"]).unwrap();
-        assert!(cli.json);
     }
 }

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# hswapctl against the real /dev/hotswap: every command, text and --json,
+# errors in words with the right exit codes, and an unprivileged user.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+tool=$HOTSWAP_ROOT/tools/hswapctl/target/release/hswapctl
+py=/usr/bin/python3
+[ -x "$tool" ] || fail "build the tool first (make tool)"
+
+# expect STATUS PATTERN CMD...: exit status and a line of the output.
+expect() {
+	local want=$1 pattern=$2 out rc=0
+	shift 2
+	out=$("$@" 2>&1) || rc=$?
+	[ "$rc" = "$want" ] || fail "$* exited $rc, expected $want: $out"
+	printf '%s\n' "$out" | grep -q -- "$pattern" || fail "$*: no '$pattern' in: $out"
+}
+
+expect 1 "hotswap is not loaded: insmod" "$tool" list
+load hotswap hotswap_core_test
+insmod "$(module_path hstest_objects)" count=2 || fail "insmod hstest_objects"
+
+expect 0 "hstest.*alpha.*object.*hotswap_core_test" "$tool" list
+"$tool" --json list | $py -c '
+import json, sys
+d = json.load(sys.stdin)
+objs = [o for o in d["objects"] if o["interface"] == "hstest"]
+assert len(objs) == 2 and all(o["implementation"] == "alpha" for o in objs), objs
+assert any(i["name"] == "counter" and i["kind"] == "interposer" for i in d["implementations"])
+' || fail "list --json"
+id=$("$tool" --json list | $py -c '
+import json, sys
+print([o["id"] for o in json.load(sys.stdin)["objects"] if o["interface"] == "hstest"][0])')
+
+expect 0 "implementation  alpha" "$tool" status "$id"
+expect 0 "ID.*INTERFACE.*IMPLEMENTATION.*PHASE" "$tool" status
+expect 1 "object 999999: status: no such" "$tool" status 999999
+
+# Swap all (batched), one back, one unchanged.
+expect 0 "2 object(s): 2 completed, 0 aborted" "$tool" swap hstest beta
+expect 0 "new hstest objects now start on beta" "$tool" swap hstest beta
+expect 0 "object $id: beta -> alpha completed" "$tool" swap hstest alpha --object "$id" --timeout 500
+"$tool" --json swap hstest alpha --object "$id" | $py -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["unchanged"] == 1 and r["objects"][0]["outcome"] == "unchanged", r
+' || fail "swap --json"
+"$tool" --json status "$id" | $py -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s["implementation"] == "alpha" and s["swaps_done"] >= 2, s
+assert s["last_swap"]["outcome"] == "completed", s
+' || fail "status --json after swaps"
+expect 1 'no object implementation "turbo" of interface "hstest"; available: alpha, beta, gamma' \
+	"$tool" swap hstest turbo
+expect 1 "aborted in transfer.*no common state format.*stayed on alpha" "$tool" swap hstest gamma --object "$id"
+expect 1 "no interface \"nosuch\"" "$tool" swap nosuch beta
+
+# Interposers.
+expect 0 "interposed counter on 2 object(s)" "$tool" interpose hstest counter
+expect 0 "interposers     counter" "$tool" status "$id"
+expect 0 "removed counter on 1 object(s)" "$tool" uninterpose hstest counter --object "$id"
+expect 1 "no such" "$tool" uninterpose hstest counter --object "$id"
+expect 0 "removed counter on 1 object(s)" "$tool" uninterpose hstest counter
+expect 1 "no interposer implementation \"beta\"" "$tool" interpose hstest beta
+
+# Timeouts, watch (not a terminal: one snapshot), completions, man page.
+expect 0 "swap timeout 1500 ms" "$tool" timeout 1500 --object "$id"
+expect 0 "swap timeout    1500 ms" "$tool" status "$id"
+expect 0 "ID.*RATE/S" "$tool" watch
+"$tool" --json watch | $py -c 'import json, sys; assert len(json.load(sys.stdin)) >= 2' || fail "watch --json"
+expect 0 "complete -F" "$tool" completions bash
+expect 0 '^.TH hswapctl' "$tool" man
+
+# Usage errors exit 2.
+expect 2 "Usage" "$tool" swap hstest
+expect 2 "Usage" "$tool" bogus
+
+# An unprivileged user reads, and is told why changes fail.
+chmod 0666 /dev/hotswap
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+expect 0 "hstest" as_nobody "$tool" list
+expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" swap hstest beta
+expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" interpose hstest counter
+chmod 0600 /dev/hotswap
+expect 1 "permission denied (run as root" as_nobody "$tool" list
+echo "hswapctl: ok"

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `hswapctl status [OBJECT]`.
+
+use super::Outcome;
+use crate::device::Device;
+use crate::model::Status;
+use crate::output;
+use anyhow::{Context, Result};
+
+/// Status of every object, in id order.
+pub fn all(dev: &dyn Device) -> Result<Vec<Status>> {
+    let mut out = Vec::new();
+    for entry in dev.objects()? {
+        match dev.status(entry.id) {
+            Ok(st) => out.push(Status::from(&st)),
+            // Destroyed between the list and the status: not an error.
+            Err(e) if e.errno == libc::ENOENT => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(dev: &dyn Device, object: Option<u32>, json: bool) -> Result<(String, Outcome)> {
+    let text = match object {
+        Some(id) => {
+            let st = dev
+                .status(id)
+                .map(|s| Status::from(&s))
+                .with_context(|| format!("object {id}"))?;
+            if json {
+                serde_json::to_string_pretty(&st)? + "\n"
+            } else {
+                output::status_one(&st)
+            }
+        }
+        None => {
+            let all = all(dev)?;
+            if json {
+                serde_json::to_string_pretty(&all)? + "\n"
+            } else {
+                output::status_table(&all)
+            }
+        }
+    };
+    Ok((text, Outcome::Ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::fake::Fake;
+
+    #[test]
+    fn one_object_in_text_and_json() {
+        let dev = Fake::with_objects(2);
+        let (text, _) = run(&dev, Some(2), false).unwrap();
+        assert!(
+            text.starts_with("object 2 (fcm)\n  implementation  shared\n"),
+            "{text}"
+        );
+        let (json, _) = run(&dev, Some(2), true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["swaps_done"], 0);
+        assert!(v["last_swap"].is_null());
+        assert_eq!(v["interposers"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn unknown_object_says_which() {
+        let err = run(&Fake::with_objects(1), Some(9), false).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.starts_with("object 9: status: no such"), "{msg}");
+    }
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The control device behind a trait: [`Dev`] speaks the real ioctls of
+//! `uapi.rs`; tests implement [`Device`] with a fake.
+
+use crate::errors::DeviceError;
+use crate::uapi::*;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+/// Result of a device operation.
+pub type DevResult<T> = Result<T, DeviceError>;
+
+/// What the commands need from `/dev/hotswap`.
+pub trait Device {
+    fn version(&self) -> DevResult<Version>;
+    fn interfaces(&self) -> DevResult<Vec<InterfaceEntry>>;
+    fn impls(&self) -> DevResult<Vec<ImplEntry>>;
+    fn objects(&self) -> DevResult<Vec<ObjectEntry>>;
+    fn status(&self, id: u32) -> DevResult<ObjectStatus>;
+    /// Runs a swap request; returns the per-object results.
+    fn swap(&self, req: &mut SwapRequest) -> DevResult<Vec<SwapResult>>;
+    /// Adds (`add`) or removes an interposer.
+    fn interpose(&self, add: bool, req: &mut InterposeRequest) -> DevResult<()>;
+    fn set_timeout(&self, req: &TimeoutRequest) -> DevResult<()>;
+}
+
+/// `/dev/hotswap`, opened.
+pub struct Dev {
+    file: File,
+}
+
+impl Dev {
+    /// Opens the control device at `path`.
+    pub fn open(path: &str) -> DevResult<Self> {
+        File::open(path)
+            .map(|file| Self { file })
+            .map_err(|e| DeviceError::new("open", e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+
+    fn ioctl<T>(&self, op: &'static str, cmd: u32, arg: &mut T) -> DevResult<()> {
+        // The safety argument below rests on this.
+        assert_eq!(ioc_size(cmd), std::mem::size_of::<T>(), "{op}: ioctl size");
+        // SAFETY: `cmd` encodes `size_of::<T>()` (uapi.rs builds every
+        // number from its struct), so the kernel reads and writes at most
+        // that many bytes of `*arg`, which is a valid, exclusive `T`.
+        let ret = unsafe { libc::ioctl(self.file.as_raw_fd(), cmd as _, arg as *mut T) };
+        if ret < 0 {
+            let errno = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            return Err(DeviceError::new(op, errno));
+        }
+        Ok(())
+    }
+
+    /// Reads a list, growing the buffer until every entry fits.
+    fn list<T: Copy>(&self, op: &'static str, cmd: u32, empty: T) -> DevResult<Vec<T>> {
+        let mut capacity = 64usize;
+        loop {
+            let mut entries = vec![empty; capacity];
+            let mut req = ListRequest {
+                entries: entries.as_mut_ptr() as u64,
+                capacity: capacity as u32,
+                count: 0,
+            };
+            self.ioctl(op, cmd, &mut req)?;
+            let count = req.count as usize;
+            if count <= capacity {
+                entries.truncate(count);
+                return Ok(entries);
+            }
+            capacity = count + 16;
+        }
+    }
+}
+
+/// An all-zero value of a plain `#[repr(C)]` ABI struct.
+pub fn zeroed<T: Copy>() -> T {
+    // SAFETY: Only used for the uapi.rs structs: integers and byte arrays,
+    // for which all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+impl Device for Dev {
+    fn version(&self) -> DevResult<Version> {
+        let mut v = Version::default();
+        self.ioctl("version", HOTSWAP_IOC_VERSION, &mut v)?;
+        Ok(v)
+    }
+
+    fn interfaces(&self) -> DevResult<Vec<InterfaceEntry>> {
+        self.list("list interfaces", HOTSWAP_IOC_LIST_INTERFACES, zeroed())
+    }
+
+    fn impls(&self) -> DevResult<Vec<ImplEntry>> {
+        self.list("list implementations", HOTSWAP_IOC_LIST_IMPLS, zeroed())
+    }
+
+    fn objects(&self) -> DevResult<Vec<ObjectEntry>> {
+        self.list("list objects", HOTSWAP_IOC_LIST_OBJECTS, zeroed())
+    }
+
+    fn status(&self, id: u32) -> DevResult<ObjectStatus> {
+        let mut st: ObjectStatus = zeroed();
+        st.id = id;
+        self.ioctl("status", HOTSWAP_IOC_OBJECT_STATUS, &mut st)?;
+        Ok(st)
+    }
+
+    fn swap(&self, req: &mut SwapRequest) -> DevResult<Vec<SwapResult>> {
+        let mut results = vec![SwapResult::default(); self.objects()?.len().max(1) + 16];
+        req.results = results.as_mut_ptr() as u64;
+        req.capacity = results.len() as u32;
+        self.ioctl("swap", HOTSWAP_IOC_SWAP, req)?;
+        results.truncate((req.count as usize).min(results.len()));
+        Ok(results)
+    }
+
+    fn interpose(&self, add: bool, req: &mut InterposeRequest) -> DevResult<()> {
+        if add {
+            self.ioctl("interpose", HOTSWAP_IOC_INTERPOSE, req)
+        } else {
+            self.ioctl("uninterpose", HOTSWAP_IOC_UNINTERPOSE, req)
+        }
+    }
+
+    fn set_timeout(&self, req: &TimeoutRequest) -> DevResult<()> {
+        let mut req = *req;
+        self.ioctl("set timeout", HOTSWAP_IOC_SET_TIMEOUT, &mut req)
+    }
+}
