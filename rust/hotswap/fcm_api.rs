@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The File Cache Manager interface (`fcm`), shared by hotswap.ko (which
+//! owns the interface and the cached-file front end) and every FCM module.
+//!
+//! An FCM caches the pages of one real backing file. Its method table is
+//! [`FcmOps`]; every method takes the object and the [`Call`] it came
+//! through. Implementations write a type implementing [`FcmImpl`] and get
+//! the C-ABI shims from [`fcm_methods`] and [`impl_ops`], so the unsafe
+//! glue lives here once.
+//!
+//! # State formats
+//!
+//! * [`FORMAT_DESCRIPTORS`]: the canonical form, a [`DescriptorState`] with
+//!   an array of [`PageDescriptor`]s (index, page, dirty, referenced).
+//!   Pages *move*: export detaches them from the old FCM (which is
+//!   quiescent during Transfer), import adopts them, so no page is copied
+//!   or read again from the backing file. `release(taken = 0)` re-attaches
+//!   them to the old FCM when the swap aborts.
+//!
+//! Page accounting: `allocated` counts pages an FCM lineage allocated,
+//! `freed` pages it freed; the counters travel with the state, so
+//! `allocated == freed + cached` holds across swaps.
+
+use crate::api::{Call, ImplOps, KIND_OBJECT, MAX_FORMATS};
+use core::ffi::{c_int, c_void};
+use kernel::prelude::*;
+
+/// Size of a cached page.
+pub const PAGE_SIZE: usize = 4096;
+
+/// State format: page descriptors (see the module docs).
+pub const FORMAT_DESCRIPTORS: u32 = 2;
+
+/// Creation argument of an FCM (`arg` of `create`; NULL for a
+/// replacement, whose state arrives by import).
+#[repr(C)]
+pub struct FcmCreate {
+    /// The backing file (`struct file *`); the FCM takes its own reference.
+    pub file: *mut c_void,
+    /// Most pages to keep cached; 0 means no bound.
+    pub capacity: u64,
+}
+
+/// Counters an FCM reports.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct FcmStats {
+    /// Reads and writes that found their page cached.
+    pub hits: u64,
+    /// Reads and writes that had to bring a page in.
+    pub misses: u64,
+    /// Pages read from the backing file.
+    pub fills: u64,
+    /// Dirty pages written to the backing file.
+    pub writebacks: u64,
+    /// Pages evicted to respect the capacity.
+    pub evictions: u64,
+    /// Pages cached now.
+    pub cached: u64,
+    /// Dirty pages now.
+    pub dirty: u64,
+    /// Pages allocated, ever (carried across swaps).
+    pub allocated: u64,
+    /// Pages freed, ever (carried across swaps).
+    pub freed: u64,
+    /// Size of the file as the cache sees it.
+    pub size: i64,
+    /// Capacity bound in pages (0: none).
+    pub capacity: u64,
+}
+
+/// The `fcm` method table. `buf` is a user address when `user` is 1, a
+/// kernel address otherwise; positions are bytes.
+#[repr(C)]
+pub struct FcmOps {
+    /// Reads up to `len` bytes at `pos`; returns the count (0 at EOF) or a
+    /// negative errno.
+    pub read: unsafe extern "C" fn(*mut c_void, *const Call, i64, usize, usize, u32) -> isize,
+    /// Writes `len` bytes at `pos` into the cache (marking pages dirty and
+    /// growing the file); returns the count or a negative errno.
+    pub write: unsafe extern "C" fn(*mut c_void, *const Call, i64, usize, usize, u32) -> isize,
+    /// Writes dirty pages in `[start, end]` back and syncs the file.
+    pub sync: unsafe extern "C" fn(*mut c_void, *const Call, i64, i64) -> c_int,
+    /// The file size.
+    pub size: unsafe extern "C" fn(*mut c_void, *const Call) -> i64,
+    /// Evicts until at most `keep` pages are cached (dirty ones written
+    /// back first); returns pages evicted or a negative errno.
+    pub evict: unsafe extern "C" fn(*mut c_void, *const Call, u64) -> i64,
+    /// Fills `*out` with the counters.
+    pub stats: unsafe extern "C" fn(*mut c_void, *const Call, *mut FcmStats),
+}
+
+/// One page in [`FORMAT_DESCRIPTORS`] state.
+#[repr(C)]
+pub struct PageDescriptor {
+    /// Page index in the file.
+    pub index: u64,
+    /// The page (`struct page *`, order 0); ownership moves with it.
+    pub page: *mut c_void,
+    /// Whether it must be written back.
+    pub dirty: u32,
+    /// Whether it was used since the replacement policy last looked.
+    pub referenced: u32,
+}
+
+/// [`FORMAT_DESCRIPTORS`] state.
+#[repr(C)]
+pub struct DescriptorState {
+    /// The backing file (`struct file *`); the importer takes its own
+    /// reference.
+    pub file: *mut c_void,
+    /// Counters, carried over (`cached` and `dirty` describe `pages`).
+    pub stats: FcmStats,
+    /// Number of descriptors.
+    pub count: usize,
+    /// The descriptors.
+    pub pages: *mut PageDescriptor,
+}
+
+/// Where a read puts its bytes or a write takes them from.
+#[derive(Clone, Copy)]
+pub enum Buffer {
+    /// A user address.
+    User(usize),
+    /// A kernel address, valid for the whole length.
+    Kernel(*mut u8),
+}
+
+impl Buffer {
+    fn new(addr: usize, user: u32) -> Self {
+        if user != 0 {
+            Self::User(addr)
+        } else {
+            Self::Kernel(addr as *mut u8)
+        }
+    }
+
+    /// Copies `data` to offset `at` of the buffer.
+    pub fn put(self, at: usize, data: &[u8]) -> Result {
+        match self {
+            Self::User(addr) => {
+                let ptr = kernel::uaccess::UserPtr::from_addr(addr.checked_add(at).ok_or(EFAULT)?);
+                kernel::uaccess::UserSlice::new(ptr, data.len())
+                    .writer()
+                    .write_slice(data)
+            }
+            Self::Kernel(p) => {
+                // SAFETY: The caller of the FCM method promised `p` is valid
+                // for the whole request, which `at + data.len()` is within.
+                unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), p.add(at), data.len()) };
+                Ok(())
+            }
+        }
+    }
+
+    /// Fills `out` from offset `at` of the buffer.
+    pub fn get(self, at: usize, out: &mut [u8]) -> Result {
+        match self {
+            Self::User(addr) => {
+                let ptr = kernel::uaccess::UserPtr::from_addr(addr.checked_add(at).ok_or(EFAULT)?);
+                kernel::uaccess::UserSlice::new(ptr, out.len())
+                    .reader()
+                    .read_slice(out)
+            }
+            Self::Kernel(p) => {
+                // SAFETY: As in `put`.
+                unsafe { core::ptr::copy_nonoverlapping(p.add(at), out.as_mut_ptr(), out.len()) };
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An FCM implementation, in safe Rust.
+pub trait FcmImpl: Sized + Send + Sync {
+    /// A cache of `args.file`.
+    fn create(args: &FcmCreate) -> Result<KBox<Self>>;
+    /// An empty replacement; its state arrives through `import`.
+    fn create_empty() -> Result<KBox<Self>>;
+    /// Ends the object: `quiet` means its state lives on elsewhere (no
+    /// write-back), otherwise dirty pages are written back first.
+    fn destroy(self: KBox<Self>, quiet: bool);
+    /// See [`FcmOps::read`].
+    fn read(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize>;
+    /// See [`FcmOps::write`].
+    fn write(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize>;
+    /// See [`FcmOps::sync`].
+    fn sync(&self, start: i64, end: i64) -> Result;
+    /// See [`FcmOps::size`].
+    fn size(&self) -> i64;
+    /// See [`FcmOps::evict`].
+    fn evict(&self, keep: u64) -> Result<u64>;
+    /// See [`FcmOps::stats`].
+    fn stats(&self) -> FcmStats;
+    /// Moves the state out in `format` (the object is quiescent).
+    fn export(&self, format: u32) -> Result<*mut c_void>;
+    /// Adopts a state exported in `format`.
+    fn import(&self, format: u32, state: *mut c_void) -> Result;
+    /// Ends a transfer: frees `state`; if not `taken`, puts back what
+    /// `export` moved out.
+    fn release(&self, format: u32, state: *mut c_void, taken: bool);
+}
+
+fn errno<T>(r: Result<T>, ok: impl FnOnce(T) -> isize) -> isize {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// `obj` came from this implementation's `create`.
+unsafe fn this<'a, T>(obj: *mut c_void) -> &'a T {
+    // SAFETY: The caller promises `obj` is a live `T` made by `create`.
+    unsafe { &*obj.cast::<T>() }
+}
+
+unsafe extern "C" fn read_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    pos: i64,
+    buf: usize,
+    len: usize,
+    user: u32,
+) -> isize {
+    // SAFETY: hotswap passes objects of this implementation.
+    errno(
+        unsafe { this::<T>(o) }.read(pos, Buffer::new(buf, user), len),
+        |n| n as isize,
+    )
+}
+
+unsafe extern "C" fn write_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    pos: i64,
+    buf: usize,
+    len: usize,
+    user: u32,
+) -> isize {
+    // SAFETY: As in `read_shim`.
+    errno(
+        unsafe { this::<T>(o) }.write(pos, Buffer::new(buf, user), len),
+        |n| n as isize,
+    )
+}
+
+unsafe extern "C" fn sync_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    start: i64,
+    end: i64,
+) -> c_int {
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.sync(start, end), |()| 0) as c_int
+}
+
+unsafe extern "C" fn size_shim<T: FcmImpl>(o: *mut c_void, _: *const Call) -> i64 {
+    // SAFETY: As in `read_shim`.
+    unsafe { this::<T>(o) }.size()
+}
+
+unsafe extern "C" fn evict_shim<T: FcmImpl>(o: *mut c_void, _: *const Call, keep: u64) -> i64 {
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.evict(keep), |n| n as isize) as i64
+}
+
+unsafe extern "C" fn stats_shim<T: FcmImpl>(o: *mut c_void, _: *const Call, out: *mut FcmStats) {
+    // SAFETY: As in `read_shim`; `out` is NULL or writable.
+    if let Some(out) = unsafe { out.as_mut() } {
+        *out = unsafe { this::<T>(o) }.stats();
+    }
+}
+
+unsafe extern "C" fn create_shim<T: FcmImpl>(arg: *const c_void, out: *mut *mut c_void) -> c_int {
+    // SAFETY: `arg` is NULL (a replacement) or an `FcmCreate`.
+    let made = match unsafe { arg.cast::<FcmCreate>().as_ref() } {
+        Some(args) if !args.file.is_null() => T::create(args),
+        Some(_) => Err(EINVAL),
+        None => T::create_empty(),
+    };
+    match made {
+        Ok(obj) => {
+            // SAFETY: hotswap passes a valid out pointer.
+            unsafe { *out = KBox::into_raw(obj).cast() };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+unsafe extern "C" fn destroy_shim<T: FcmImpl>(obj: *mut c_void, how: u32) {
+    // SAFETY: `obj` came from `create_shim` and is destroyed once.
+    let obj = unsafe { KBox::from_raw(obj.cast::<T>()) };
+    obj.destroy(how == crate::api::DESTROY_QUIET);
+}
+
+unsafe extern "C" fn export_shim<T: FcmImpl>(
+    o: *mut c_void,
+    format: u32,
+    state: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: As in `read_shim`.
+    match unsafe { this::<T>(o) }.export(format) {
+        Ok(s) => {
+            // SAFETY: hotswap passes a valid out pointer.
+            unsafe { *state = s };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+unsafe extern "C" fn import_shim<T: FcmImpl>(
+    o: *mut c_void,
+    format: u32,
+    state: *mut c_void,
+) -> c_int {
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.import(format, state), |()| 0) as c_int
+}
+
+unsafe extern "C" fn release_shim<T: FcmImpl>(
+    o: *mut c_void,
+    format: u32,
+    state: *mut c_void,
+    taken: u32,
+) {
+    // SAFETY: As in `read_shim`.
+    unsafe { this::<T>(o) }.release(format, state, taken != 0)
+}
+
+/// The method table of implementation `T`, for a `static`.
+pub const fn fcm_methods<T: FcmImpl>() -> FcmOps {
+    FcmOps {
+        read: read_shim::<T>,
+        write: write_shim::<T>,
+        sync: sync_shim::<T>,
+        size: size_shim::<T>,
+        evict: evict_shim::<T>,
+        stats: stats_shim::<T>,
+    }
+}
+
+/// The registration table of implementation `T` with method table
+/// `methods` and its transfer formats (preferred first).
+pub fn impl_ops<T: FcmImpl>(methods: &'static FcmOps, exports: &[u32], imports: &[u32]) -> ImplOps {
+    let mut export_formats = [0; MAX_FORMATS];
+    let mut import_formats = [0; MAX_FORMATS];
+    for (slot, f) in export_formats.iter_mut().zip(exports) {
+        *slot = *f;
+    }
+    for (slot, f) in import_formats.iter_mut().zip(imports) {
+        *slot = *f;
+    }
+    ImplOps {
+        kind: KIND_OBJECT,
+        export_formats,
+        import_formats,
+        methods: core::ptr::from_ref(methods).cast(),
+        create: Some(create_shim::<T>),
+        destroy: Some(destroy_shim::<T>),
+        export: Some(export_shim::<T>),
+        import: Some(import_shim::<T>),
+        release: Some(release_shim::<T>),
+        ..ImplOps::empty()
+    }
+}

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Building blocks every FCM implementation shares: owned cache pages that
+//! can move between modules, and the backing file they are filled from and
+//! written back to. Compiled into each FCM module next to `fcm_api.rs`.
+
+use crate::fcm_api::PAGE_SIZE;
+use core::ffi::c_void;
+use core::ptr::NonNull;
+use kernel::bindings;
+use kernel::fs::File;
+use kernel::prelude::*;
+use kernel::sync::aref::ARef;
+
+/// One order-0 page of file data, owned.
+///
+/// # Invariants
+///
+/// `0` points to a page this value owns (one reference), freed on drop.
+pub struct CachePage(NonNull<bindings::page>);
+
+// SAFETY: A page may be used and freed from any CPU.
+unsafe impl Send for CachePage {}
+// SAFETY: Shared access only reads the pointer; contents are accessed
+// under the owning FCM's lock.
+unsafe impl Sync for CachePage {}
+
+impl CachePage {
+    /// A zeroed page.
+    pub fn alloc() -> Result<Self> {
+        // SAFETY: FFI call with no requirements.
+        let page = unsafe { bindings::alloc_pages(bindings::GFP_KERNEL | bindings::__GFP_ZERO, 0) };
+        // INVARIANT: A fresh page with one reference, now ours.
+        NonNull::new(page).map(Self).ok_or(ENOMEM)
+    }
+
+    /// Gives the page up as a raw `struct page *` (for a state transfer).
+    pub fn into_raw(self) -> *mut c_void {
+        let page = self.0;
+        core::mem::forget(self);
+        page.as_ptr().cast()
+    }
+
+    /// Takes back a page given up by [`CachePage::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `raw` came from `into_raw` (in any module) and is taken back once.
+    pub unsafe fn from_raw(raw: *mut c_void) -> Option<Self> {
+        // INVARIANT: The caller hands over the reference `into_raw` kept.
+        NonNull::new(raw.cast()).map(Self)
+    }
+
+    /// Runs `f` on the page's bytes (mapped for the duration).
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        // SAFETY: By the invariants the page is valid; the mapping lasts
+        // until `kunmap_local` below.
+        let addr = unsafe { bindings::kmap_local_page(self.0.as_ptr()) };
+        // SAFETY: A mapped page is PAGE_SIZE bytes; only the owning FCM,
+        // under its lock, touches them.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(addr.cast::<u8>(), PAGE_SIZE) };
+        let ret = f(bytes);
+        // SAFETY: Unmaps the mapping made above.
+        unsafe { bindings::kunmap_local(addr) };
+        ret
+    }
+}
+
+impl Drop for CachePage {
+    fn drop(&mut self) {
+        // SAFETY: By the invariants this value owns one reference.
+        unsafe { bindings::__free_pages(self.0.as_ptr(), 0) };
+    }
+}
+
+/// The file an FCM caches.
+pub struct BackingFile {
+    file: ARef<File>,
+}
+
+fn io_result(ret: isize) -> Result<usize> {
+    if ret < 0 {
+        Err(Error::from_errno(ret as i32))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+impl BackingFile {
+    /// Takes a reference to `file` (a `struct file *` the caller holds).
+    ///
+    /// # Safety
+    ///
+    /// `file` points to a live `struct file`.
+    pub unsafe fn new(file: *mut c_void) -> Self {
+        // SAFETY: The caller promises a live file; `ARef::from` takes our
+        // own reference.
+        let file: ARef<File> = unsafe { File::from_raw_file(file.cast()) }.into();
+        Self { file }
+    }
+
+    /// The raw `struct file *` (for a state transfer; still owned here).
+    pub fn as_raw(&self) -> *mut c_void {
+        self.file.as_ptr().cast()
+    }
+
+    /// The file's size now.
+    pub fn size(&self) -> i64 {
+        // SAFETY: The file holds its inode; `i_size` is a plain loff_t that
+        // a 64-bit load reads whole.
+        unsafe { (*(*self.file.as_ptr()).f_inode).i_size }
+    }
+
+    /// Fills `page` with the file's bytes of page `index` (zeros past EOF).
+    pub fn fill(&self, index: u64, page: &CachePage) -> Result {
+        let mut pos = (index * PAGE_SIZE as u64) as i64;
+        page.with_bytes(|bytes| {
+            let mut done = 0;
+            while done < PAGE_SIZE {
+                // SAFETY: `bytes[done..]` is valid for writes; the file is live.
+                let ret = unsafe {
+                    bindings::kernel_read(
+                        self.file.as_ptr(),
+                        bytes[done..].as_mut_ptr().cast(),
+                        PAGE_SIZE - done,
+                        &mut pos,
+                    )
+                };
+                match io_result(ret)? {
+                    0 => break,
+                    n => done += n,
+                }
+            }
+            bytes[done..].fill(0);
+            Ok(())
+        })
+    }
+
+    /// Writes the first `len` bytes of `page` at page `index`.
+    pub fn write_back(&self, index: u64, page: &CachePage, len: usize) -> Result {
+        let mut pos = (index * PAGE_SIZE as u64) as i64;
+        page.with_bytes(|bytes| {
+            let mut done = 0;
+            while done < len {
+                // SAFETY: `bytes[done..len]` is valid for reads; file live.
+                let ret = unsafe {
+                    bindings::kernel_write(
+                        self.file.as_ptr(),
+                        bytes[done..len].as_ptr().cast(),
+                        len - done,
+                        &mut pos,
+                    )
+                };
+                match io_result(ret)? {
+                    0 => return Err(EIO),
+                    n => done += n,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Syncs `[start, end]` of the file to its storage.
+    pub fn sync(&self, start: i64, end: i64) -> Result {
+        // SAFETY: The file is live.
+        kernel::error::to_result(unsafe {
+            bindings::vfs_fsync_range(self.file.as_ptr(), start, end, 0)
+        })
+    }
+}
