@@ -14,11 +14,13 @@
 use kernel::prelude::*;
 
 pub mod api;
+mod cached_file;
 mod chain;
 mod control;
 mod domain;
 pub mod entry;
 mod fcm;
+pub mod fcm_api;
 mod instance;
 mod interpose;
 mod mediator;
@@ -37,6 +39,12 @@ module! {
     authors: ["hotswap developers"],
     description: "Hot swapping and interposition of live kernel components",
     license: "GPL",
+    params: {
+        fcm_capacity: u64 {
+            default: 16384,
+            description: "Pages each File Cache Manager may cache (0: no bound)",
+        },
+    },
 }
 
 /// hotswap.ko's own `struct module`.
@@ -45,6 +53,7 @@ pub(crate) fn this_module() -> *mut kernel::bindings::module {
 }
 
 struct Hotswap {
+    _files: cached_file::Registration,
     _control: Pin<KBox<kernel::miscdevice::MiscDeviceRegistration<control::Control>>>,
     _status: Pin<KBox<status::Status>>,
     _fcm: api::InterfaceRegistration,
@@ -57,12 +66,19 @@ impl kernel::Module for Hotswap {
         unsafe {
             registry::REGISTRY.init();
             objects::OBJECTS.init();
+            cached_file::CACHED.init();
         }
+        cached_file::CAPACITY.store(
+            module_parameters::fcm_capacity.value(),
+            kernel::sync::atomic::Release,
+        );
         let fcm = api::InterfaceRegistration::new(fcm::INTERFACE, module)?;
         let status = KBox::pin_init(status::Status::new(), GFP_KERNEL)?;
         let control = KBox::pin_init(control::register(), GFP_KERNEL)?;
+        let files = cached_file::Registration::new()?;
         pr_info!("loaded (ABI {})\n", api::ABI_VERSION);
         Ok(Self {
+            _files: files,
             _control: control,
             _status: status,
             _fcm: fcm,

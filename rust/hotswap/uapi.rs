@@ -282,6 +282,45 @@ pub const HOTSWAP_IOC_UNINTERPOSE: u32 =
 /// Set swap timeouts (needs `CAP_SYS_ADMIN`).
 pub const HOTSWAP_IOC_SET_TIMEOUT: u32 = ioc(IOC_WRITE, 0x09, size_of::<TimeoutRequest>());
 
+/// The cached-file device: open it, attach a backing file, then read,
+/// write, seek and fsync go through the FCM of that file's inode.
+pub const FILE_DEVICE_PATH: &str = "/dev/hotswap-file";
+
+/// Facts about an attached cached file.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileInfo {
+    /// The FCM's object id (for `hswapctl status`).
+    pub object: u32,
+    /// Padding; zero.
+    pub reserved: u32,
+    /// File size as the cache sees it.
+    pub size: i64,
+    /// Reads and writes that found their page cached.
+    pub hits: u64,
+    /// Reads and writes that brought a page in.
+    pub misses: u64,
+    /// Pages read from the backing file.
+    pub fills: u64,
+    /// Dirty pages written back.
+    pub writebacks: u64,
+    /// Pages evicted.
+    pub evictions: u64,
+    /// Pages cached now.
+    pub cached: u64,
+    /// Dirty pages now.
+    pub dirty: u64,
+    /// Pages allocated, ever.
+    pub allocated: u64,
+    /// Pages freed, ever.
+    pub freed: u64,
+}
+
+/// Attach the backing file whose descriptor is the `u32` argument.
+pub const HOTSWAP_FILE_IOC_ATTACH: u32 = ioc(IOC_WRITE, 0x20, size_of::<u32>());
+/// Facts about the attached file.
+pub const HOTSWAP_FILE_IOC_INFO: u32 = ioc(IOC_READ, 0x21, size_of::<FileInfo>());
+
 /// A name as the fixed-size field carries it; `None` unless it is 1 to
 /// `NAME_LEN - 1` bytes of `[a-z0-9_]` (what the kernel accepts).
 pub fn name_field(name: &str) -> Option<[u8; NAME_LEN]> {

@@ -16,6 +16,10 @@ mod output;
 /// The `/dev/hotswap` ioctl ABI: the very file hotswap.ko compiles, so the
 /// tool and the kernel cannot disagree on a struct.
 #[path = "../../../rust/hotswap/uapi.rs"]
+#[expect(
+    dead_code,
+    reason = "the cached-file device's part of the ABI is for the FCM demo client, not hswapctl"
+)]
 mod uapi;
 
 use clap::Parser;
