@@ -17,6 +17,8 @@ use kernel::sync::{new_mutex, Mutex};
 pub mod api;
 #[path = "../../rust/hotswap/fcm_api.rs"]
 pub mod fcm_api;
+#[path = "../../rust/hotswap/fcm_conformance.rs"]
+pub mod fcm_conformance;
 #[path = "../../rust/hotswap/fcm_pages.rs"]
 pub mod fcm_pages;
 
@@ -454,92 +456,7 @@ impl kernel::Module for FcmSharedModule {
 mod tests {
     use super::*;
     use api::Implementation;
-    use kernel::bindings;
-
-    extern "C" {
-        /// An unlinked tmpfs file (hotswap.ko's `test_support.c`).
-        fn hotswap_kunit_tmpfile(name: *const core::ffi::c_char) -> *mut core::ffi::c_void;
-    }
-
-    /// A real (tmpfs, unlinked) file, put on drop. Test threads have no
-    /// path to the VM's filesystems, so the file has no path.
-    struct TempFile(*mut bindings::file);
-
-    impl TempFile {
-        fn new(name: &CStr, content: &[u8]) -> Result<Self> {
-            // SAFETY: A NUL-terminated name.
-            let file: *mut bindings::file = unsafe { hotswap_kunit_tmpfile(name.as_ptr()) }.cast();
-            if (file as isize) < 0 && (file as isize) >= -4095 {
-                return Err(Error::from_errno(file as i32));
-            }
-            let mut pos = 0i64;
-            // SAFETY: `file` is open; `content` is readable.
-            let ret = unsafe {
-                bindings::kernel_write(file, content.as_ptr().cast(), content.len(), &mut pos)
-            };
-            let this = Self(file);
-            if ret != content.len() as isize {
-                return Err(EIO);
-            }
-            Ok(this)
-        }
-
-        fn contents(&self) -> Result<KVec<u8>> {
-            // SAFETY: The file is open and has an inode.
-            let size = unsafe { (*(*self.0).f_inode).i_size } as usize;
-            let mut out = KVec::from_elem(0u8, size, GFP_KERNEL)?;
-            let mut pos = 0i64;
-            // SAFETY: `out` is writable for `size` bytes.
-            let ret =
-                unsafe { bindings::kernel_read(self.0, out.as_mut_ptr().cast(), size, &mut pos) };
-            if ret != size as isize {
-                return Err(EIO);
-            }
-            Ok(out)
-        }
-
-        fn fcm(&self, capacity: u64) -> Result<KBox<SharedFcm>> {
-            SharedFcm::create(&FcmCreate {
-                file: self.0.cast(),
-                capacity,
-            })
-        }
-    }
-
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            // SAFETY: Made in `new`, put once.
-            unsafe { bindings::fput(self.0) };
-        }
-    }
-
-    /// Byte `i` of the test pattern (never zero, so holes show).
-    fn pattern(i: usize) -> u8 {
-        (i % 251) as u8 + 1
-    }
-
-    fn patterned(len: usize) -> Result<KVec<u8>> {
-        let mut v = KVec::with_capacity(len, GFP_KERNEL)?;
-        for i in 0..len {
-            v.push(pattern(i), GFP_KERNEL)?;
-        }
-        Ok(v)
-    }
-
-    fn read(fcm: &SharedFcm, pos: i64, len: usize) -> Result<KVec<u8>> {
-        let mut out = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-        let n = fcm.read(pos, Buffer::Kernel(out.as_mut_ptr()), len)?;
-        out.truncate(n);
-        Ok(out)
-    }
-
-    fn write(fcm: &SharedFcm, pos: i64, data: &[u8]) -> Result<usize> {
-        fcm.write(pos, Buffer::Kernel(data.as_ptr().cast_mut()), data.len())
-    }
-
-    fn balanced(s: &FcmStats) -> bool {
-        s.allocated == s.freed + s.cached
-    }
+    use fcm_conformance as c;
 
     #[test]
     fn registered_on_load() {
@@ -548,135 +465,36 @@ mod tests {
 
     #[test]
     fn miss_then_hit() -> Result {
-        let content = patterned(3 * PAGE_SIZE)?;
-        let file = TempFile::new(c"fcm_shared_hit", &content)?;
-        let fcm = file.fcm(0)?;
-        assert_eq!(&read(&fcm, 100, 200)?[..], &content[100..300]);
-        let s = fcm.stats();
-        assert_eq!((s.misses, s.hits, s.fills), (1, 0, 1));
-        assert_eq!(&read(&fcm, 0, 3 * PAGE_SIZE)?[..], &content[..]);
-        let s = fcm.stats();
-        assert_eq!((s.misses, s.hits, s.fills, s.cached), (3, 1, 3, 3));
-        fcm.destroy(false);
-        Ok(())
+        c::miss_then_hit::<SharedFcm>()
     }
 
     #[test]
     fn reads_stop_at_eof() -> Result {
-        let content = patterned(5000)?;
-        let file = TempFile::new(c"fcm_shared_eof", &content)?;
-        let fcm = file.fcm(0)?;
-        assert_eq!(fcm.size(), 5000);
-        assert_eq!(&read(&fcm, 4096, 8192)?[..], &content[4096..]);
-        assert_eq!(read(&fcm, 6000, 10)?.len(), 0);
-        assert_eq!(
-            fcm.read(-1, Buffer::Kernel(core::ptr::null_mut()), 1),
-            Err(EINVAL)
-        );
-        fcm.destroy(false);
-        Ok(())
+        c::reads_stop_at_eof::<SharedFcm>()
     }
 
     #[test]
     fn writes_past_eof_reach_the_file_on_sync() -> Result {
-        let content = patterned(5000)?;
-        let file = TempFile::new(c"fcm_shared_write", &content)?;
-        let fcm = file.fcm(0)?;
-        assert_eq!(write(&fcm, 10_000, b"hello")?, 5);
-        assert_eq!(fcm.size(), 10_005);
-        assert_eq!(file.contents()?.len(), 5000);
-        assert_eq!(fcm.stats().dirty, 1);
-        fcm.sync(0, i64::MAX)?;
-        let on_disk = file.contents()?;
-        assert_eq!(on_disk.len(), 10_005);
-        assert_eq!(&on_disk[..5000], &content[..]);
-        assert!(on_disk[5000..10_000].iter().all(|b| *b == 0));
-        assert_eq!(&on_disk[10_000..], b"hello");
-        assert_eq!(fcm.stats().dirty, 0);
-        fcm.destroy(false);
-        Ok(())
+        c::writes_past_eof_reach_the_file_on_sync::<SharedFcm>()
     }
 
     #[test]
     fn capacity_bound_evicts_and_accounts() -> Result {
-        let content = patterned(16 * PAGE_SIZE)?;
-        let file = TempFile::new(c"fcm_shared_evict", &content)?;
-        let fcm = file.fcm(4)?;
-        assert_eq!(&read(&fcm, 0, 16 * PAGE_SIZE)?[..], &content[..]);
-        let s = fcm.stats();
-        assert!(s.cached <= 4);
-        assert!(s.evictions >= 12);
-        assert!(balanced(&s));
-        // Dirty pages are written back before they go.
-        for i in 0..8 {
-            write(&fcm, (i * PAGE_SIZE) as i64, b"dirty")?;
-        }
-        fcm.evict(0)?;
-        let s = fcm.stats();
-        assert_eq!((s.cached, s.dirty), (0, 0));
-        assert!(balanced(&s));
-        let on_disk = file.contents()?;
-        for i in 0..8 {
-            assert_eq!(&on_disk[i * PAGE_SIZE..i * PAGE_SIZE + 5], b"dirty");
-        }
-        fcm.destroy(false);
-        Ok(())
+        c::capacity_bound_evicts_and_accounts::<SharedFcm>()
     }
 
     #[test]
     fn closing_writes_back() -> Result {
-        let file = TempFile::new(c"fcm_shared_close", b"0123456789")?;
-        let fcm = file.fcm(0)?;
-        write(&fcm, 2, b"ab")?;
-        fcm.destroy(false);
-        assert_eq!(&file.contents()?[..], b"01ab456789");
-        Ok(())
+        c::closing_writes_back::<SharedFcm>()
     }
 
     #[test]
     fn descriptor_transfer_moves_pages_without_rereading() -> Result {
-        let content = patterned(4 * PAGE_SIZE)?;
-        let file = TempFile::new(c"fcm_shared_xfer", &content)?;
-        let old = file.fcm(0)?;
-        read(&old, 0, 3 * PAGE_SIZE)?;
-        write(&old, 5, b"moved")?;
-        let state = old.export(FORMAT_DESCRIPTORS)?;
-        let new = SharedFcm::create_empty()?;
-        new.import(FORMAT_DESCRIPTORS, state)?;
-        old.release(FORMAT_DESCRIPTORS, state, true);
-        old.destroy(true);
-        let before = new.stats();
-        assert_eq!((before.cached, before.dirty, before.fills), (3, 1, 3));
-        // Cached pages are hits: nothing is read again because of the swap.
-        assert_eq!(&read(&new, 5, 5)?[..], b"moved");
-        assert_eq!(
-            &read(&new, PAGE_SIZE as i64, 2 * PAGE_SIZE)?[..],
-            &content[PAGE_SIZE..3 * PAGE_SIZE]
-        );
-        assert_eq!(new.stats().fills, 3);
-        new.sync(0, i64::MAX)?;
-        assert_eq!(&file.contents()?[5..10], b"moved");
-        assert!(balanced(&new.stats()));
-        new.destroy(false);
-        Ok(())
+        c::descriptor_transfer_moves_pages_without_rereading::<SharedFcm>()
     }
 
     #[test]
     fn aborted_transfer_restores_the_old_cache() -> Result {
-        let content = patterned(2 * PAGE_SIZE)?;
-        let file = TempFile::new(c"fcm_shared_abort", &content)?;
-        let old = file.fcm(0)?;
-        read(&old, 0, 2 * PAGE_SIZE)?;
-        write(&old, 0, b"kept")?;
-        let state = old.export(FORMAT_DESCRIPTORS)?;
-        assert_eq!(old.import(7, state), Err(EINVAL));
-        old.release(FORMAT_DESCRIPTORS, state, false);
-        let s = old.stats();
-        assert_eq!((s.cached, s.dirty, s.fills), (2, 1, 2));
-        assert_eq!(&read(&old, 0, 4)?[..], b"kept");
-        assert_eq!(old.stats().fills, 2);
-        old.destroy(false);
-        assert_eq!(&file.contents()?[..4], b"kept");
-        Ok(())
+        c::aborted_transfer_restores_the_old_cache::<SharedFcm>()
     }
 }

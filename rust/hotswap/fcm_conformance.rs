@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Conformance tests every FCM implementation must pass, generic over
+//! [`FcmImpl`]: each FCM module's KUnit suite runs them on its own type,
+//! over real (tmpfs) files. Compiled into each FCM module next to
+//! `fcm_api.rs`.
+
+use crate::fcm_api::{Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, PAGE_SIZE};
+use kernel::bindings;
+use kernel::prelude::*;
+
+/// Fails the test (returns `EINVAL`) with a log line if `$cond` is false;
+/// unlike `assert!` outside a KUnit suite, it does not panic the kernel.
+macro_rules! check {
+    ($cond:expr) => {
+        if !$cond {
+            pr_err!(
+                "check failed at {}:{}: {}\n",
+                file!(),
+                line!(),
+                stringify!($cond)
+            );
+            return Err(EINVAL);
+        }
+    };
+}
+
+/// [`check!`] for equality, logging both sides.
+macro_rules! check_eq {
+    ($a:expr, $b:expr) => {
+        let (a, b) = (&$a, &$b);
+        if a != b {
+            pr_err!(
+                "check failed at {}:{}: {} == {}: {:?} != {:?}\n",
+                file!(),
+                line!(),
+                stringify!($a),
+                stringify!($b),
+                a,
+                b
+            );
+            return Err(EINVAL);
+        }
+    };
+}
+
+extern "C" {
+    /// An unlinked tmpfs file (hotswap.ko's `test_support.c`).
+    fn hotswap_kunit_tmpfile(name: *const core::ffi::c_char) -> *mut core::ffi::c_void;
+}
+
+/// A real (tmpfs, unlinked) file, put on drop. Test threads have no
+/// path to the VM's filesystems, so the file has no path.
+/// A real (tmpfs, unlinked) file, put on drop.
+pub struct TempFile(*mut bindings::file);
+
+impl TempFile {
+    /// A file holding `content`.
+    pub fn new(name: &CStr, content: &[u8]) -> Result<Self> {
+        // SAFETY: A NUL-terminated name.
+        let file: *mut bindings::file = unsafe { hotswap_kunit_tmpfile(name.as_ptr()) }.cast();
+        if (file as isize) < 0 && (file as isize) >= -4095 {
+            return Err(Error::from_errno(file as i32));
+        }
+        let mut pos = 0i64;
+        // SAFETY: `file` is open; `content` is readable.
+        let ret = unsafe {
+            bindings::kernel_write(file, content.as_ptr().cast(), content.len(), &mut pos)
+        };
+        let this = Self(file);
+        if ret != content.len() as isize {
+            return Err(EIO);
+        }
+        Ok(this)
+    }
+
+    /// The file's bytes.
+    pub fn contents(&self) -> Result<KVec<u8>> {
+        // SAFETY: The file is open and has an inode.
+        let size = unsafe { (*(*self.0).f_inode).i_size } as usize;
+        let mut out = KVec::from_elem(0u8, size, GFP_KERNEL)?;
+        let mut pos = 0i64;
+        // SAFETY: `out` is writable for `size` bytes.
+        let ret = unsafe { bindings::kernel_read(self.0, out.as_mut_ptr().cast(), size, &mut pos) };
+        if ret != size as isize {
+            return Err(EIO);
+        }
+        Ok(out)
+    }
+
+    /// A `T` caching this file.
+    pub fn fcm<T: FcmImpl>(&self, capacity: u64) -> Result<KBox<T>> {
+        T::create(&FcmCreate {
+            file: self.0.cast(),
+            capacity,
+        })
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // SAFETY: Made in `new`, put once.
+        unsafe { bindings::fput(self.0) };
+    }
+}
+
+/// Byte `i` of the test pattern (never zero, so holes show).
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8 + 1
+}
+
+fn patterned(len: usize) -> Result<KVec<u8>> {
+    let mut v = KVec::with_capacity(len, GFP_KERNEL)?;
+    for i in 0..len {
+        v.push(pattern(i), GFP_KERNEL)?;
+    }
+    Ok(v)
+}
+
+fn read<T: FcmImpl>(fcm: &KBox<T>, pos: i64, len: usize) -> Result<KVec<u8>> {
+    let mut out = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+    let n = fcm.read(pos, Buffer::Kernel(out.as_mut_ptr()), len)?;
+    out.truncate(n);
+    Ok(out)
+}
+
+fn write<T: FcmImpl>(fcm: &KBox<T>, pos: i64, data: &[u8]) -> Result<usize> {
+    fcm.write(pos, Buffer::Kernel(data.as_ptr().cast_mut()), data.len())
+}
+
+fn balanced(s: &FcmStats) -> bool {
+    s.allocated == s.freed + s.cached
+}
+
+/// Conformance: miss_then_hit.
+pub fn miss_then_hit<T: FcmImpl>() -> Result {
+    let content = patterned(3 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_hit", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    check_eq!(&read(&fcm, 100, 200)?[..], &content[100..300]);
+    let s = fcm.stats();
+    check_eq!((s.misses, s.hits, s.fills), (1, 0, 1));
+    check_eq!(&read(&fcm, 0, 3 * PAGE_SIZE)?[..], &content[..]);
+    let s = fcm.stats();
+    check_eq!((s.misses, s.hits, s.fills, s.cached), (3, 1, 3, 3));
+    fcm.destroy(false);
+    Ok(())
+}
+
+/// Conformance: reads_stop_at_eof.
+pub fn reads_stop_at_eof<T: FcmImpl>() -> Result {
+    let content = patterned(5000)?;
+    let file = TempFile::new(c"fcm_test_eof", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    check_eq!(fcm.size(), 5000);
+    check_eq!(&read(&fcm, 4096, 8192)?[..], &content[4096..]);
+    check_eq!(read(&fcm, 6000, 10)?.len(), 0);
+    check_eq!(
+        fcm.read(-1, Buffer::Kernel(core::ptr::null_mut()), 1),
+        Err(EINVAL)
+    );
+    fcm.destroy(false);
+    Ok(())
+}
+
+/// Conformance: writes_past_eof_reach_the_file_on_sync.
+pub fn writes_past_eof_reach_the_file_on_sync<T: FcmImpl>() -> Result {
+    let content = patterned(5000)?;
+    let file = TempFile::new(c"fcm_test_write", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    check_eq!(write(&fcm, 10_000, b"hello")?, 5);
+    check_eq!(fcm.size(), 10_005);
+    check_eq!(file.contents()?.len(), 5000);
+    check_eq!(fcm.stats().dirty, 1);
+    fcm.sync(0, i64::MAX)?;
+    let on_disk = file.contents()?;
+    check_eq!(on_disk.len(), 10_005);
+    check_eq!(&on_disk[..5000], &content[..]);
+    check!(on_disk[5000..10_000].iter().all(|b| *b == 0));
+    check_eq!(&on_disk[10_000..], b"hello");
+    check_eq!(fcm.stats().dirty, 0);
+    fcm.destroy(false);
+    Ok(())
+}
+
+/// Conformance: capacity_bound_evicts_and_accounts.
+pub fn capacity_bound_evicts_and_accounts<T: FcmImpl>() -> Result {
+    let content = patterned(16 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_evict", &content)?;
+    let fcm = file.fcm::<T>(4)?;
+    check_eq!(&read(&fcm, 0, 16 * PAGE_SIZE)?[..], &content[..]);
+    let s = fcm.stats();
+    check!(s.cached <= 4);
+    check!(s.evictions >= 12);
+    check!(balanced(&s));
+    // Dirty pages are written back before they go.
+    for i in 0..8 {
+        write(&fcm, (i * PAGE_SIZE) as i64, b"dirty")?;
+    }
+    fcm.evict(0)?;
+    let s = fcm.stats();
+    check_eq!((s.cached, s.dirty), (0, 0));
+    check!(balanced(&s));
+    let on_disk = file.contents()?;
+    for i in 0..8 {
+        check_eq!(&on_disk[i * PAGE_SIZE..i * PAGE_SIZE + 5], b"dirty");
+    }
+    fcm.destroy(false);
+    Ok(())
+}
+
+/// Conformance: closing_writes_back.
+pub fn closing_writes_back<T: FcmImpl>() -> Result {
+    let file = TempFile::new(c"fcm_test_close", b"0123456789")?;
+    let fcm = file.fcm::<T>(0)?;
+    write(&fcm, 2, b"ab")?;
+    fcm.destroy(false);
+    check_eq!(&file.contents()?[..], b"01ab456789");
+    Ok(())
+}
+
+/// Conformance: descriptor_transfer_moves_pages_without_rereading.
+pub fn descriptor_transfer_moves_pages_without_rereading<T: FcmImpl>() -> Result {
+    let content = patterned(4 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_xfer", &content)?;
+    let old = file.fcm::<T>(0)?;
+    read(&old, 0, 3 * PAGE_SIZE)?;
+    write(&old, 5, b"moved")?;
+    let state = old.export(FORMAT_DESCRIPTORS)?;
+    let new = T::create_empty()?;
+    new.import(FORMAT_DESCRIPTORS, state)?;
+    old.release(FORMAT_DESCRIPTORS, state, true);
+    old.destroy(true);
+    let before = new.stats();
+    check_eq!((before.cached, before.dirty, before.fills), (3, 1, 3));
+    // Cached pages are hits: nothing is read again because of the swap.
+    check_eq!(&read(&new, 5, 5)?[..], b"moved");
+    check_eq!(
+        &read(&new, PAGE_SIZE as i64, 2 * PAGE_SIZE)?[..],
+        &content[PAGE_SIZE..3 * PAGE_SIZE]
+    );
+    check_eq!(new.stats().fills, 3);
+    new.sync(0, i64::MAX)?;
+    check_eq!(&file.contents()?[5..10], b"moved");
+    check!(balanced(&new.stats()));
+    new.destroy(false);
+    Ok(())
+}
+
+/// Conformance: aborted_transfer_restores_the_old_cache.
+pub fn aborted_transfer_restores_the_old_cache<T: FcmImpl>() -> Result {
+    let content = patterned(2 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_abort", &content)?;
+    let old = file.fcm::<T>(0)?;
+    read(&old, 0, 2 * PAGE_SIZE)?;
+    write(&old, 0, b"kept")?;
+    let state = old.export(FORMAT_DESCRIPTORS)?;
+    check_eq!(old.import(7, state), Err(EINVAL));
+    old.release(FORMAT_DESCRIPTORS, state, false);
+    let s = old.stats();
+    check_eq!((s.cached, s.dirty, s.fills), (2, 1, 2));
+    check_eq!(&read(&old, 0, 4)?[..], b"kept");
+    check_eq!(old.stats().fills, 2);
+    old.destroy(false);
+    check_eq!(&file.contents()?[..4], b"kept");
+    Ok(())
+}
