@@ -18,7 +18,7 @@ use kernel::prelude::*;
 
 /// Version of the ops-table layout. Bump on any change to a `#[repr(C)]`
 /// struct or entry point in this file.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
@@ -106,6 +106,10 @@ pub struct ImplOps {
     /// must be exactly as before `export`).
     pub release:
         Option<unsafe extern "C" fn(obj: *mut c_void, format: u32, state: *mut c_void, taken: u32)>,
+    /// Optional: writes a one-line `key=value` summary of the instance
+    /// (a monitor's figures) into `buf` (`len` bytes) and returns the
+    /// number of bytes written, shown in status.
+    pub report: Option<unsafe extern "C" fn(obj: *mut c_void, buf: *mut u8, len: usize) -> isize>,
 }
 
 /// How one swap of one object ended, as [`hotswap_object_swap`] reports it.
@@ -304,6 +308,7 @@ impl ImplOps {
             export: None,
             import: None,
             release: None,
+            report: None,
         }
     }
 }

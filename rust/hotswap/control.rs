@@ -43,6 +43,7 @@ plain_data!(
     SwapResult,
     InterposeRequest,
     TimeoutRequest,
+    ReportRequest,
 );
 
 // The layouts the ABI promises (no implicit padding anywhere).
@@ -242,6 +243,34 @@ fn target_slots(interface: &Name, id: u32) -> Result<KVec<Arc<Slot>>> {
     Ok(v)
 }
 
+fn object_reports(req: &mut ReportRequest) -> Result {
+    let slot = objects::find(req.id)?;
+    req.text = [0; 1024];
+    let mut len = 0;
+    slot.status(|_, chain, _| {
+        for layer in &chain.layers[..chain.layers.len() - 1] {
+            let mut buf = [0u8; 256];
+            let Some(text) = layer.imp.report(layer.obj, &mut buf) else {
+                continue;
+            };
+            let name = &layer.imp.name;
+            let name_len = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+            let line_len = name_len + 2 + text.len() + 1;
+            if len + line_len > req.text.len() {
+                break;
+            }
+            req.text[len..len + name_len].copy_from_slice(&name[..name_len]);
+            req.text[len + name_len..len + name_len + 2].copy_from_slice(b": ");
+            let at = len + name_len + 2;
+            req.text[at..at + text.len()].copy_from_slice(text.as_bytes());
+            req.text[at + text.len()] = b'\n';
+            len += line_len;
+        }
+    })?;
+    req.len = len as u32;
+    Ok(())
+}
+
 fn swap_objects(req: &mut SwapRequest) -> Result {
     require_admin()?;
     let interface = name(&req.interface)?;
@@ -385,6 +414,7 @@ impl MiscDevice for Control {
             HOTSWAP_IOC_INTERPOSE => with_request(arg, |r| interpose_objects(r, true)),
             HOTSWAP_IOC_UNINTERPOSE => with_request(arg, |r| interpose_objects(r, false)),
             HOTSWAP_IOC_SET_TIMEOUT => with_request(arg, set_timeout),
+            HOTSWAP_IOC_OBJECT_REPORTS => with_request(arg, object_reports),
             _ => Err(ENOTTY),
         }
     }

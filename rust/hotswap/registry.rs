@@ -65,6 +65,7 @@ type DestroyFn = unsafe extern "C" fn(*mut c_void, u32);
 type ExportFn = unsafe extern "C" fn(*mut c_void, u32, *mut *mut c_void) -> c_int;
 type ImportFn = unsafe extern "C" fn(*mut c_void, u32, *mut c_void) -> c_int;
 type ReleaseFn = unsafe extern "C" fn(*mut c_void, u32, *mut c_void, u32);
+type ReportFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> isize;
 
 /// hotswap's validated copy of an implementation's table.
 pub(crate) struct ImplInfo {
@@ -85,6 +86,7 @@ pub(crate) struct ImplInfo {
     export: Option<ExportFn>,
     import: Option<ImportFn>,
     release: Option<ReleaseFn>,
+    report: Option<ReportFn>,
     /// Objects and interposers created from this implementation.
     users: Atomic<u32>,
 }
@@ -168,6 +170,20 @@ impl ImplInfo {
             // `obj` and is released exactly once.
             unsafe { release(obj, format, state, u32::from(taken)) };
         }
+    }
+
+    /// The instance's one-line report, if the implementation has one:
+    /// written into `buf`, returning the text (checked: in range, UTF-8).
+    pub(crate) fn report<'a>(&self, obj: *mut c_void, buf: &'a mut [u8]) -> Option<&'a str> {
+        let report = self.report?;
+        // SAFETY: `obj` is a live instance of this implementation; `buf`
+        // is writable for its length.
+        let n = unsafe { report(obj, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 || n as usize > buf.len() {
+            crate::stats::count_misbehavior();
+            return None;
+        }
+        core::str::from_utf8(&buf[..n as usize]).ok()
     }
 
     /// Runs `f` on the owning module's name ("" for built-in code).
@@ -357,6 +373,7 @@ impl Registry {
                 export: ops.export,
                 import: ops.import,
                 release: ops.release,
+                report: ops.report,
                 users: Atomic::new(0),
             },
             GFP_KERNEL,

@@ -67,6 +67,12 @@ fn render_slot(slot: &Slot, f: &mut Formatter<'_>) -> fmt::Result {
             let sep = if i == 0 { "" } else { "," };
             write!(f, "{}{}", sep, name_str(&layer.imp.name))?;
         }
+        for layer in interposers.iter() {
+            let mut buf = [0u8; 256];
+            if let Some(text) = layer.imp.report(layer.obj, &mut buf) {
+                write!(f, " {}:{{{}}}", name_str(&layer.imp.name), text)?;
+            }
+        }
         match &admin.stats.last {
             Some(last) => writeln!(
                 f,

@@ -14,7 +14,7 @@
 //! can size its buffer and ask again.
 
 /// Version of this ABI; bump on any change below.
-pub const UAPI_VERSION: u32 = 1;
+pub const UAPI_VERSION: u32 = 2;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
@@ -259,6 +259,19 @@ pub struct TimeoutRequest {
     pub timeout_ms: u32,
 }
 
+/// Reports of an object's interposers (a monitor's figures); `id` in.
+/// `text` holds one line per interposer that reports: `<name>: <report>`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ReportRequest {
+    /// In: object id.
+    pub id: u32,
+    /// Out: bytes of `text` used.
+    pub len: u32,
+    /// Out: the lines.
+    pub text: [u8; 1024],
+}
+
 /// Which [`UAPI_VERSION`] the kernel speaks.
 pub const HOTSWAP_IOC_VERSION: u32 = ioc(IOC_READ, 0x01, size_of::<Version>());
 /// List interfaces ([`InterfaceEntry`] entries).
@@ -279,6 +292,9 @@ pub const HOTSWAP_IOC_INTERPOSE: u32 =
 /// Remove an interposer (needs `CAP_SYS_ADMIN`).
 pub const HOTSWAP_IOC_UNINTERPOSE: u32 =
     ioc(IOC_READ | IOC_WRITE, 0x08, size_of::<InterposeRequest>());
+/// Reports of an object's interposers.
+pub const HOTSWAP_IOC_OBJECT_REPORTS: u32 =
+    ioc(IOC_READ | IOC_WRITE, 0x0a, size_of::<ReportRequest>());
 /// Set swap timeouts (needs `CAP_SYS_ADMIN`).
 pub const HOTSWAP_IOC_SET_TIMEOUT: u32 = ioc(IOC_WRITE, 0x09, size_of::<TimeoutRequest>());
 

@@ -11,6 +11,7 @@ may have been read again from the file because of a swap.
 """
 
 import fcntl
+import json
 import os
 import struct
 import subprocess
@@ -26,6 +27,12 @@ ATTACH = (1 << 30) | (4 << 16) | (0xB7 << 8) | 0x20
 INFO = struct.Struct("<IIqQQQQQQQQQ")
 IOC_INFO = (2 << 30) | (INFO.size << 16) | (0xB7 << 8) | 0x21
 TOOL = sys.argv[1]
+
+
+def tool(*args):
+    out = subprocess.run([TOOL, *args], capture_output=True, text=True)
+    assert out.returncode == 0, f"hswapctl {' '.join(args)}: {out.stdout}{out.stderr}"
+    return out.stdout
 
 
 def page_bytes(page, gen):
@@ -99,12 +106,21 @@ def main():
         writers.append(pid)
 
     swaps = 0
+    monitored = []
     while swaps < SWAPS or any(os.waitpid(w, os.WNOHANG) == (0, 0) for w in writers):
         target = "distributed" if swaps % 2 == 0 else "shared"
         out = subprocess.run([TOOL, "swap", "fcm", target, "--object", str(object_id)],
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
         swaps += 1
+        if swaps == 4:
+            tool("interpose", "fcm", "monitor", "--object", str(object_id))
+        if swaps == 10:
+            report = json.loads(tool("--json", "status", str(object_id)))["reports"]["monitor"]
+            figures = dict(kv.split("=") for kv in report.split())
+            assert int(figures["calls"]) > 0 and int(figures["active_cpus"]) >= 1, report
+            monitored.append(report)
+            tool("uninterpose", "fcm", "monitor", "--object", str(object_id))
         if swaps > 400:
             raise AssertionError("writers never finished")
     for w in writers:
@@ -128,6 +144,8 @@ def main():
         data = f.read()
     expected = b"".join(page_bytes(p, GENERATIONS) for p in range(PAGES))
     assert data == expected, "backing file differs from the last generation"
+    assert monitored, "the monitor was never interposed (writers too fast?)"
+    print(f"monitor while swapping: {monitored[0]}")
     print(f"{swaps} live swaps, {PAGES * GENERATIONS} page writes, backing file verified byte for byte")
 
     # Closing the last opener while a swap runs: the swap finishes or finds

@@ -22,6 +22,8 @@ pub trait Device {
     /// Adds (`add`) or removes an interposer.
     fn interpose(&self, add: bool, req: &mut InterposeRequest) -> DevResult<()>;
     fn set_timeout(&self, req: &TimeoutRequest) -> DevResult<()>;
+    /// Reports of the object's interposers: one `<name>: <text>` line each.
+    fn reports(&self, id: u32) -> DevResult<String>;
 }
 
 /// `/dev/hotswap`, opened.
@@ -127,5 +129,13 @@ impl Device for Dev {
     fn set_timeout(&self, req: &TimeoutRequest) -> DevResult<()> {
         let mut req = *req;
         self.ioctl("set timeout", HOTSWAP_IOC_SET_TIMEOUT, &mut req)
+    }
+
+    fn reports(&self, id: u32) -> DevResult<String> {
+        let mut req: ReportRequest = zeroed();
+        req.id = id;
+        self.ioctl("reports", HOTSWAP_IOC_OBJECT_REPORTS, &mut req)?;
+        let len = (req.len as usize).min(req.text.len());
+        Ok(String::from_utf8_lossy(&req.text[..len]).into_owned())
     }
 }

@@ -76,6 +76,20 @@ pub struct Status {
     pub swaps_aborted: u64,
     pub timeout_ms: u32,
     pub last_swap: Option<LastSwap>,
+    /// Interposers' own reports (e.g. a monitor's figures), by name.
+    pub reports: std::collections::BTreeMap<String, String>,
+}
+
+impl Status {
+    /// Adds the `<name>: <text>` lines of the reports ioctl.
+    pub fn with_reports(mut self, lines: &str) -> Self {
+        for line in lines.lines() {
+            if let Some((name, text)) = line.split_once(": ") {
+                self.reports.insert(name.to_string(), text.to_string());
+            }
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -182,6 +196,7 @@ impl From<&uapi::ObjectStatus> for Status {
             swaps_aborted: s.swaps_aborted,
             timeout_ms: s.timeout_ms,
             last_swap,
+            reports: Default::default(),
         }
     }
 }

@@ -119,6 +119,9 @@ pub fn status_one(s: &Status) -> String {
         s.swaps_done, s.swaps_aborted
     );
     let _ = writeln!(out, "  swap timeout    {} ms per phase", s.timeout_ms);
+    for (name, text) in &s.reports {
+        let _ = writeln!(out, "  {name:<15} {text}");
+    }
     let _ = writeln!(out, "  last swap       {}", last_swap(&s.last_swap));
     if let Some(l) = &s.last_swap {
         let _ = writeln!(

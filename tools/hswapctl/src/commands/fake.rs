@@ -168,4 +168,13 @@ impl Device for Fake {
         self.count();
         self.check_admin("set timeout")
     }
+
+    fn reports(&self, id: u32) -> DevResult<String> {
+        self.count();
+        Ok(if id == 1 {
+            "monitor: calls=7 active_cpus=2\n".into()
+        } else {
+            String::new()
+        })
+    }
 }

@@ -12,7 +12,9 @@ pub fn all(dev: &dyn Device) -> Result<Vec<Status>> {
     let mut out = Vec::new();
     for entry in dev.objects()? {
         match dev.status(entry.id) {
-            Ok(st) => out.push(Status::from(&st)),
+            Ok(st) => {
+                out.push(Status::from(&st).with_reports(&dev.reports(entry.id).unwrap_or_default()))
+            }
             // Destroyed between the list and the status: not an error.
             Err(e) if e.errno == libc::ENOENT => {}
             Err(e) => return Err(e.into()),
@@ -27,7 +29,8 @@ pub fn run(dev: &dyn Device, object: Option<u32>, json: bool) -> Result<(String,
             let st = dev
                 .status(id)
                 .map(|s| Status::from(&s))
-                .with_context(|| format!("object {id}"))?;
+                .with_context(|| format!("object {id}"))?
+                .with_reports(&dev.reports(id).with_context(|| format!("object {id}"))?);
             if json {
                 serde_json::to_string_pretty(&st)? + "\n"
             } else {
@@ -64,6 +67,20 @@ mod tests {
         assert_eq!(v["swaps_done"], 0);
         assert!(v["last_swap"].is_null());
         assert_eq!(v["interposers"], serde_json::json!([]));
+        assert_eq!(v["reports"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn monitor_figures_are_shown() {
+        let dev = Fake::with_objects(2);
+        let (text, _) = run(&dev, Some(1), false).unwrap();
+        assert!(
+            text.contains("  monitor         calls=7 active_cpus=2\n"),
+            "{text}"
+        );
+        let (json, _) = run(&dev, Some(1), true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["reports"]["monitor"], "calls=7 active_cpus=2");
     }
 
     #[test]
