@@ -28,14 +28,26 @@ done
 for suite in /sys/kernel/debug/kunit/*/; do
 	[ -f "$suite/results" ] && cp "$suite/results" "$out/ktap/$(basename "$suite").ktap"
 done
-unload_all 2>>"$out/errors"
 
-for t in tests/vm/$vm_glob.sh; do
-	[ -x "$t" ] || continue
+run_test() {
+	local t=$1 name
 	name=$(basename "$t" .sh)
 	echo "hotswap-test: $name" >/dev/kmsg
 	timeout -k 5 "${HOTSWAP_VM_TEST_TIMEOUT:-120}" "$t" >"$out/integration/$name.log" 2>&1
 	echo $? >"$out/integration/$name.rc"
+}
+
+# Tests marked "# vm-phase: loaded" run now, with every module loaded
+# (reloading hotswap_core_test would run its long KUnit suite again).
+for t in tests/vm/$vm_glob.sh; do
+	[ -x "$t" ] && grep -q '^# vm-phase: loaded$' "$t" && run_test "$t"
+done
+unload_all 2>>"$out/errors"
+
+for t in tests/vm/$vm_glob.sh; do
+	[ -x "$t" ] || continue
+	grep -q '^# vm-phase: loaded$' "$t" && continue
+	run_test "$t"
 	unload_all 2>>"$out/errors"
 done
 

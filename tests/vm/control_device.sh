@@ -3,11 +3,13 @@
 # /dev/hotswap end to end: every ioctl as root, malformed requests, reads and
 # EPERM as an unprivileged user, the debugfs status tree, and the fixed
 # one-line-per-phase transcript of a swap.
+# vm-phase: loaded
 set -eu
 . "$(dirname "$0")/lib.sh"
 
 py=/usr/bin/python3
 load hotswap hotswap_core_test
+! module_loaded hstest_objects || rmmod hstest_objects
 refs=$(cat /sys/module/hotswap/refcnt)
 insmod "$(module_path hstest_objects)" count=3 || fail "insmod hstest_objects"
 # hotswap.ko is pinned once by the new module's symbol use and once per

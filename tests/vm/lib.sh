@@ -3,7 +3,9 @@
 #   . "$(dirname "$0")/lib.sh"
 # A test is any executable tests/vm/NAME.sh: it runs as root in the test VM
 # from the repository root with no module loaded, and passes by exiting 0.
-# The runner unloads whatever it left loaded afterwards.
+# The runner unloads whatever it left loaded afterwards. A test with the
+# line "# vm-phase: loaded" runs instead right after the KUnit phase, with
+# every module of tests/modules loaded (`load` skips loaded modules).
 
 HOTSWAP_ROOT=${HOTSWAP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 mapfile -t HOTSWAP_MODULES < <(grep -v '^#' "$HOTSWAP_ROOT/tests/modules")
@@ -26,12 +28,22 @@ module_loaded() {
 	grep -q "^$1 " /proc/modules
 }
 
-# load NAME...: insmod each, failing the test if one does not load.
+# load NAME...: insmod each (unless loaded), failing the test if one does
+# not load.
 load() {
 	local m
 	for m in "$@"; do
+		module_loaded "$m" && continue
 		insmod "$(module_path "$m")" || fail "insmod $m"
 	done
+}
+
+# reload NAME ARGS...: (re)insert a module with parameters.
+reload() {
+	local m=$1
+	shift
+	! module_loaded "$m" || rmmod "$m" || fail "rmmod $m"
+	insmod "$(module_path "$m")" "$@" || fail "insmod $m $*"
 }
 
 # load_all: every module of tests/modules, in order.
