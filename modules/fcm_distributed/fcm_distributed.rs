@@ -31,11 +31,8 @@ pub mod fcm_conformance;
 #[path = "../../rust/hotswap/fcm_pages.rs"]
 pub mod fcm_pages;
 
-use fcm_api::{
-    Buffer, DescriptorState, FcmCreate, FcmImpl, FcmOps, FcmStats, PageDescriptor,
-    FORMAT_DESCRIPTORS, PAGE_SIZE,
-};
-use fcm_pages::{BackingFile, CachePage};
+use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, PAGE_SIZE};
+use fcm_pages::{BackingFile, CachePage, DescriptorExport};
 
 module! {
     type: FcmDistributedModule,
@@ -54,6 +51,16 @@ struct Cell {
     page: CachePage,
     dirty: Atomic<bool>,
     referenced: Atomic<bool>,
+}
+
+impl Cell {
+    fn new(page: CachePage, dirty: bool, referenced: bool) -> Self {
+        Self {
+            page,
+            dirty: Atomic::new(dirty),
+            referenced: Atomic::new(referenced),
+        }
+    }
 }
 
 /// What a representative remembers: pages by index, borrowed from the
@@ -210,15 +217,8 @@ impl DistributedFcm {
             }
             master.stats.fills += 1;
         }
-        let cell = KBox::new(
-            Cell {
-                page,
-                dirty: Atomic::new(false),
-                referenced: Atomic::new(true),
-            },
-            GFP_KERNEL,
-        )
-        .inspect_err(|_| master.stats.freed += 1)?;
+        let cell = KBox::new(Cell::new(page, false, true), GFP_KERNEL)
+            .inspect_err(|_| master.stats.freed += 1)?;
         let ptr: *const Cell = &*cell;
         master
             .pages
@@ -454,18 +454,8 @@ impl FcmImpl for DistributedFcm {
         let mut master = self.master.lock();
         let file = master.file.as_ref().ok_or(EBADF)?.as_raw();
         let count = master.pages.iter().count();
-        let mut pages = KVec::with_capacity(count, GFP_KERNEL)?;
-        let mut state = KBox::new(
-            DescriptorState {
-                file,
-                stats,
-                count: 0,
-                pages: core::ptr::null_mut(),
-            },
-            GFP_KERNEL,
-        )?;
-        // Nothing can fail from here: forget every borrowed pointer, then
-        // move every page into the state.
+        let mut export = DescriptorExport::new(file, stats, count)?;
+        // Forget every borrowed pointer, then move every page out.
         for rep in self.reps.iter() {
             rep.inner.lock().map = RBTree::new();
         }
@@ -477,60 +467,32 @@ impl FcmImpl for DistributedFcm {
                 dirty,
                 referenced,
             } = KBox::into_inner(cell);
-            // Capacity was reserved for every page above.
-            let _ = pages.push(
-                PageDescriptor {
-                    index,
-                    page: page.into_raw(),
-                    dirty: u32::from(dirty.load(Acquire)),
-                    referenced: u32::from(referenced.load(Relaxed)),
-                },
-                GFP_KERNEL,
-            );
+            export.push(index, page, dirty.load(Acquire), referenced.load(Relaxed));
         }
-        let (ptr, len, _cap) = pages.into_raw_parts();
-        state.count = len;
-        state.pages = ptr;
-        Ok(KBox::into_raw(state).cast())
+        Ok(export.finish())
     }
 
     fn import(&self, format: u32, state: *mut c_void) -> Result {
-        if format != FORMAT_DESCRIPTORS || state.is_null() {
+        if format != FORMAT_DESCRIPTORS {
             return Err(EINVAL);
         }
         // SAFETY: hotswap passes the state the exporter made in this format.
-        let state = unsafe { &*state.cast::<DescriptorState>() };
-        // SAFETY: `pages` holds `count` descriptors.
-        let descriptors = unsafe { core::slice::from_raw_parts(state.pages, state.count) };
-        if descriptors.iter().any(|d| d.page.is_null()) {
-            return Err(EINVAL);
-        }
+        let (state, descriptors) = unsafe { fcm_pages::descriptors(state)? };
         let mut master = self.master.lock();
         // SAFETY: The exporter holds the file until the transfer ends.
         let file = unsafe { BackingFile::new(state.file) };
         let mut pages = RBTree::new();
         let mut dirty = 0;
         for d in descriptors {
-            // SAFETY: A page from the exporter's `into_raw`, non-NULL; on
-            // failure `forget_all` gives it back without freeing it.
+            // SAFETY: A page from the exporter's `push`, checked non-NULL;
+            // if the import fails, `forget_all` gives it back unfreed.
             let page = unsafe { CachePage::from_raw(d.page) }.ok_or(EINVAL)?;
-            let cell = match KBox::new(
-                Cell {
-                    page,
-                    dirty: Atomic::new(d.dirty != 0),
-                    referenced: Atomic::new(d.referenced != 0),
-                },
-                GFP_KERNEL,
-            ) {
-                Ok(cell) => cell,
-                Err(err) => {
-                    forget_all(&mut pages);
-                    return Err(err.into());
-                }
-            };
-            if let Err(err) = pages.try_create_and_insert(d.index, cell, GFP_KERNEL) {
+            let inserted = KBox::new(Cell::new(page, d.dirty != 0, d.referenced != 0), GFP_KERNEL)
+                .map_err(Error::from)
+                .and_then(|cell| Ok(pages.try_create_and_insert(d.index, cell, GFP_KERNEL)?));
+            if let Err(err) = inserted {
                 forget_all(&mut pages);
-                return Err(err.into());
+                return Err(err);
             }
             dirty += u64::from(d.dirty != 0);
         }
@@ -552,35 +514,21 @@ impl FcmImpl for DistributedFcm {
     }
 
     fn release(&self, format: u32, state: *mut c_void, taken: bool) {
-        if format != FORMAT_DESCRIPTORS || state.is_null() {
+        if format != FORMAT_DESCRIPTORS {
             return;
         }
-        // SAFETY: `state` is the one `export` made, released once.
-        let state = unsafe { KBox::from_raw(state.cast::<DescriptorState>()) };
-        // SAFETY: `export` made `pages` from a KVec of `count` elements.
-        let pages = unsafe { KVec::from_raw_parts(state.pages, state.count, state.count) };
-        if taken {
-            return;
-        }
-        // The swap aborted: put every page back exactly as it was.
         let mut master = self.master.lock();
-        for d in pages.iter() {
-            // SAFETY: Pages from our own `export`, not taken by anyone.
-            let Some(page) = (unsafe { CachePage::from_raw(d.page) }) else {
-                continue;
-            };
-            let cell = Cell {
-                page,
-                dirty: Atomic::new(d.dirty != 0),
-                referenced: Atomic::new(d.referenced != 0),
-            };
-            let restored = KBox::new(cell, GFP_KERNEL)
-                .map_err(Error::from)
-                .and_then(|c| Ok(master.pages.try_create_and_insert(d.index, c, GFP_KERNEL)?));
-            if restored.is_err() {
-                pr_err!("fcm_distributed: no memory to restore page {}\n", d.index);
-            }
-        }
+        // SAFETY: `state` is the one `export` made, released once.
+        unsafe {
+            fcm_pages::release_descriptors(state, taken, |index, page, dirty, referenced| {
+                let restored = KBox::new(Cell::new(page, dirty, referenced), GFP_KERNEL)
+                    .map_err(Error::from)
+                    .and_then(|c| Ok(master.pages.try_create_and_insert(index, c, GFP_KERNEL)?));
+                if restored.is_err() {
+                    pr_err!("no memory to restore page {}; it is lost\n", index);
+                }
+            })
+        };
     }
 }
 

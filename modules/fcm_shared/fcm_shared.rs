@@ -23,11 +23,8 @@ pub mod fcm_conformance;
 pub mod fcm_pages;
 
 use core::ffi::c_void;
-use fcm_api::{
-    Buffer, DescriptorState, FcmCreate, FcmImpl, FcmOps, FcmStats, PageDescriptor,
-    FORMAT_DESCRIPTORS, PAGE_SIZE,
-};
-use fcm_pages::{BackingFile, CachePage};
+use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, PAGE_SIZE};
+use fcm_pages::{BackingFile, CachePage, DescriptorExport};
 
 module! {
     type: FcmSharedModule,
@@ -306,74 +303,42 @@ impl FcmImpl for SharedFcm {
             return Err(EINVAL);
         }
         let mut inner = self.inner.lock();
-        let file = inner.file()?.as_raw();
+        let stats = FcmStats {
+            size: inner.size,
+            capacity: inner.capacity,
+            ..inner.stats
+        };
         let count = inner.pages.iter().count();
-        let mut pages = KVec::with_capacity(count, GFP_KERNEL)?;
-        let mut state = KBox::new(
-            DescriptorState {
-                file,
-                stats: FcmStats {
-                    size: inner.size,
-                    capacity: inner.capacity,
-                    ..inner.stats
-                },
-                count: 0,
-                pages: core::ptr::null_mut(),
-            },
-            GFP_KERNEL,
-        )?;
-        // Nothing can fail from here: move every page into the state.
+        let mut export = DescriptorExport::new(inner.file()?.as_raw(), stats, count)?;
         while let Some(cursor) = inner.pages.cursor_front_mut() {
             let (_, node) = cursor.remove_current();
             let (index, cached) = node.to_key_value();
-            // Capacity was reserved for every page above.
-            let _ = pages.push(
-                PageDescriptor {
-                    index,
-                    page: cached.page.into_raw(),
-                    dirty: u32::from(cached.dirty),
-                    referenced: 1,
-                },
-                GFP_KERNEL,
-            );
+            export.push(index, cached.page, cached.dirty, true);
         }
-        let (ptr, len, _cap) = pages.into_raw_parts();
-        state.count = len;
-        state.pages = ptr;
-        Ok(KBox::into_raw(state).cast())
+        Ok(export.finish())
     }
 
     fn import(&self, format: u32, state: *mut c_void) -> Result {
-        if format != FORMAT_DESCRIPTORS || state.is_null() {
+        if format != FORMAT_DESCRIPTORS {
             return Err(EINVAL);
         }
         // SAFETY: hotswap passes the state the exporter made in this format.
-        let state = unsafe { &*state.cast::<DescriptorState>() };
-        // SAFETY: `pages` holds `count` descriptors (see `export`).
-        let descriptors = unsafe { core::slice::from_raw_parts(state.pages, state.count) };
-        if descriptors.iter().any(|d| d.page.is_null()) {
-            return Err(EINVAL);
-        }
+        let (state, descriptors) = unsafe { fcm_pages::descriptors(state)? };
         let mut inner = self.inner.lock();
         // SAFETY: The exporter holds the file until the transfer ends.
         let file = unsafe { BackingFile::new(state.file) };
         let mut pages = RBTree::new();
         for d in descriptors {
-            // Borrowed: the pages stay the exporter's until `release`
-            // says the import took them; tree nodes are allocated first.
+            // SAFETY: A page from the exporter's `push`, checked non-NULL;
+            // if the import fails, `forget_all` gives it back unfreed.
+            let page = unsafe { CachePage::from_raw(d.page) }.ok_or(EINVAL)?;
+            let cached = Cached {
+                page,
+                dirty: d.dirty != 0,
+                stamp: 0,
+            };
             pages
-                .try_create_and_insert(
-                    d.index,
-                    Cached {
-                        // SAFETY: A page from the exporter's `into_raw`, checked
-                        // non-NULL above; if the import fails, `forget_all`
-                        // gives it back without freeing it.
-                        page: unsafe { CachePage::from_raw(d.page) }.ok_or(EINVAL)?,
-                        dirty: d.dirty != 0,
-                        stamp: 0,
-                    },
-                    GFP_KERNEL,
-                )
+                .try_create_and_insert(d.index, cached, GFP_KERNEL)
                 .inspect_err(|_| forget_all(&mut pages))?;
         }
         inner.file = Some(file);
@@ -385,37 +350,27 @@ impl FcmImpl for SharedFcm {
     }
 
     fn release(&self, format: u32, state: *mut c_void, taken: bool) {
-        if format != FORMAT_DESCRIPTORS || state.is_null() {
+        if format != FORMAT_DESCRIPTORS {
             return;
         }
-        // SAFETY: `state` is the one `export` made, released once.
-        let state = unsafe { KBox::from_raw(state.cast::<DescriptorState>()) };
-        // SAFETY: `export` made `pages` from a KVec of `count` elements.
-        let pages = unsafe { KVec::from_raw_parts(state.pages, state.count, state.count) };
-        if taken {
-            return;
-        }
-        // The swap aborted: put every page back exactly as it was.
         let mut inner = self.inner.lock();
-        for d in pages.iter() {
-            // SAFETY: Pages from our own `export`, not taken by anyone.
-            if let Some(page) = unsafe { CachePage::from_raw(d.page) } {
+        // SAFETY: `state` is the one `export` made, released once.
+        unsafe {
+            fcm_pages::release_descriptors(state, taken, |index, page, dirty, _| {
                 let cached = Cached {
                     page,
-                    dirty: d.dirty != 0,
+                    dirty,
                     stamp: 0,
                 };
                 if inner
                     .pages
-                    .try_create_and_insert(d.index, cached, GFP_KERNEL)
+                    .try_create_and_insert(index, cached, GFP_KERNEL)
                     .is_err()
                 {
-                    // Out of memory for a tree node: the page goes back to
-                    // the file now rather than being lost.
-                    pr_err!("fcm_shared: no memory to restore page {}\n", d.index);
+                    pr_err!("no memory to restore page {}; it is lost\n", index);
                 }
-            }
-        }
+            })
+        };
     }
 }
 

@@ -3,7 +3,7 @@
 //! can move between modules, and the backing file they are filled from and
 //! written back to. Compiled into each FCM module next to `fcm_api.rs`.
 
-use crate::fcm_api::PAGE_SIZE;
+use crate::fcm_api::{DescriptorState, FcmStats, PageDescriptor, PAGE_SIZE};
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use kernel::bindings;
@@ -165,5 +165,106 @@ impl BackingFile {
         kernel::error::to_result(unsafe {
             bindings::vfs_fsync_range(self.file.as_ptr(), start, end, 0)
         })
+    }
+}
+
+/// Builds a [`DescriptorState`] for an export. Everything is allocated in
+/// [`DescriptorExport::new`], so moving pages in cannot fail half-way.
+pub struct DescriptorExport {
+    state: KBox<DescriptorState>,
+    pages: KVec<PageDescriptor>,
+}
+
+impl DescriptorExport {
+    /// Room for `count` pages of the file `file` with counters `stats`.
+    pub fn new(file: *mut c_void, stats: FcmStats, count: usize) -> Result<Self> {
+        let state = KBox::new(
+            DescriptorState {
+                file,
+                stats,
+                count: 0,
+                pages: core::ptr::null_mut(),
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            state,
+            pages: KVec::with_capacity(count, GFP_KERNEL)?,
+        })
+    }
+
+    /// Moves `page` (page `index`) into the state.
+    pub fn push(&mut self, index: u64, page: CachePage, dirty: bool, referenced: bool) {
+        let descriptor = PageDescriptor {
+            index,
+            page: page.into_raw(),
+            dirty: u32::from(dirty),
+            referenced: u32::from(referenced),
+        };
+        // `new` reserved one place per page; a caller pushing more pages
+        // than it announced gets the extra ones freed, not leaked.
+        if let Err(err) = self.pages.push_within_capacity(descriptor) {
+            // SAFETY: The page was given up just above and not shared.
+            drop(unsafe { CachePage::from_raw(err.0.page) });
+        }
+    }
+
+    /// The state handle for hotswap.
+    pub fn finish(mut self) -> *mut c_void {
+        let (ptr, len, _cap) = self.pages.into_raw_parts();
+        self.state.count = len;
+        self.state.pages = ptr;
+        KBox::into_raw(self.state).cast()
+    }
+}
+
+/// The state and descriptors of an import, checked (no NULL page).
+///
+/// # Safety
+///
+/// `state` is a [`DescriptorState`] made by [`DescriptorExport`], alive
+/// until the transfer ends.
+pub unsafe fn descriptors<'a>(
+    state: *mut c_void,
+) -> Result<(&'a DescriptorState, &'a [PageDescriptor])> {
+    // SAFETY: The caller promises a live state from `DescriptorExport`.
+    let state = unsafe { state.cast::<DescriptorState>().as_ref() }.ok_or(EINVAL)?;
+    // SAFETY: `pages` holds `count` descriptors (see `finish`).
+    let pages = unsafe { core::slice::from_raw_parts(state.pages, state.count) };
+    if pages.iter().any(|d| d.page.is_null()) {
+        return Err(EINVAL);
+    }
+    Ok((state, pages))
+}
+
+/// Ends a descriptor transfer on the exporter: frees the state and, unless
+/// the importer took the pages, hands each back to `restore` (index, page,
+/// dirty, referenced).
+///
+/// # Safety
+///
+/// `state` came from this exporter's [`DescriptorExport::finish`] and is
+/// released once.
+pub unsafe fn release_descriptors(
+    state: *mut c_void,
+    taken: bool,
+    mut restore: impl FnMut(u64, CachePage, bool, bool),
+) {
+    if state.is_null() {
+        return;
+    }
+    // SAFETY: The caller promises the state `finish` made, released once.
+    let state = unsafe { KBox::from_raw(state.cast::<DescriptorState>()) };
+    // SAFETY: `finish` made `pages` from a KVec of `count` elements (its
+    // capacity is forgotten; kmalloc frees by address).
+    let pages = unsafe { KVec::from_raw_parts(state.pages, state.count, state.count) };
+    if taken {
+        return;
+    }
+    for d in pages.iter() {
+        // SAFETY: Pages from the exporter's own `push`, not taken by anyone.
+        if let Some(page) = unsafe { CachePage::from_raw(d.page) } {
+            restore(d.index, page, d.dirty != 0, d.referenced != 0);
+        }
     }
 }

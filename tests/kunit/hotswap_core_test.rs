@@ -96,6 +96,7 @@ unsafe extern "C" fn obj_add(obj: *mut c_void, _call: *const Call, n: u64) -> u6
         RECURSE => {
             let slot = RECURSE_SLOT.load(Acquire) as *const c_void;
             HELD.fetch_add(1, Full);
+            // SAFETY: The test keeps the object alive while this call runs.
             wait_for(|| unsafe { api::hotswap_object_phase(slot) } == 2);
             let inner = call_add(slot, 1).unwrap_or(0);
             HELD.fetch_sub(1, Full);
@@ -371,6 +372,16 @@ fn swap(obj: &api::Object, name: &CStr, timeout_ms: u32) -> (c_int, api::SwapRep
     (ret, report)
 }
 
+fn interpose(obj: &api::Object, name: &CStr) -> c_int {
+    // SAFETY: Live handle, NUL-terminated name.
+    unsafe { api::hotswap_object_interpose(obj.slot(), name.as_ptr()) }
+}
+
+fn uninterpose(obj: &api::Object, name: &CStr) -> c_int {
+    // SAFETY: Live handle, NUL-terminated name.
+    unsafe { api::hotswap_object_uninterpose(obj.slot(), name.as_ptr()) }
+}
+
 fn phase(obj: &api::Object) -> u32 {
     // SAFETY: Live handle.
     unsafe { api::hotswap_object_phase(obj.slot()) }
@@ -433,9 +444,7 @@ mod tests {
         // An interposer cannot be an object, nor an object an interposer.
         assert_eq!(create(c"counter", 0).err(), Some(EINVAL));
         if let Ok(obj) = create(c"alpha", 0) {
-            // SAFETY: Live handle and NUL-terminated names.
-            let ret = unsafe { api::hotswap_object_interpose(obj.slot(), c"beta".as_ptr()) };
-            assert_eq!(ret, EINVAL.to_errno());
+            assert_eq!(interpose(&obj, c"beta"), EINVAL.to_errno());
             let (ret, _) = swap(&obj, c"counter", 0);
             assert_eq!(ret, EINVAL.to_errno());
         }
@@ -444,23 +453,18 @@ mod tests {
     #[test]
     fn interposers_stack_and_any_one_can_go() -> Result {
         let obj = create(c"alpha", 0)?;
-        let slot = obj.slot();
-        // SAFETY (all calls below): live handle, NUL-terminated names.
-        api::to_result(unsafe { api::hotswap_object_interpose(slot, c"plus_one".as_ptr()) })?;
+        api::to_result(interpose(&obj, c"plus_one"))?;
         assert_eq!(add(&obj, 1)?, 2);
-        api::to_result(unsafe { api::hotswap_object_interpose(slot, c"counter".as_ptr()) })?;
+        api::to_result(interpose(&obj, c"counter"))?;
         let before = INTERPOSED_CALLS.load(Relaxed);
         assert_eq!(add(&obj, 1)?, 4);
         assert_eq!(INTERPOSED_CALLS.load(Relaxed), before + 1);
         // Remove the inner one; the outer keeps counting.
-        api::to_result(unsafe { api::hotswap_object_uninterpose(slot, c"plus_one".as_ptr()) })?;
+        api::to_result(uninterpose(&obj, c"plus_one"))?;
         assert_eq!(add(&obj, 1)?, 5);
         assert_eq!(INTERPOSED_CALLS.load(Relaxed), before + 2);
-        assert_eq!(
-            unsafe { api::hotswap_object_uninterpose(slot, c"plus_one".as_ptr()) },
-            ENOENT.to_errno()
-        );
-        api::to_result(unsafe { api::hotswap_object_uninterpose(slot, c"counter".as_ptr()) })?;
+        assert_eq!(uninterpose(&obj, c"plus_one"), ENOENT.to_errno());
+        api::to_result(uninterpose(&obj, c"counter"))?;
         assert_eq!(add(&obj, 1)?, 6);
         assert_eq!(INTERPOSED_CALLS.load(Relaxed), before + 2);
         assert_eq!(tag(&obj)?, 1);
@@ -489,8 +493,7 @@ mod tests {
     #[test]
     fn swap_under_interposers_keeps_them() -> Result {
         let obj = create(c"alpha", 0)?;
-        // SAFETY: Live handle, NUL-terminated name.
-        api::to_result(unsafe { api::hotswap_object_interpose(obj.slot(), c"plus_one".as_ptr()) })?;
+        api::to_result(interpose(&obj, c"plus_one"))?;
         assert_eq!(swap(&obj, c"beta", 0).0, 0);
         assert_eq!(tag(&obj)?, 2);
         assert_eq!(add(&obj, 1)?, 2);
