@@ -104,14 +104,6 @@ pub struct DistributedFcm {
     dirty: Atomic<u64>,
 }
 
-fn range(pos: i64, len: usize) -> Result<i64> {
-    if pos < 0 {
-        return Err(EINVAL);
-    }
-    let len = i64::try_from(len).map_err(|_| EINVAL)?;
-    pos.checked_add(len).ok_or(EFBIG)
-}
-
 impl DistributedFcm {
     fn new(file: Option<BackingFile>, capacity: u64) -> Result<KBox<Self>> {
         let size = file.as_ref().map_or(0, |f| f.size());
@@ -363,34 +355,25 @@ impl FcmImpl for DistributedFcm {
     }
 
     fn read(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
-        let end = range(pos, len)?.min(self.size.load(Acquire));
-        let mut at = pos;
-        while at < end {
-            let index = (at / PAGE) as u64;
-            let off = (at % PAGE) as usize;
-            let n = (PAGE_SIZE - off).min((end - at) as usize);
-            self.with_page(index, true, |cell| {
+        let end = fcm_pages::byte_range(pos, len)?.min(self.size.load(Acquire));
+        for c in fcm_pages::chunks(pos, end) {
+            self.with_page(c.index, true, |cell| {
                 cell.page
-                    .with_bytes(|bytes| buf.put((at - pos) as usize, &bytes[off..off + n]))
+                    .with_bytes(|bytes| buf.put(c.at, &bytes[c.offset..c.offset + c.len]))
             })?;
-            at += n as i64;
         }
-        Ok((at.max(pos) - pos) as usize)
+        Ok((end.max(pos) - pos) as usize)
     }
 
     fn write(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
-        let end = range(pos, len)?;
+        let end = fcm_pages::byte_range(pos, len)?;
         if self.master.lock().file.is_none() {
             return Err(EBADF);
         }
-        let mut at = pos;
-        while at < end {
-            let index = (at / PAGE) as u64;
-            let off = (at % PAGE) as usize;
-            let n = (PAGE_SIZE - off).min((end - at) as usize);
-            self.with_page(index, n != PAGE_SIZE, |cell| {
+        for c in fcm_pages::chunks(pos, end) {
+            self.with_page(c.index, c.len != PAGE_SIZE, |cell| {
                 cell.page
-                    .with_bytes(|bytes| buf.get((at - pos) as usize, &mut bytes[off..off + n]))?;
+                    .with_bytes(|bytes| buf.get(c.at, &mut bytes[c.offset..c.offset + c.len]))?;
                 // Ordering: full (bytes before the flag); pairs with
                 // `write_back`, which clears the flag before reading.
                 if !cell.dirty.xchg(true, Full) {
@@ -398,7 +381,7 @@ impl FcmImpl for DistributedFcm {
                 }
                 Ok(())
             })?;
-            at += n as i64;
+            let at = pos + (c.at + c.len) as i64;
             if at > self.size.load(Acquire) {
                 let _master = self.master.lock();
                 if at > self.size.load(Acquire) {

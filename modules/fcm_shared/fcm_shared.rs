@@ -195,14 +195,6 @@ impl SharedFcm {
     }
 }
 
-fn range(pos: i64, len: usize) -> Result<i64> {
-    if pos < 0 {
-        return Err(EINVAL);
-    }
-    let len = i64::try_from(len).map_err(|_| EINVAL)?;
-    pos.checked_add(len).ok_or(EFBIG)
-}
-
 impl FcmImpl for SharedFcm {
     fn create(args: &FcmCreate) -> Result<KBox<Self>> {
         // SAFETY: hotswap's front end passes a live file it holds.
@@ -228,44 +220,34 @@ impl FcmImpl for SharedFcm {
     }
 
     fn read(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
-        let end = range(pos, len)?;
+        let end = fcm_pages::byte_range(pos, len)?;
         let mut inner = self.inner.lock();
         let end = end.min(inner.size);
-        let mut at = pos;
-        while at < end {
-            let index = (at / PAGE) as u64;
-            let off = (at % PAGE) as usize;
-            let n = (PAGE_SIZE - off).min((end - at) as usize);
-            let cached = inner.page(index, true)?;
+        for c in fcm_pages::chunks(pos, end) {
+            let cached = inner.page(c.index, true)?;
             cached
                 .page
-                .with_bytes(|bytes| buf.put((at - pos) as usize, &bytes[off..off + n]))?;
-            at += n as i64;
+                .with_bytes(|bytes| buf.put(c.at, &bytes[c.offset..c.offset + c.len]))?;
         }
         inner.respect_capacity()?;
-        Ok((at.max(pos) - pos) as usize)
+        Ok((end.max(pos) - pos) as usize)
     }
 
     fn write(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
-        let end = range(pos, len)?;
+        let end = fcm_pages::byte_range(pos, len)?;
         let mut inner = self.inner.lock();
         inner.file()?;
-        let mut at = pos;
-        while at < end {
-            let index = (at / PAGE) as u64;
-            let off = (at % PAGE) as usize;
-            let n = (PAGE_SIZE - off).min((end - at) as usize);
-            let cached = inner.page(index, n != PAGE_SIZE)?;
+        for c in fcm_pages::chunks(pos, end) {
+            let cached = inner.page(c.index, c.len != PAGE_SIZE)?;
             cached
                 .page
-                .with_bytes(|bytes| buf.get((at - pos) as usize, &mut bytes[off..off + n]))?;
+                .with_bytes(|bytes| buf.get(c.at, &mut bytes[c.offset..c.offset + c.len]))?;
             let newly_dirty = !cached.dirty;
             cached.dirty = true;
             if newly_dirty {
                 inner.stats.dirty += 1;
             }
-            at += n as i64;
-            inner.size = inner.size.max(at);
+            inner.size = inner.size.max(pos + (c.at + c.len) as i64);
         }
         inner.respect_capacity()?;
         Ok((end - pos) as usize)

@@ -268,3 +268,46 @@ pub unsafe fn release_descriptors(
         }
     }
 }
+
+/// End of the byte range `[pos, pos + len)`: `EINVAL` for a negative
+/// position or a length past `i64`, `EFBIG` if the end overflows.
+pub fn byte_range(pos: i64, len: usize) -> Result<i64> {
+    if pos < 0 {
+        return Err(EINVAL);
+    }
+    let len = i64::try_from(len).map_err(|_| EINVAL)?;
+    pos.checked_add(len).ok_or(EFBIG)
+}
+
+/// A piece of a byte range that falls in one page.
+pub struct Chunk {
+    /// Page index.
+    pub index: u64,
+    /// Offset in the page.
+    pub offset: usize,
+    /// Bytes in this page.
+    pub len: usize,
+    /// Offset in the caller's buffer.
+    pub at: usize,
+}
+
+/// The page-sized pieces of `[pos, end)`, in order.
+pub fn chunks(pos: i64, end: i64) -> impl Iterator<Item = Chunk> {
+    let page = PAGE_SIZE as i64;
+    let mut cur = pos;
+    core::iter::from_fn(move || {
+        if cur >= end {
+            return None;
+        }
+        let offset = (cur % page) as usize;
+        let len = (PAGE_SIZE - offset).min((end - cur) as usize);
+        let chunk = Chunk {
+            index: (cur / page) as u64,
+            offset,
+            len,
+            at: (cur - pos) as usize,
+        };
+        cur += len as i64;
+        Some(chunk)
+    })
+}
