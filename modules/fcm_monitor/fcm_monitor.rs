@@ -76,6 +76,9 @@ enum Kind {
 pub struct Monitor {
     cpus: KVec<PerCpu>,
     start: Instant<Monotonic>,
+    /// Start of the current policy window (ns since `start`); the call
+    /// that first sees it over reports the window to hotswap's policy.
+    window: Atomic<i64>,
 }
 
 impl Monitor {
@@ -107,6 +110,18 @@ impl Monitor {
             }
             Kind::Other => {}
         }
+    }
+
+    /// Once per window, tells hotswap's autonomic policy how many CPUs used
+    /// the FCM. Costs one relaxed load per call otherwise.
+    fn maybe_sample(&self, call: &Call) {
+        let now = (Instant::<Monotonic>::now() - self.start).as_nanos();
+        let window = self.window.load(Relaxed);
+        if now - window < WINDOW_NS || self.window.cmpxchg(window, now, Relaxed).is_err() {
+            return;
+        }
+        // SAFETY: `call.slot` is the live slot this call runs through.
+        unsafe { api::hotswap_policy_sample(call.slot, self.active_cpus()) };
     }
 
     /// CPUs that called within the last window.
@@ -159,6 +174,7 @@ fn forward(
     })
     .unwrap_or_else(|e| e.to_errno() as isize);
     monitor.record(kind, ret, began);
+    monitor.maybe_sample(call);
     ret
 }
 
@@ -253,6 +269,7 @@ unsafe extern "C" fn create(_arg: *const c_void, out: *mut *mut c_void) -> core:
             Monitor {
                 cpus,
                 start: Instant::<Monotonic>::now(),
+                window: Atomic::new(0),
             },
             GFP_KERNEL,
         )?)

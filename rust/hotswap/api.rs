@@ -250,6 +250,9 @@ extern "C" {
     pub fn hotswap_object_uninterpose(slot: *const c_void, name: *const c_char) -> c_int;
     /// The phase of the swap in progress on `slot` (0: none).
     pub fn hotswap_object_phase(slot: *const c_void) -> u32;
+    /// A monitor's once-a-window sample for the autonomic policy:
+    /// `active_cpus` CPUs used `slot` in the last window.
+    pub fn hotswap_policy_sample(slot: *const c_void, active_cpus: u32);
     /// Sets the per-phase swap timeout of `slot` (1 ms to 1 hour).
     pub fn hotswap_object_set_timeout(slot: *const c_void, timeout_ms: u32) -> c_int;
 }

@@ -168,6 +168,7 @@ fn attach(file: *mut c_void, fd: u32) -> Result {
             default_impl().as_ref(),
             core::ptr::from_ref(&args).cast(),
         )?;
+        crate::policy::ensure_monitor(&slot);
         // Capacity was reserved above.
         let _ = table.push(
             Entry {

@@ -44,6 +44,7 @@ plain_data!(
     InterposeRequest,
     TimeoutRequest,
     ReportRequest,
+    PolicyRequest,
 );
 
 // The layouts the ABI promises (no implicit padding anywhere).
@@ -271,6 +272,35 @@ fn object_reports(req: &mut ReportRequest) -> Result {
     Ok(())
 }
 
+fn policy_interface(req: &PolicyRequest) -> Result {
+    let interface = name(&req.interface)?;
+    if interface != crate::api::name_from_cstr(crate::fcm::INTERFACE)? {
+        return Err(EOPNOTSUPP);
+    }
+    Ok(())
+}
+
+fn set_policy(req: &mut PolicyRequest) -> Result {
+    require_admin()?;
+    policy_interface(req)?;
+    crate::policy::set(crate::policy::Settings {
+        enabled: req.enabled != 0,
+        up_cpus: req.up_cpus,
+        up_windows: req.up_windows,
+        down_windows: req.down_windows,
+    })
+}
+
+fn get_policy(req: &mut PolicyRequest) -> Result {
+    policy_interface(req)?;
+    let s = crate::policy::get();
+    req.enabled = u32::from(s.enabled);
+    req.up_cpus = s.up_cpus;
+    req.up_windows = s.up_windows;
+    req.down_windows = s.down_windows;
+    Ok(())
+}
+
 fn swap_objects(req: &mut SwapRequest) -> Result {
     require_admin()?;
     let interface = name(&req.interface)?;
@@ -415,6 +445,8 @@ impl MiscDevice for Control {
             HOTSWAP_IOC_UNINTERPOSE => with_request(arg, |r| interpose_objects(r, false)),
             HOTSWAP_IOC_SET_TIMEOUT => with_request(arg, set_timeout),
             HOTSWAP_IOC_OBJECT_REPORTS => with_request(arg, object_reports),
+            HOTSWAP_IOC_SET_POLICY => with_request(arg, set_policy),
+            HOTSWAP_IOC_GET_POLICY => with_request(arg, get_policy),
             _ => Err(ENOTTY),
         }
     }

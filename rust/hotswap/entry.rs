@@ -395,3 +395,16 @@ pub unsafe extern "C" fn hotswap_object_set_timeout(
     // SAFETY: The caller promises a live handle.
     errno(unsafe { slot(handle) }.and_then(|s| s.set_timeout_ms(timeout_ms)))
 }
+
+/// A monitor's sample for the autonomic policy; see `api.rs`.
+///
+/// # Safety
+///
+/// `handle` is a live slot (a call through it is running).
+#[no_mangle]
+pub unsafe extern "C" fn hotswap_policy_sample(handle: *const c_void, active_cpus: u32) {
+    // SAFETY: The caller promises a live handle.
+    if let Ok(slot) = unsafe { slot(handle) } {
+        crate::policy::sample(slot, active_cpus);
+    }
+}

@@ -31,6 +31,7 @@ int hotswap_object_interpose(const void *slot, const char *name);
 int hotswap_object_uninterpose(const void *slot, const char *name);
 u32 hotswap_object_phase(const void *slot);
 int hotswap_object_set_timeout(const void *slot, u32 timeout_ms);
+void hotswap_policy_sample(const void *slot, u32 active_cpus);
 
 EXPORT_SYMBOL_GPL(hotswap_register_interface);
 EXPORT_SYMBOL_GPL(hotswap_unregister_interface);
@@ -49,3 +50,4 @@ EXPORT_SYMBOL_GPL(hotswap_object_interpose);
 EXPORT_SYMBOL_GPL(hotswap_object_uninterpose);
 EXPORT_SYMBOL_GPL(hotswap_object_phase);
 EXPORT_SYMBOL_GPL(hotswap_object_set_timeout);
+EXPORT_SYMBOL_GPL(hotswap_policy_sample);

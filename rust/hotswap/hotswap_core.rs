@@ -25,6 +25,7 @@ mod instance;
 mod interpose;
 mod mediator;
 mod objects;
+mod policy;
 mod registry;
 mod slot;
 mod stats;
@@ -67,6 +68,7 @@ impl kernel::Module for Hotswap {
             registry::REGISTRY.init();
             objects::OBJECTS.init();
             cached_file::CACHED.init();
+            policy::SETTINGS.init();
         }
         cached_file::CAPACITY.store(
             module_parameters::fcm_capacity.value(),

@@ -55,6 +55,8 @@ pub(crate) struct Admin {
     pub(crate) stats: SlotStats,
     /// Per-phase swap timeout.
     pub(crate) timeout_ms: u32,
+    /// Autonomic policy state.
+    policy: crate::policy::Counters,
 }
 
 /// One slot of the object translation table.
@@ -113,6 +115,7 @@ impl Slot {
                     graveyard: KVec::new(),
                     stats: SlotStats::default(),
                     timeout_ms: DEFAULT_TIMEOUT_MS,
+                    policy: Default::default(),
                 }),
             }),
             GFP_KERNEL,
@@ -229,6 +232,11 @@ impl Slot {
         admin.busy = true;
         self.reap(&mut admin);
         Ok(Claim { slot: self })
+    }
+
+    /// Runs `f` on the slot's policy counters.
+    pub(crate) fn with_policy<R>(&self, f: impl FnOnce(&mut crate::policy::Counters) -> R) -> R {
+        f(&mut self.admin.lock().policy)
     }
 
     /// The per-phase swap timeout.

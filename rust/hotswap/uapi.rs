@@ -14,7 +14,7 @@
 //! can size its buffer and ask again.
 
 /// Version of this ABI; bump on any change below.
-pub const UAPI_VERSION: u32 = 2;
+pub const UAPI_VERSION: u32 = 3;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
@@ -272,6 +272,26 @@ pub struct ReportRequest {
     pub text: [u8; 1024],
 }
 
+/// The autonomic policy of an interface (only `fcm` has one): with it on,
+/// every object gets the monitor, and an object that `up_cpus` or more
+/// CPUs use for `up_windows` one-second windows in a row is swapped to
+/// `distributed`; after `down_windows` windows with fewer, back to
+/// `shared`. `down_windows` > `up_windows` keeps it from flapping.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PolicyRequest {
+    /// Interface name.
+    pub interface: [u8; NAME_LEN],
+    /// 1 on, 0 off.
+    pub enabled: u32,
+    /// CPUs that count as concurrent use (2 or more).
+    pub up_cpus: u32,
+    /// Windows of concurrent use before swapping to `distributed`.
+    pub up_windows: u32,
+    /// Windows of single-CPU use before swapping back to `shared`.
+    pub down_windows: u32,
+}
+
 /// Which [`UAPI_VERSION`] the kernel speaks.
 pub const HOTSWAP_IOC_VERSION: u32 = ioc(IOC_READ, 0x01, size_of::<Version>());
 /// List interfaces ([`InterfaceEntry`] entries).
@@ -295,6 +315,10 @@ pub const HOTSWAP_IOC_UNINTERPOSE: u32 =
 /// Reports of an object's interposers.
 pub const HOTSWAP_IOC_OBJECT_REPORTS: u32 =
     ioc(IOC_READ | IOC_WRITE, 0x0a, size_of::<ReportRequest>());
+/// Set an interface's policy (needs `CAP_SYS_ADMIN`).
+pub const HOTSWAP_IOC_SET_POLICY: u32 = ioc(IOC_WRITE, 0x0b, size_of::<PolicyRequest>());
+/// Read an interface's policy (`interface` in).
+pub const HOTSWAP_IOC_GET_POLICY: u32 = ioc(IOC_READ | IOC_WRITE, 0x0c, size_of::<PolicyRequest>());
 /// Set swap timeouts (needs `CAP_SYS_ADMIN`).
 pub const HOTSWAP_IOC_SET_TIMEOUT: u32 = ioc(IOC_WRITE, 0x09, size_of::<TimeoutRequest>());
 

@@ -93,7 +93,7 @@ def interpose(fd, cmd, impl, obj=0):
 
 def root_checks(fd):
     uapi, module_abi = call(fd, IOC_VERSION, VERSION, 0, 0)
-    assert uapi == 2 and module_abi >= 3, (uapi, module_abi)
+    assert uapi == 3 and module_abi >= 3, (uapi, module_abi)
 
     ifaces, _ = list_entries(fd, IOC_LIST_INTERFACES, IFACE)
     names = {text(e[0]): e for e in ifaces}
@@ -166,7 +166,7 @@ def root_checks(fd):
 
 
 def user_checks(fd):
-    assert call(fd, IOC_VERSION, VERSION, 0, 0)[0] == 2
+    assert call(fd, IOC_VERSION, VERSION, 0, 0)[0] == 3
     objs = objects(fd)
     assert len(objs) == 3
     status(fd, sorted(objs)[0])

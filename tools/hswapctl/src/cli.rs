@@ -43,6 +43,9 @@ pub enum Command {
         #[arg(long)]
         object: Option<u32>,
     },
+    /// Show or set the autonomic policy of an interface (fcm): with it on,
+    /// FCMs used by several CPUs swap to distributed, and back to shared.
+    Policy(PolicyArgs),
     /// A live view of objects, implementations, phases and call rates;
     /// one snapshot when stdout is not a terminal.
     Watch {
@@ -71,6 +74,30 @@ pub struct SwapArgs {
     /// Per-phase timeout in milliseconds (default: each object's own).
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Interface, e.g. fcm.
+    pub interface: String,
+    /// auto (on), off, or show.
+    pub mode: PolicyMode,
+    /// CPUs that count as concurrent use.
+    #[arg(long, default_value_t = 2)]
+    pub up_cpus: u32,
+    /// One-second windows of concurrent use before swapping to distributed.
+    #[arg(long, default_value_t = 1)]
+    pub up_windows: u32,
+    /// Windows of single-CPU use before swapping back (more than up-windows).
+    #[arg(long, default_value_t = 3)]
+    pub down_windows: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyMode {
+    Auto,
+    Off,
+    Show,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +144,33 @@ mod tests {
             Command::Swap(a) => assert_eq!((a.object, a.timeout), (Some(7), Some(500))),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn policy_modes_and_thresholds() {
+        let cli = parse(&[
+            "policy",
+            "fcm",
+            "auto",
+            "--up-windows",
+            "2",
+            "--down-windows",
+            "5",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Policy(p) => {
+                assert_eq!(p.mode, PolicyMode::Auto);
+                assert_eq!((p.up_cpus, p.up_windows, p.down_windows), (2, 2, 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse(&["policy", "fcm", "sometimes"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

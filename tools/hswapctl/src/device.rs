@@ -24,6 +24,8 @@ pub trait Device {
     fn set_timeout(&self, req: &TimeoutRequest) -> DevResult<()>;
     /// Reports of the object's interposers: one `<name>: <text>` line each.
     fn reports(&self, id: u32) -> DevResult<String>;
+    /// Reads (`set` false) or sets an interface's policy.
+    fn policy(&self, set: bool, req: &mut PolicyRequest) -> DevResult<()>;
 }
 
 /// `/dev/hotswap`, opened.
@@ -129,6 +131,14 @@ impl Device for Dev {
     fn set_timeout(&self, req: &TimeoutRequest) -> DevResult<()> {
         let mut req = *req;
         self.ioctl("set timeout", HOTSWAP_IOC_SET_TIMEOUT, &mut req)
+    }
+
+    fn policy(&self, set: bool, req: &mut PolicyRequest) -> DevResult<()> {
+        if set {
+            self.ioctl("set policy", HOTSWAP_IOC_SET_POLICY, req)
+        } else {
+            self.ioctl("policy", HOTSWAP_IOC_GET_POLICY, req)
+        }
     }
 
     fn reports(&self, id: u32) -> DevResult<String> {

@@ -15,6 +15,8 @@ pub struct Fake {
     pub abort_next: Cell<bool>,
     /// Device operations performed.
     pub calls: Cell<u32>,
+    /// (enabled, up_cpus, up_windows, down_windows)
+    policy: Cell<(u32, u32, u32, u32)>,
 }
 
 fn name(s: &str) -> [u8; NAME_LEN] {
@@ -28,6 +30,7 @@ impl Fake {
             deny: Cell::new(false),
             abort_next: Cell::new(false),
             calls: Cell::new(0),
+            policy: Cell::new((0, 2, 1, 3)),
         }
     }
 
@@ -167,6 +170,21 @@ impl Device for Fake {
     fn set_timeout(&self, _req: &TimeoutRequest) -> DevResult<()> {
         self.count();
         self.check_admin("set timeout")
+    }
+
+    fn policy(&self, set: bool, req: &mut PolicyRequest) -> DevResult<()> {
+        self.count();
+        if field_str(&req.interface) != "fcm" {
+            return Err(DeviceError::new("policy", libc::EOPNOTSUPP));
+        }
+        if set {
+            self.check_admin("set policy")?;
+            self.policy
+                .set((req.enabled, req.up_cpus, req.up_windows, req.down_windows));
+        } else {
+            (req.enabled, req.up_cpus, req.up_windows, req.down_windows) = self.policy.get();
+        }
+        Ok(())
     }
 
     fn reports(&self, id: u32) -> DevResult<String> {

@@ -3,6 +3,7 @@
 //! print and whether the operation succeeded; `run` does the printing.
 
 mod list;
+mod policy;
 mod status;
 mod swap;
 mod watch;
@@ -61,6 +62,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
         Command::Interpose(args) => swap::interpose(&open(cli)?, args, true)?,
         Command::Uninterpose(args) => swap::interpose(&open(cli)?, args, false)?,
         Command::Timeout { ms, object } => swap::timeout(&open(cli)?, *ms, *object)?,
+        Command::Policy(args) => policy::run(&open(cli)?, args, cli.json)?,
     };
     print!("{text}");
     Ok(outcome)
