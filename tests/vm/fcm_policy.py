@@ -68,10 +68,10 @@ def main():
     fcntl.ioctl(keeper, IOC_INFO, buf, True)
     object_id = INFO.unpack(buf)[0]
     assert implementation(object_id) == "shared"
-    readers(path, (0, 1), 6)
+    readers(path, (0, 1), 4)
     assert wait_for(object_id, "distributed", 5), "two CPUs did not make it distributed"
-    readers(path, (0,), 8)
-    assert wait_for(object_id, "shared", 5), "one CPU did not bring it back to shared"
+    readers(path, (0,), 6)
+    assert wait_for(object_id, "shared", 6), "one CPU did not bring it back to shared"
     os.close(keeper)
     print(f"object {object_id}: shared -> distributed -> shared by the policy")
 
