@@ -7,13 +7,14 @@
 #   make modules   every .ko, out of tree, against the cached kernel
 #   make tool      tools/hswapctl (release build)
 #   make vm        an interactive VM with the modules and the tool
+#   make demo      the FCM demo: live shared -> distributed -> shared swaps
 #   make kernel    (re)build just the kernel
 #   make clean     remove module and tool build products
 
 SHELL := /bin/bash
 CARGO_TOOL := cargo build --release --manifest-path tools/hswapctl/Cargo.toml
 
-.PHONY: all setup kernel modules tool test vm clean
+.PHONY: all setup kernel modules tool test vm demo clean
 
 all: modules tool
 
@@ -38,6 +39,12 @@ test:
 
 vm: modules tool
 	@scripts/vm.sh shell
+
+demo:
+	@scripts/setup.sh >/dev/null
+	@scripts/build-modules.sh >/dev/null
+	@$(CARGO_TOOL) -q
+	@scripts/demo.sh
 
 clean:
 	@if [ -f "$${HOTSWAP_CACHE:-$$HOME/.cache/hotswap}/current-kernel.env" ]; then \
