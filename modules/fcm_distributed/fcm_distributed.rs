@@ -31,8 +31,10 @@ pub mod fcm_conformance;
 #[path = "../../rust/hotswap/fcm_pages.rs"]
 pub mod fcm_pages;
 
-use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, PAGE_SIZE};
-use fcm_pages::{BackingFile, CachePage, DescriptorExport};
+use fcm_api::{
+    Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE,
+};
+use fcm_pages::{BackingFile, CachePage, DescriptorExport, Entry, PageMap};
 
 module! {
     type: FcmDistributedModule,
@@ -46,27 +48,10 @@ const PAGE: i64 = PAGE_SIZE as i64;
 /// Most pages a representative remembers; past it, it starts over.
 const REP_ENTRIES: usize = 16384;
 
-/// A page, owned by the master (boxed, so its address is stable).
-struct Cell {
-    page: CachePage,
-    dirty: Atomic<bool>,
-    referenced: Atomic<bool>,
-}
-
-impl Cell {
-    fn new(page: CachePage, dirty: bool, referenced: bool) -> Self {
-        Self {
-            page,
-            dirty: Atomic::new(dirty),
-            referenced: Atomic::new(referenced),
-        }
-    }
-}
-
 /// What a representative remembers: pages by index, borrowed from the
 /// master, valid while they are in the master (see the module docs).
 struct RepInner {
-    map: RBTree<u64, *const Cell>,
+    map: RBTree<u64, *const Entry>,
     hits: u64,
     misses: u64,
 }
@@ -86,7 +71,7 @@ struct Rep {
 struct Master {
     /// `None` only in an empty replacement before its import.
     file: Option<BackingFile>,
-    pages: RBTree<u64, KBox<Cell>>,
+    pages: PageMap,
     capacity: u64,
     /// CLOCK hand: the index eviction resumes from.
     hand: u64,
@@ -110,7 +95,7 @@ impl DistributedFcm {
         let master = KBox::pin_init(
             new_mutex!(Master {
                 file,
-                pages: RBTree::new(),
+                pages: PageMap::new()?,
                 capacity,
                 hand: 0,
                 stats: FcmStats::default(),
@@ -157,7 +142,7 @@ impl DistributedFcm {
         &self,
         index: u64,
         fill: bool,
-        f: impl FnOnce(&Cell) -> Result<R>,
+        f: impl FnOnce(&Entry) -> Result<R>,
     ) -> Result<R> {
         let rep = self.rep();
         {
@@ -190,9 +175,9 @@ impl DistributedFcm {
     }
 
     /// The master's page `index`, brought in on a miss.
-    fn master_page(&self, master: &mut Master, index: u64, fill: bool) -> Result<*const Cell> {
-        if let Some(cell) = master.pages.get(&index) {
-            return Ok(&**cell);
+    fn master_page(&self, master: &mut Master, index: u64, fill: bool) -> Result<*const Entry> {
+        if let Some(entry) = master.pages.get(index) {
+            return Ok(entry);
         }
         let page = CachePage::alloc()?;
         master.stats.allocated += 1;
@@ -209,12 +194,10 @@ impl DistributedFcm {
             }
             master.stats.fills += 1;
         }
-        let cell = KBox::new(Cell::new(page, false, true), GFP_KERNEL)
-            .inspect_err(|_| master.stats.freed += 1)?;
-        let ptr: *const Cell = &*cell;
-        master
+        let entry = Entry::boxed(page, false, true).inspect_err(|_| master.stats.freed += 1)?;
+        let ptr: *const Entry = master
             .pages
-            .try_create_and_insert(index, cell, GFP_KERNEL)
+            .insert(index, entry)
             .inspect_err(|_| master.stats.freed += 1)?;
         master.stats.cached += 1;
         Ok(ptr)
@@ -229,7 +212,7 @@ impl DistributedFcm {
     /// Clean first, then write: a writer on another CPU copies its bytes
     /// and then marks the page dirty, so either this write-back sees its
     /// bytes or the page is dirty again afterwards. Nothing is lost.
-    fn write_back(&self, master: &Master, index: u64, cell: &Cell) -> Result<bool> {
+    fn write_back(&self, master: &Master, index: u64, cell: &Entry) -> Result<bool> {
         // Ordering: full; pairs with the writers' exchange in `write`.
         if !cell.dirty.xchg(false, Full) {
             return Ok(false);
@@ -245,13 +228,18 @@ impl DistributedFcm {
 
     fn write_back_range(&self, master: &mut Master, first: u64, last: u64) -> Result {
         let mut written = 0;
-        for (index, cell) in master.pages.iter() {
-            if (first..=last).contains(index) && self.write_back(master, *index, cell)? {
-                written += 1;
+        let mut failed = Ok(());
+        master.pages.for_each(|index, entry| {
+            if failed.is_ok() && (first..=last).contains(&index) {
+                match self.write_back(master, index, entry) {
+                    Ok(true) => written += 1,
+                    Ok(false) => {}
+                    Err(err) => failed = Err(err),
+                }
             }
-        }
+        });
         master.stats.writebacks += written;
-        Ok(())
+        failed
     }
 
     /// Forgets `index` in every representative.
@@ -262,13 +250,13 @@ impl DistributedFcm {
     }
 
     fn evict_one(&self, master: &mut Master, index: u64) -> Result {
-        if let Some(cell) = master.pages.get(&index) {
-            if self.write_back(master, index, cell)? {
+        if let Some(entry) = master.pages.get(index) {
+            if self.write_back(master, index, entry)? {
                 master.stats.writebacks += 1;
             }
         }
         self.purge(index);
-        if master.pages.remove(&index).is_some() {
+        if master.pages.remove(index).is_some() {
             master.stats.cached -= 1;
             master.stats.freed += 1;
             master.stats.evictions += 1;
@@ -283,18 +271,20 @@ impl DistributedFcm {
         while master.stats.cached > keep && passes < 3 {
             let mut victims = KVec::new();
             let need = (master.stats.cached - keep) as usize;
-            for (index, cell) in master.pages.iter() {
-                if *index < master.hand {
-                    continue;
+            let hand = master.hand;
+            let mut failed = None;
+            master.pages.for_each(|index, entry| {
+                if index < hand || victims.len() >= need || failed.is_some() {
+                    return;
                 }
-                if cell.referenced.load(Relaxed) && passes < 2 {
-                    cell.referenced.store(false, Relaxed);
-                } else {
-                    victims.push(*index, GFP_KERNEL)?;
-                    if victims.len() == need {
-                        break;
-                    }
+                if entry.referenced.load(Relaxed) && passes < 2 {
+                    entry.referenced.store(false, Relaxed);
+                } else if let Err(err) = victims.push(index, GFP_KERNEL) {
+                    failed = Some(err);
                 }
+            });
+            if let Some(err) = failed {
+                return Err(err.into());
             }
             master.hand = victims.last().map_or(0, |i| i + 1);
             for index in victims {
@@ -319,11 +309,9 @@ impl DistributedFcm {
         for rep in self.reps.iter() {
             rep.inner.lock().map = RBTree::new();
         }
-        while let Some(cursor) = master.pages.cursor_front_mut() {
-            drop(cursor.remove_current());
-            master.stats.cached -= 1;
-            master.stats.freed += 1;
-        }
+        master.stats.freed += master.pages.len();
+        master.stats.cached = 0;
+        master.pages.clear();
         self.dirty.store(0, Relaxed);
     }
 }
@@ -430,98 +418,65 @@ impl FcmImpl for DistributedFcm {
     }
 
     fn export(&self, format: u32) -> Result<*mut c_void> {
-        if format != FORMAT_DESCRIPTORS {
-            return Err(EINVAL);
-        }
         let stats = self.stats();
         let mut master = self.master.lock();
         let file = master.file.as_ref().ok_or(EBADF)?.as_raw();
-        let count = master.pages.iter().count();
-        let mut export = DescriptorExport::new(file, stats, count)?;
-        // Forget every borrowed pointer, then move every page out.
+        // Representatives borrow from the map: forget them first.
         for rep in self.reps.iter() {
             rep.inner.lock().map = RBTree::new();
         }
-        while let Some(cursor) = master.pages.cursor_front_mut() {
-            let (_, node) = cursor.remove_current();
-            let (index, cell) = node.to_key_value();
-            let Cell {
-                page,
-                dirty,
-                referenced,
-            } = KBox::into_inner(cell);
-            export.push(index, page, dirty.load(Acquire), referenced.load(Relaxed));
+        match format {
+            // The whole map changes hands: O(1), whatever the size.
+            FORMAT_PAGEMAP => fcm_pages::export_map(file, stats, &mut master.pages),
+            FORMAT_DESCRIPTORS => {
+                let mut export = DescriptorExport::new(file, stats, master.pages.len() as usize)?;
+                while let Some((index, entry)) = master.pages.pop_first() {
+                    let Entry {
+                        page,
+                        dirty,
+                        referenced,
+                        ..
+                    } = KBox::into_inner(entry);
+                    export.push(index, page, dirty.load(Acquire), referenced.load(Relaxed));
+                }
+                Ok(export.finish())
+            }
+            _ => Err(EINVAL),
         }
-        Ok(export.finish())
     }
 
     fn import(&self, format: u32, state: *mut c_void) -> Result {
-        if format != FORMAT_DESCRIPTORS {
-            return Err(EINVAL);
-        }
-        // SAFETY: hotswap passes the state the exporter made in this format.
-        let (state, descriptors) = unsafe { fcm_pages::descriptors(state)? };
         let mut master = self.master.lock();
-        // SAFETY: The exporter holds the file until the transfer ends.
-        let file = unsafe { BackingFile::new(state.file) };
-        let mut pages = RBTree::new();
+        let (file, stats, pages) = match format {
+            // SAFETY: hotswap passes the state the exporter made.
+            FORMAT_PAGEMAP => unsafe { fcm_pages::import_map(state)? },
+            // SAFETY: As above.
+            FORMAT_DESCRIPTORS => unsafe { fcm_pages::import_descriptors(state)? },
+            _ => return Err(EINVAL),
+        };
         let mut dirty = 0;
-        for d in descriptors {
-            // SAFETY: A page from the exporter's `push`, checked non-NULL;
-            // if the import fails, `forget_all` gives it back unfreed.
-            let page = unsafe { CachePage::from_raw(d.page) }.ok_or(EINVAL)?;
-            let inserted = KBox::new(Cell::new(page, d.dirty != 0, d.referenced != 0), GFP_KERNEL)
-                .map_err(Error::from)
-                .and_then(|cell| Ok(pages.try_create_and_insert(d.index, cell, GFP_KERNEL)?));
-            if let Err(err) = inserted {
-                forget_all(&mut pages);
-                return Err(err);
-            }
-            dirty += u64::from(d.dirty != 0);
-        }
+        pages.for_each(|_, entry| dirty += u64::from(entry.dirty.load(Relaxed)));
         master.file = Some(file);
         master.pages = pages;
-        master.capacity = state.stats.capacity;
+        master.capacity = stats.capacity;
         master.stats = FcmStats {
             hits: 0,
             misses: 0,
-            ..state.stats
+            ..stats
         };
         // Earlier hits and misses live on in the first representative.
         let mut first = self.reps[0].inner.lock();
-        first.hits = state.stats.hits;
-        first.misses = state.stats.misses;
-        self.size.store(state.stats.size, Release);
+        first.hits = stats.hits;
+        first.misses = stats.misses;
+        self.size.store(stats.size, Release);
         self.dirty.store(dirty, Relaxed);
         Ok(())
     }
 
     fn release(&self, format: u32, state: *mut c_void, taken: bool) {
-        if format != FORMAT_DESCRIPTORS {
-            return;
-        }
         let mut master = self.master.lock();
         // SAFETY: `state` is the one `export` made, released once.
-        unsafe {
-            fcm_pages::release_descriptors(state, taken, |index, page, dirty, referenced| {
-                let restored = KBox::new(Cell::new(page, dirty, referenced), GFP_KERNEL)
-                    .map_err(Error::from)
-                    .and_then(|c| Ok(master.pages.try_create_and_insert(index, c, GFP_KERNEL)?));
-                if restored.is_err() {
-                    pr_err!("no memory to restore page {}; it is lost\n", index);
-                }
-            })
-        };
-    }
-}
-
-/// Takes pages out of `pages` without freeing them (they still belong to
-/// the exporter).
-fn forget_all(pages: &mut RBTree<u64, KBox<Cell>>) {
-    while let Some(cursor) = pages.cursor_front_mut() {
-        let (_, node) = cursor.remove_current();
-        let (_, cell) = node.to_key_value();
-        let _ = KBox::into_inner(cell).page.into_raw();
+        unsafe { fcm_pages::release_state(format, state, taken, &mut master.pages) };
     }
 }
 
@@ -532,7 +487,8 @@ impl api::Implementation for DistributedFcm {
     const NAME: &'static CStr = c"distributed";
 
     fn ops() -> api::ImplOps {
-        fcm_api::impl_ops::<DistributedFcm>(&METHODS, &[FORMAT_DESCRIPTORS], &[FORMAT_DESCRIPTORS])
+        let formats = [FORMAT_PAGEMAP, FORMAT_DESCRIPTORS];
+        fcm_api::impl_ops::<DistributedFcm>(&METHODS, &formats, &formats)
     }
 }
 
@@ -595,5 +551,15 @@ mod tests {
     #[test]
     fn aborted_transfer_restores_the_old_cache() -> Result {
         c::aborted_transfer_restores_the_old_cache::<DistributedFcm>()
+    }
+
+    #[test]
+    fn pagemap_transfer_hands_the_map_over() -> Result {
+        c::pagemap_transfer_hands_the_map_over::<DistributedFcm>()
+    }
+
+    #[test]
+    fn aborted_pagemap_transfer_restores_the_map() -> Result {
+        c::aborted_pagemap_transfer_restores_the_map::<DistributedFcm>()
     }
 }

@@ -10,7 +10,7 @@
 //! written back first), so eviction costs O(1) per page amortized.
 
 use kernel::prelude::*;
-use kernel::rbtree::RBTree;
+use kernel::sync::atomic::Relaxed;
 use kernel::sync::{new_mutex, Mutex};
 
 #[path = "../../rust/hotswap/api.rs"]
@@ -23,8 +23,10 @@ pub mod fcm_conformance;
 pub mod fcm_pages;
 
 use core::ffi::c_void;
-use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, PAGE_SIZE};
-use fcm_pages::{BackingFile, CachePage, DescriptorExport};
+use fcm_api::{
+    Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE,
+};
+use fcm_pages::{BackingFile, CachePage, DescriptorExport, Entry, PageMap};
 
 module! {
     type: FcmSharedModule,
@@ -34,17 +36,12 @@ module! {
     license: "GPL",
 }
 
-struct Cached {
-    page: CachePage,
-    dirty: bool,
-    /// Clock tick of the last access (LRU order).
-    stamp: u64,
-}
+const PAGE: i64 = PAGE_SIZE as i64;
 
 struct Inner {
     /// `None` only in an empty replacement before its import.
     file: Option<BackingFile>,
-    pages: RBTree<u64, Cached>,
+    pages: PageMap,
     size: i64,
     capacity: u64,
     clock: u64,
@@ -56,8 +53,6 @@ pub struct SharedFcm {
     inner: Pin<KBox<Mutex<Inner>>>,
 }
 
-const PAGE: i64 = PAGE_SIZE as i64;
-
 impl Inner {
     fn file(&self) -> Result<&BackingFile> {
         self.file.as_ref().ok_or(EBADF)
@@ -65,10 +60,10 @@ impl Inner {
 
     /// The cached page `index`, brought in on a miss. `fill` is false when
     /// the caller overwrites the whole page (no read needed).
-    fn page(&mut self, index: u64, fill: bool) -> Result<&mut Cached> {
+    fn page(&mut self, index: u64, fill: bool) -> Result<&Entry> {
         self.clock += 1;
         let stamp = self.clock;
-        if self.pages.get(&index).is_some() {
+        if self.pages.get(index).is_some() {
             self.stats.hits += 1;
         } else {
             self.stats.misses += 1;
@@ -83,20 +78,17 @@ impl Inner {
                 }
                 self.stats.fills += 1;
             }
-            let cached = Cached {
-                page,
-                dirty: false,
-                stamp,
-            };
-            if let Err(err) = self.pages.try_create_and_insert(index, cached, GFP_KERNEL) {
+            let inserted = Entry::boxed(page, false, true)
+                .and_then(|e| self.pages.insert(index, e).map(|_| ()));
+            if let Err(err) = inserted {
                 self.stats.freed += 1;
-                return Err(err.into());
+                return Err(err);
             }
             self.stats.cached += 1;
         }
-        let cached = self.pages.get_mut(&index).ok_or(EINVAL)?;
-        cached.stamp = stamp;
-        Ok(cached)
+        let entry = self.pages.get(index).ok_or(EINVAL)?;
+        entry.stamp.store(stamp, Relaxed);
+        Ok(entry)
     }
 
     /// Bytes of page `index` that belong to the file.
@@ -108,10 +100,10 @@ impl Inner {
     fn write_back_one(&mut self, index: u64) -> Result {
         let len = self.valid_len(index);
         let file = self.file.as_ref().ok_or(EBADF)?;
-        if let Some(cached) = self.pages.get_mut(&index) {
-            if cached.dirty {
-                file.write_back(index, &cached.page, len)?;
-                cached.dirty = false;
+        if let Some(entry) = self.pages.get(index) {
+            if entry.dirty.load(Relaxed) {
+                file.write_back(index, &entry.page, len)?;
+                entry.dirty.store(false, Relaxed);
                 self.stats.dirty -= 1;
                 self.stats.writebacks += 1;
             }
@@ -121,10 +113,16 @@ impl Inner {
 
     fn write_back_range(&mut self, first: u64, last: u64) -> Result {
         let mut dirty = KVec::new();
-        for (index, cached) in self.pages.iter() {
-            if cached.dirty && (first..=last).contains(index) {
-                dirty.push(*index, GFP_KERNEL)?;
+        let mut failed = None;
+        self.pages.for_each(|index, entry| {
+            if entry.dirty.load(Relaxed) && (first..=last).contains(&index) {
+                if let Err(err) = dirty.push(index, GFP_KERNEL) {
+                    failed = Some(err);
+                }
             }
+        });
+        if let Some(err) = failed {
+            return Err(err.into());
         }
         for index in dirty {
             self.write_back_one(index)?;
@@ -134,7 +132,7 @@ impl Inner {
 
     fn evict_one(&mut self, index: u64) -> Result {
         self.write_back_one(index)?;
-        if self.pages.remove(&index).is_some() {
+        if self.pages.remove(index).is_some() {
             self.stats.cached -= 1;
             self.stats.freed += 1;
             self.stats.evictions += 1;
@@ -148,9 +146,14 @@ impl Inner {
         if excess == 0 {
             return Ok(0);
         }
-        let mut by_age = KVec::with_capacity(self.pages.iter().count(), GFP_KERNEL)?;
-        for (index, cached) in self.pages.iter() {
-            by_age.push((cached.stamp, *index), GFP_KERNEL)?;
+        let mut by_age = KVec::with_capacity(self.pages.len() as usize, GFP_KERNEL)?;
+        self.pages.for_each(|index, entry| {
+            // Capacity is the number of entries.
+            let _ = by_age.push_within_capacity((entry.stamp.load(Relaxed), index));
+        });
+        let excess = excess.min(by_age.len());
+        if excess == 0 {
+            return Ok(0);
         }
         by_age.select_nth_unstable(excess - 1);
         for (_, index) in by_age[..excess].iter() {
@@ -168,12 +171,10 @@ impl Inner {
     }
 
     fn discard_pages(&mut self) {
-        while let Some(cursor) = self.pages.cursor_front_mut() {
-            drop(cursor.remove_current());
-            self.stats.cached -= 1;
-            self.stats.freed += 1;
-        }
+        self.stats.freed += self.pages.len();
+        self.stats.cached = 0;
         self.stats.dirty = 0;
+        self.pages.clear();
     }
 }
 
@@ -183,7 +184,7 @@ impl SharedFcm {
         let inner = KBox::pin_init(
             new_mutex!(Inner {
                 file,
-                pages: RBTree::new(),
+                pages: PageMap::new()?,
                 size,
                 capacity,
                 clock: 0,
@@ -224,8 +225,8 @@ impl FcmImpl for SharedFcm {
         let mut inner = self.inner.lock();
         let end = end.min(inner.size);
         for c in fcm_pages::chunks(pos, end) {
-            let cached = inner.page(c.index, true)?;
-            cached
+            let entry = inner.page(c.index, true)?;
+            entry
                 .page
                 .with_bytes(|bytes| buf.put(c.at, &bytes[c.offset..c.offset + c.len]))?;
         }
@@ -238,13 +239,11 @@ impl FcmImpl for SharedFcm {
         let mut inner = self.inner.lock();
         inner.file()?;
         for c in fcm_pages::chunks(pos, end) {
-            let cached = inner.page(c.index, c.len != PAGE_SIZE)?;
-            cached
+            let entry = inner.page(c.index, c.len != PAGE_SIZE)?;
+            entry
                 .page
                 .with_bytes(|bytes| buf.get(c.at, &mut bytes[c.offset..c.offset + c.len]))?;
-            let newly_dirty = !cached.dirty;
-            cached.dirty = true;
-            if newly_dirty {
+            if !entry.dirty.xchg(true, Relaxed) {
                 inner.stats.dirty += 1;
             }
             inner.size = inner.size.max(pos + (c.at + c.len) as i64);
@@ -281,88 +280,49 @@ impl FcmImpl for SharedFcm {
     }
 
     fn export(&self, format: u32) -> Result<*mut c_void> {
-        if format != FORMAT_DESCRIPTORS {
-            return Err(EINVAL);
-        }
         let mut inner = self.inner.lock();
         let stats = FcmStats {
             size: inner.size,
             capacity: inner.capacity,
             ..inner.stats
         };
-        let count = inner.pages.iter().count();
-        let mut export = DescriptorExport::new(inner.file()?.as_raw(), stats, count)?;
-        while let Some(cursor) = inner.pages.cursor_front_mut() {
-            let (_, node) = cursor.remove_current();
-            let (index, cached) = node.to_key_value();
-            export.push(index, cached.page, cached.dirty, true);
+        let file = inner.file()?.as_raw();
+        match format {
+            // The whole map changes hands: O(1), whatever the size.
+            FORMAT_PAGEMAP => fcm_pages::export_map(file, stats, &mut inner.pages),
+            FORMAT_DESCRIPTORS => {
+                let mut export = DescriptorExport::new(file, stats, inner.pages.len() as usize)?;
+                while let Some((index, entry)) = inner.pages.pop_first() {
+                    let Entry { page, dirty, .. } = KBox::into_inner(entry);
+                    export.push(index, page, dirty.load(Relaxed), true);
+                }
+                Ok(export.finish())
+            }
+            _ => Err(EINVAL),
         }
-        Ok(export.finish())
     }
 
     fn import(&self, format: u32, state: *mut c_void) -> Result {
-        if format != FORMAT_DESCRIPTORS {
-            return Err(EINVAL);
-        }
-        // SAFETY: hotswap passes the state the exporter made in this format.
-        let (state, descriptors) = unsafe { fcm_pages::descriptors(state)? };
         let mut inner = self.inner.lock();
-        // SAFETY: The exporter holds the file until the transfer ends.
-        let file = unsafe { BackingFile::new(state.file) };
-        let mut pages = RBTree::new();
-        for d in descriptors {
-            // SAFETY: A page from the exporter's `push`, checked non-NULL;
-            // if the import fails, `forget_all` gives it back unfreed.
-            let page = unsafe { CachePage::from_raw(d.page) }.ok_or(EINVAL)?;
-            let cached = Cached {
-                page,
-                dirty: d.dirty != 0,
-                stamp: 0,
-            };
-            pages
-                .try_create_and_insert(d.index, cached, GFP_KERNEL)
-                .inspect_err(|_| forget_all(&mut pages))?;
-        }
+        let (file, stats, pages) = match format {
+            // SAFETY: hotswap passes the state the exporter made.
+            FORMAT_PAGEMAP => unsafe { fcm_pages::import_map(state)? },
+            // SAFETY: As above.
+            FORMAT_DESCRIPTORS => unsafe { fcm_pages::import_descriptors(state)? },
+            _ => return Err(EINVAL),
+        };
         inner.file = Some(file);
         inner.pages = pages;
-        inner.size = state.stats.size;
-        inner.capacity = state.stats.capacity;
-        inner.stats = state.stats;
+        inner.size = stats.size;
+        inner.capacity = stats.capacity;
+        inner.stats = stats;
         Ok(())
     }
 
     fn release(&self, format: u32, state: *mut c_void, taken: bool) {
-        if format != FORMAT_DESCRIPTORS {
-            return;
-        }
         let mut inner = self.inner.lock();
         // SAFETY: `state` is the one `export` made, released once.
-        unsafe {
-            fcm_pages::release_descriptors(state, taken, |index, page, dirty, _| {
-                let cached = Cached {
-                    page,
-                    dirty,
-                    stamp: 0,
-                };
-                if inner
-                    .pages
-                    .try_create_and_insert(index, cached, GFP_KERNEL)
-                    .is_err()
-                {
-                    pr_err!("no memory to restore page {}; it is lost\n", index);
-                }
-            })
-        };
-    }
-}
-
-/// Takes pages out of `pages` without freeing them (they still belong to
-/// the exporter).
-fn forget_all(pages: &mut RBTree<u64, Cached>) {
-    while let Some(cursor) = pages.cursor_front_mut() {
-        let (_, node) = cursor.remove_current();
-        let (_, cached) = node.to_key_value();
-        let _ = cached.page.into_raw();
+        unsafe { fcm_pages::release_state(format, state, taken, &mut inner.pages) };
     }
 }
 
@@ -373,7 +333,8 @@ impl api::Implementation for SharedFcm {
     const NAME: &'static CStr = c"shared";
 
     fn ops() -> api::ImplOps {
-        fcm_api::impl_ops::<SharedFcm>(&METHODS, &[FORMAT_DESCRIPTORS], &[FORMAT_DESCRIPTORS])
+        let formats = [FORMAT_PAGEMAP, FORMAT_DESCRIPTORS];
+        fcm_api::impl_ops::<SharedFcm>(&METHODS, &formats, &formats)
     }
 }
 
@@ -433,5 +394,15 @@ mod tests {
     #[test]
     fn aborted_transfer_restores_the_old_cache() -> Result {
         c::aborted_transfer_restores_the_old_cache::<SharedFcm>()
+    }
+
+    #[test]
+    fn pagemap_transfer_hands_the_map_over() -> Result {
+        c::pagemap_transfer_hands_the_map_over::<SharedFcm>()
+    }
+
+    #[test]
+    fn aborted_pagemap_transfer_restores_the_map() -> Result {
+        c::aborted_pagemap_transfer_restores_the_map::<SharedFcm>()
     }
 }

@@ -10,6 +10,10 @@
 //!
 //! # State formats
 //!
+//! * [`FORMAT_PAGEMAP`]: the direct hand-over. Both FCMs keep their pages
+//!   in the same `#[repr(C)]` `PageMap` (a kernel XArray of `Entry`s,
+//!   `fcm_pages.rs`), so the old FCM hands its whole map to the new one by
+//!   pointer: O(1), whatever the file's size. Preferred by both.
 //! * [`FORMAT_DESCRIPTORS`]: the canonical form, a [`DescriptorState`] with
 //!   an array of [`PageDescriptor`]s (index, page, dirty, referenced).
 //!   Pages *move*: export detaches them from the old FCM (which is
@@ -28,6 +32,8 @@ use kernel::prelude::*;
 /// Size of a cached page.
 pub const PAGE_SIZE: usize = 4096;
 
+/// State format: the page map itself (see the module docs).
+pub const FORMAT_PAGEMAP: u32 = 1;
 /// State format: page descriptors (see the module docs).
 pub const FORMAT_DESCRIPTORS: u32 = 2;
 

@@ -4,7 +4,9 @@
 //! over real (tmpfs) files. Compiled into each FCM module next to
 //! `fcm_api.rs`.
 
-use crate::fcm_api::{Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, PAGE_SIZE};
+use crate::fcm_api::{
+    Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE,
+};
 use kernel::bindings;
 use kernel::prelude::*;
 
@@ -262,5 +264,51 @@ pub fn aborted_transfer_restores_the_old_cache<T: FcmImpl>() -> Result {
     check_eq!(old.stats().fills, 2);
     old.destroy(false);
     check_eq!(&file.contents()?[..4], b"kept");
+    Ok(())
+}
+
+/// Conformance: the page map changes hands whole, nothing re-read.
+pub fn pagemap_transfer_hands_the_map_over<T: FcmImpl>() -> Result {
+    let content = patterned(5 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_map", &content)?;
+    let old = file.fcm::<T>(0)?;
+    read(&old, 0, 4 * PAGE_SIZE)?;
+    write(&old, 3, b"map")?;
+    let state = old.export(FORMAT_PAGEMAP)?;
+    check_eq!(old.stats().cached, 4);
+    let new = T::create_empty()?;
+    new.import(FORMAT_PAGEMAP, state)?;
+    old.release(FORMAT_PAGEMAP, state, true);
+    old.destroy(true);
+    let s = new.stats();
+    check_eq!((s.cached, s.dirty, s.fills), (4, 1, 4));
+    check_eq!(&read(&new, 3, 3)?[..], b"map");
+    check_eq!(
+        &read(&new, PAGE_SIZE as i64, 3 * PAGE_SIZE)?[..],
+        &content[PAGE_SIZE..4 * PAGE_SIZE]
+    );
+    check_eq!(new.stats().fills, 4);
+    new.sync(0, i64::MAX)?;
+    check_eq!(&file.contents()?[3..6], b"map");
+    check!(balanced(&new.stats()));
+    new.destroy(false);
+    Ok(())
+}
+
+/// Conformance: an aborted page-map transfer leaves the old FCM whole.
+pub fn aborted_pagemap_transfer_restores_the_map<T: FcmImpl>() -> Result {
+    let content = patterned(2 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_map_abort", &content)?;
+    let old = file.fcm::<T>(0)?;
+    read(&old, 0, 2 * PAGE_SIZE)?;
+    write(&old, 0, b"mine")?;
+    let state = old.export(FORMAT_PAGEMAP)?;
+    old.release(FORMAT_PAGEMAP, state, false);
+    let s = old.stats();
+    check_eq!((s.cached, s.dirty, s.fills), (2, 1, 2));
+    check_eq!(&read(&old, 0, 4)?[..], b"mine");
+    check_eq!(old.stats().fills, 2);
+    old.destroy(false);
+    check_eq!(&file.contents()?[..4], b"mine");
     Ok(())
 }

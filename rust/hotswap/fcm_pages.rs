@@ -10,12 +10,14 @@ use kernel::bindings;
 use kernel::fs::File;
 use kernel::prelude::*;
 use kernel::sync::aref::ARef;
+use kernel::sync::atomic::Atomic;
 
 /// One order-0 page of file data, owned.
 ///
 /// # Invariants
 ///
 /// `0` points to a page this value owns (one reference), freed on drop.
+#[repr(transparent)]
 pub struct CachePage(NonNull<bindings::page>);
 
 // SAFETY: A page may be used and freed from any CPU.
@@ -310,4 +312,317 @@ pub fn chunks(pos: i64, end: i64) -> impl Iterator<Item = Chunk> {
         cur += len as i64;
         Some(chunk)
     })
+}
+
+/// One cached page in a [`PageMap`]. `#[repr(C)]` over `#[repr(transparent)]`
+/// fields, so every FCM module compiled from this file lays it out alike:
+/// that is what lets a page map change hands between modules.
+#[repr(C)]
+pub struct Entry {
+    /// The page.
+    pub page: CachePage,
+    /// Must be written back.
+    pub dirty: Atomic<bool>,
+    /// Used since the replacement policy last looked.
+    pub referenced: Atomic<bool>,
+    /// Clock tick of the last access (for LRU order).
+    pub stamp: Atomic<u64>,
+}
+
+impl Entry {
+    /// A boxed entry for `page`.
+    pub fn boxed(page: CachePage, dirty: bool, referenced: bool) -> Result<KBox<Self>> {
+        Ok(KBox::new(
+            Self {
+                page,
+                dirty: Atomic::new(dirty),
+                referenced: Atomic::new(referenced),
+                stamp: Atomic::new(0),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
+/// Cached pages by index: a kernel XArray (the structure the Linux page
+/// cache itself uses) of `KBox<Entry>` pointers. `#[repr(C)]`: FCMs hand a
+/// whole map to each other in [`FORMAT_PAGEMAP`](crate::fcm_api::FORMAT_PAGEMAP).
+///
+/// # Invariants
+///
+/// `xa` is a boxed, initialized `struct xarray` owned by this map whose
+/// entries are `KBox<Entry>` pointers owned by it; `count` is their number.
+#[repr(C)]
+pub struct PageMap {
+    xa: *mut bindings::xarray,
+    count: u64,
+}
+
+// SAFETY: The XArray has its own lock; entries are owned by the map.
+unsafe impl Send for PageMap {}
+// SAFETY: Shared access only loads entries (XArray loads are RCU-safe).
+unsafe impl Sync for PageMap {}
+
+impl PageMap {
+    /// An empty map.
+    pub fn new() -> Result<Self> {
+        let xa = KBox::new(
+            kernel::types::Opaque::<bindings::xarray>::uninit(),
+            GFP_KERNEL,
+        )?;
+        let xa = KBox::into_raw(xa).cast::<bindings::xarray>();
+        // SAFETY: `xa` is allocated and never moves.
+        unsafe { bindings::xa_init_flags(xa, 0) };
+        // INVARIANT: Initialized above, empty.
+        Ok(Self { xa, count: 0 })
+    }
+
+    /// Pages in the map.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether the map holds no page.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The entry at `index`.
+    pub fn get(&self, index: u64) -> Option<&Entry> {
+        // SAFETY: By the invariants `xa` is live; a loaded entry is a
+        // `KBox<Entry>` the map owns while `&self` lives.
+        unsafe {
+            bindings::xa_load(self.xa, index as _)
+                .cast::<Entry>()
+                .as_ref()
+        }
+    }
+
+    /// Inserts `entry` at an empty `index`; on failure the entry (and its
+    /// page) is freed.
+    pub fn insert(&mut self, index: u64, entry: KBox<Entry>) -> Result<&Entry> {
+        self.insert_or_return(index, entry)
+            .map_err(|(err, _entry)| err)
+    }
+
+    /// Inserts `entry` at an empty `index`, or gives it back with the error.
+    pub fn insert_or_return(
+        &mut self,
+        index: u64,
+        entry: KBox<Entry>,
+    ) -> core::result::Result<&Entry, (Error, KBox<Entry>)> {
+        let raw = KBox::into_raw(entry);
+        // SAFETY: `xa` is live; `raw` is a 4-byte-aligned pointer we own.
+        let old =
+            unsafe { bindings::xa_store(self.xa, index as _, raw.cast(), bindings::GFP_KERNEL) };
+        // SAFETY: `xa_err` only inspects the value.
+        let err = unsafe { bindings::xa_err(old) };
+        if err != 0 {
+            // SAFETY: Not stored: still ours.
+            return Err((Error::from_errno(err), unsafe { KBox::from_raw(raw) }));
+        }
+        if !old.is_null() {
+            // SAFETY: Callers insert only at empty indices; should one not,
+            // the displaced entry is ours to free.
+            drop(unsafe { KBox::from_raw(old.cast::<Entry>()) });
+        } else {
+            self.count += 1;
+        }
+        // SAFETY: Stored above; owned by the map.
+        Ok(unsafe { &*raw })
+    }
+
+    /// Takes the entry at `index` out.
+    pub fn remove(&mut self, index: u64) -> Option<KBox<Entry>> {
+        // SAFETY: `xa` is live.
+        let old = unsafe { bindings::xa_erase(self.xa, index as _) };
+        // SAFETY: A stored entry is a `KBox<Entry>` the map owned.
+        let entry =
+            NonNull::new(old.cast::<Entry>()).map(|p| unsafe { KBox::from_raw(p.as_ptr()) });
+        if entry.is_some() {
+            self.count -= 1;
+        }
+        entry
+    }
+
+    /// Calls `f` on every entry, in index order.
+    pub fn for_each(&self, mut f: impl FnMut(u64, &Entry)) {
+        let mut index: usize = 0;
+        loop {
+            // SAFETY: `xa` is live; `index` is a valid in/out cursor.
+            let found =
+                unsafe { bindings::xa_find(self.xa, &mut index, usize::MAX, bindings::XA_PRESENT) };
+            // SAFETY: A found entry is a `KBox<Entry>` the map owns.
+            let Some(entry) = (unsafe { found.cast::<Entry>().as_ref() }) else {
+                return;
+            };
+            f(index as u64, entry);
+            if index == usize::MAX {
+                return;
+            }
+            index += 1;
+        }
+    }
+
+    /// Every index, in order.
+    pub fn indices(&self) -> Result<KVec<u64>> {
+        let mut out = KVec::with_capacity(self.count as usize, GFP_KERNEL)?;
+        self.for_each(|i, _| {
+            // Capacity is `count`, the number of entries.
+            let _ = out.push_within_capacity(i);
+        });
+        Ok(out)
+    }
+
+    /// Takes the first entry out.
+    pub fn pop_first(&mut self) -> Option<(u64, KBox<Entry>)> {
+        let mut index: usize = 0;
+        // SAFETY: `xa` is live; `index` is a valid in/out cursor.
+        let found =
+            unsafe { bindings::xa_find(self.xa, &mut index, usize::MAX, bindings::XA_PRESENT) };
+        if found.is_null() {
+            return None;
+        }
+        self.remove(index as u64).map(|e| (index as u64, e))
+    }
+
+    /// Frees every entry and its page.
+    pub fn clear(&mut self) {
+        while self.pop_first().is_some() {}
+    }
+}
+
+impl Drop for PageMap {
+    fn drop(&mut self) {
+        self.clear();
+        // SAFETY: By the invariants `xa` is ours; empty now, then freed.
+        unsafe {
+            bindings::xa_destroy(self.xa);
+            drop(KBox::from_raw(
+                self.xa.cast::<kernel::types::Opaque<bindings::xarray>>(),
+            ));
+        }
+    }
+}
+
+/// [`FORMAT_PAGEMAP`](crate::fcm_api::FORMAT_PAGEMAP) state.
+#[repr(C)]
+pub struct MapState {
+    /// The backing file (`struct file *`); the importer takes its own
+    /// reference.
+    pub file: *mut c_void,
+    /// Counters, carried over.
+    pub stats: FcmStats,
+    /// The map: the exporter's, until the importer takes it.
+    pub map: PageMap,
+}
+
+/// Exports `pages` whole: allocates the state (the only step that can
+/// fail), then swaps the map into it, leaving `pages` empty.
+pub fn export_map(file: *mut c_void, stats: FcmStats, pages: &mut PageMap) -> Result<*mut c_void> {
+    let mut state = KBox::new(
+        MapState {
+            file,
+            stats,
+            map: PageMap::new()?,
+        },
+        GFP_KERNEL,
+    )?;
+    core::mem::swap(&mut state.map, pages);
+    Ok(KBox::into_raw(state).cast())
+}
+
+/// Takes the map, file and counters out of a [`MapState`].
+///
+/// # Safety
+///
+/// `state` is a live [`MapState`] from [`export_map`].
+pub unsafe fn import_map(state: *mut c_void) -> Result<(BackingFile, FcmStats, PageMap)> {
+    // SAFETY: The caller promises a live state from `export_map`; the
+    // transfer is serialized by the mediator (no other user).
+    let state = unsafe { state.cast::<MapState>().as_mut() }.ok_or(EINVAL)?;
+    let mut map = PageMap::new()?;
+    core::mem::swap(&mut map, &mut state.map);
+    // SAFETY: The exporter holds the file until the transfer ends.
+    let file = unsafe { BackingFile::new(state.file) };
+    Ok((file, state.stats, map))
+}
+
+/// Builds a map from a [`DescriptorState`] whose pages it adopts. On
+/// failure every adopted page is given back unfreed (the exporter's
+/// `release` restores them).
+///
+/// # Safety
+///
+/// `state` is a live state from [`DescriptorExport::finish`].
+pub unsafe fn import_descriptors(state: *mut c_void) -> Result<(BackingFile, FcmStats, PageMap)> {
+    // SAFETY: The caller promises a live state.
+    let (state, descriptors) = unsafe { descriptors(state)? };
+    let mut map = PageMap::new()?;
+    let forget = |map: &mut PageMap| {
+        while let Some((_, entry)) = map.pop_first() {
+            let _ = KBox::into_inner(entry).page.into_raw();
+        }
+    };
+    for d in descriptors {
+        let Ok(slot) = KBox::<Entry>::new_uninit(GFP_KERNEL) else {
+            forget(&mut map);
+            return Err(ENOMEM);
+        };
+        // SAFETY: Checked non-NULL by `descriptors`; given back on failure.
+        let Some(page) = (unsafe { CachePage::from_raw(d.page) }) else {
+            forget(&mut map);
+            return Err(EINVAL);
+        };
+        let entry = KBox::write(
+            slot,
+            Entry {
+                page,
+                dirty: Atomic::new(d.dirty != 0),
+                referenced: Atomic::new(d.referenced != 0),
+                stamp: Atomic::new(0),
+            },
+        );
+        if let Err((err, entry)) = map.insert_or_return(d.index, entry) {
+            let _ = KBox::into_inner(entry).page.into_raw();
+            forget(&mut map);
+            return Err(err);
+        }
+    }
+    // SAFETY: The exporter holds the file until the transfer ends.
+    let file = unsafe { BackingFile::new(state.file) };
+    let mut stats = state.stats;
+    stats.cached = map.len();
+    Ok((file, stats, map))
+}
+
+/// Ends a transfer on the exporter whose map is `pages` (empty since the
+/// export): frees the state and, if the swap aborted, puts every page back.
+///
+/// # Safety
+///
+/// `state` came from this exporter's `export` in `format`, released once.
+pub unsafe fn release_state(format: u32, state: *mut c_void, taken: bool, pages: &mut PageMap) {
+    match format {
+        crate::fcm_api::FORMAT_PAGEMAP if !state.is_null() => {
+            // SAFETY: The caller promises the state `export_map` made.
+            let mut state = unsafe { KBox::from_raw(state.cast::<MapState>()) };
+            if !taken {
+                core::mem::swap(&mut state.map, pages);
+            }
+        }
+        crate::fcm_api::FORMAT_DESCRIPTORS => {
+            // SAFETY: The caller promises the state `DescriptorExport` made.
+            unsafe {
+                release_descriptors(state, taken, |index, page, dirty, referenced| {
+                    let restored = Entry::boxed(page, dirty, referenced)
+                        .and_then(|e| pages.insert(index, e).map(|_| ()));
+                    if restored.is_err() {
+                        pr_err!("no memory to restore page {}; it is lost\n", index);
+                    }
+                })
+            };
+        }
+        _ => {}
+    }
 }
