@@ -79,6 +79,9 @@ pub struct Monitor {
     /// Start of the current policy window (ns since `start`); the call
     /// that first sees it over reports the window to hotswap's policy.
     window: Atomic<i64>,
+    /// The wrapped FCM's hits and misses, refreshed once per window.
+    hits: Atomic<u64>,
+    misses: Atomic<u64>,
 }
 
 impl Monitor {
@@ -122,6 +125,17 @@ impl Monitor {
         }
         // SAFETY: `call.slot` is the live slot this call runs through.
         unsafe { api::hotswap_policy_sample(call.slot, self.active_cpus()) };
+        // Once a window, ask the FCM below for its hit and miss counts.
+        let mut stats = FcmStats::default();
+        let asked = api::forward(call, |methods, obj, next| {
+            // SAFETY: Every layer of an `fcm` slot has an `FcmOps` table;
+            // `stats` is writable.
+            unsafe { ((*methods.cast::<FcmOps>()).stats)(obj, next, &mut stats) }
+        });
+        if asked.is_ok() {
+            self.hits.store(stats.hits, Relaxed);
+            self.misses.store(stats.misses, Relaxed);
+        }
     }
 
     /// CPUs that called within the last window.
@@ -270,6 +284,8 @@ unsafe extern "C" fn create(_arg: *const c_void, out: *mut *mut c_void) -> core:
                 cpus,
                 start: Instant::<Monotonic>::now(),
                 window: Atomic::new(0),
+                hits: Atomic::new(0),
+                misses: Atomic::new(0),
             },
             GFP_KERNEL,
         )?)
@@ -320,13 +336,15 @@ unsafe extern "C" fn report(obj: *mut c_void, buf: *mut u8, len: usize) -> isize
     let mut t = Text { buf, len: 0 };
     let _ = write!(
         t,
-        "calls={} reads={} writes={} read_bytes={} write_bytes={} errors={} active_cpus={} p50_ns={} p99_ns={} per_cpu=",
+        "calls={} reads={} writes={} read_bytes={} write_bytes={} errors={} hits={} misses={} active_cpus={} p50_ns={} p99_ns={} per_cpu=",
         m.sum(|c| c.calls.load(Relaxed)),
         m.sum(|c| c.reads.load(Relaxed)),
         m.sum(|c| c.writes.load(Relaxed)),
         m.sum(|c| c.read_bytes.load(Relaxed)),
         m.sum(|c| c.write_bytes.load(Relaxed)),
         m.sum(|c| c.errors.load(Relaxed)),
+        m.hits.load(Relaxed),
+        m.misses.load(Relaxed),
         m.active_cpus(),
         m.quantile_ns(50),
         m.quantile_ns(99)
@@ -412,7 +430,7 @@ mod tests {
         assert_eq!(m.active_cpus(), 1);
         let text = report_of(&m);
         assert!(text.starts_with(
-            b"calls=4 reads=2 writes=1 read_bytes=4196 write_bytes=10 errors=1 active_cpus=1 "
+            b"calls=4 reads=2 writes=1 read_bytes=4196 write_bytes=10 errors=1 hits=0 misses=0 active_cpus=1 "
         ));
         Ok(())
     }
