@@ -52,6 +52,8 @@ const REP_ENTRIES: usize = 16384;
 /// master, valid while they are in the master (see the module docs).
 struct RepInner {
     map: RBTree<u64, *const Entry>,
+    /// Entries in `map` (counting the tree would cost O(n) per miss).
+    entries: usize,
     hits: u64,
     misses: u64,
 }
@@ -59,6 +61,34 @@ struct RepInner {
 // SAFETY: The raw pointers are borrowed from the master under the lock
 // protocol in the module docs; any CPU may follow them.
 unsafe impl Send for RepInner {}
+
+impl RepInner {
+    /// Remembers `entry` as page `index`, starting over when full.
+    fn remember(&mut self, index: u64, entry: *const Entry) {
+        if self.entries >= REP_ENTRIES {
+            self.forget_all();
+        }
+        // A failed insert only means the next access is a miss again.
+        if self
+            .map
+            .try_create_and_insert(index, entry, GFP_KERNEL)
+            .is_ok()
+        {
+            self.entries += 1;
+        }
+    }
+
+    fn forget(&mut self, index: u64) {
+        if self.map.remove(&index).is_some() {
+            self.entries -= 1;
+        }
+    }
+
+    fn forget_all(&mut self) {
+        self.map = RBTree::new();
+        self.entries = 0;
+    }
+}
 
 /// One CPU's representative, alone on its cache lines.
 #[repr(align(64))]
@@ -110,6 +140,7 @@ impl DistributedFcm {
                     pin_init!(Rep {
                         inner <- new_mutex!(RepInner {
                             map: RBTree::new(),
+                            entries: 0,
                             hits: 0,
                             misses: 0,
                         }),
@@ -162,11 +193,7 @@ impl DistributedFcm {
         let cell = self.master_page(&mut master, index, fill)?;
         let mut r = rep.inner.lock();
         r.misses += 1;
-        if r.map.iter().count() >= REP_ENTRIES {
-            r.map = RBTree::new();
-        }
-        // A failed insert only means the next access is a miss again.
-        let _ = r.map.try_create_and_insert(index, cell, GFP_KERNEL);
+        r.remember(index, cell);
         // SAFETY: The master (locked) owns the page.
         let ret = f(unsafe { &*cell });
         drop(r);
@@ -245,7 +272,7 @@ impl DistributedFcm {
     /// Forgets `index` in every representative.
     fn purge(&self, index: u64) {
         for rep in self.reps.iter() {
-            rep.inner.lock().map.remove(&index);
+            rep.inner.lock().forget(index);
         }
     }
 
@@ -307,7 +334,7 @@ impl DistributedFcm {
 
     fn discard(&self, master: &mut Master) {
         for rep in self.reps.iter() {
-            rep.inner.lock().map = RBTree::new();
+            rep.inner.lock().forget_all();
         }
         master.stats.freed += master.pages.len();
         master.stats.cached = 0;
@@ -423,7 +450,7 @@ impl FcmImpl for DistributedFcm {
         let file = master.file.as_ref().ok_or(EBADF)?.as_raw();
         // Representatives borrow from the map: forget them first.
         for rep in self.reps.iter() {
-            rep.inner.lock().map = RBTree::new();
+            rep.inner.lock().forget_all();
         }
         match format {
             // The whole map changes hands: O(1), whatever the size.

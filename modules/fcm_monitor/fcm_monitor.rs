@@ -90,17 +90,19 @@ impl Monitor {
         self.cpus.get(cpu).unwrap_or(&self.cpus[0])
     }
 
-    fn record(&self, kind: Kind, ret: isize, began: Instant<Monotonic>) {
+    /// Counts one call; returns its end time (ns since `start`).
+    fn record(&self, kind: Kind, ret: isize, began: Instant<Monotonic>) -> i64 {
         let now = Instant::<Monotonic>::now();
         let ns = (now - began).as_nanos().max(1);
         let c = self.here();
         c.calls.add(1, Relaxed);
-        c.last_ns.store((now - self.start).as_nanos(), Relaxed);
+        let since_start = (now - self.start).as_nanos();
+        c.last_ns.store(since_start, Relaxed);
         let bucket = (63 - (ns as u64).leading_zeros() as usize).min(BUCKETS - 1);
         c.latency[bucket].add(1, Relaxed);
         if ret < 0 {
             c.errors.add(1, Relaxed);
-            return;
+            return since_start;
         }
         match kind {
             Kind::Read => {
@@ -113,12 +115,12 @@ impl Monitor {
             }
             Kind::Other => {}
         }
+        since_start
     }
 
     /// Once per window, tells hotswap's autonomic policy how many CPUs used
     /// the FCM. Costs one relaxed load per call otherwise.
-    fn maybe_sample(&self, call: &Call) {
-        let now = (Instant::<Monotonic>::now() - self.start).as_nanos();
+    fn maybe_sample(&self, call: &Call, now: i64) {
         let window = self.window.load(Relaxed);
         if now - window < WINDOW_NS || self.window.cmpxchg(window, now, Relaxed).is_err() {
             return;
@@ -187,8 +189,8 @@ fn forward(
         f(unsafe { &*methods.cast::<FcmOps>() }, next_obj, next)
     })
     .unwrap_or_else(|e| e.to_errno() as isize);
-    monitor.record(kind, ret, began);
-    monitor.maybe_sample(call);
+    let now = monitor.record(kind, ret, began);
+    monitor.maybe_sample(call, now);
     ret
 }
 

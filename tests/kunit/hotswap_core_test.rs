@@ -439,15 +439,15 @@ mod tests {
     }
 
     #[test]
-    fn unknown_or_wrong_kind_is_refused() {
+    fn unknown_or_wrong_kind_is_refused() -> Result {
         assert_eq!(create(c"nosuch", 0).err(), Some(ENOENT));
         // An interposer cannot be an object, nor an object an interposer.
         assert_eq!(create(c"counter", 0).err(), Some(EINVAL));
-        if let Ok(obj) = create(c"alpha", 0) {
-            assert_eq!(interpose(&obj, c"beta"), EINVAL.to_errno());
-            let (ret, _) = swap(&obj, c"counter", 0);
-            assert_eq!(ret, EINVAL.to_errno());
-        }
+        let obj = create(c"alpha", 0)?;
+        assert_eq!(interpose(&obj, c"beta"), EINVAL.to_errno());
+        let (ret, _) = swap(&obj, c"counter", 0);
+        assert_eq!(ret, EINVAL.to_errno());
+        Ok(())
     }
 
     #[test]
