@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The ioctl ABI of /dev/hotswap and /dev/hotswap-file, for Python drivers
+running in the VM (benchmarks, stress, fuzzing).
+
+The layouts mirror rust/hotswap/uapi.rs on purpose and are kept apart from
+it: tests/vm/control_device.py checks every one against the kernel, so a
+drift between the two fails a test instead of passing silently.
+"""
+
+import ctypes
+import fcntl
+import os
+import struct
+
+CONTROL = "/dev/hotswap"
+FILE_DEVICE = "/dev/hotswap-file"
+IOC_TYPE = 0xB7
+NAME_LEN = 32
+R, W = 2, 1
+
+
+def ioc(direction, nr, size):
+    return (direction << 30) | (size << 16) | (IOC_TYPE << 8) | nr
+
+
+VERSION = struct.Struct("<II")
+LIST = struct.Struct("<QII")
+IFACE = struct.Struct("<32s32sII")
+IMPL = struct.Struct("<32s32s56sII")
+OBJECT = struct.Struct("<II32s32sIIQ")
+STATUS = struct.Struct("<II32s32s256sIIQQQIIiIqQQ")
+SWAP = struct.Struct("<32s32sIIQIIIIIIQ")
+RESULT = struct.Struct("<IIIiIIqQQ")
+INTERPOSE = struct.Struct("<32s32sII")
+TIMEOUT = struct.Struct("<II")
+REPORT = struct.Struct("<II1024s")
+POLICY = struct.Struct("<32sIIII")
+FILE_INFO = struct.Struct("<IIqQQQQQQQQQ")
+
+IOC_VERSION = ioc(R, 0x01, VERSION.size)
+IOC_LIST_INTERFACES = ioc(R | W, 0x02, LIST.size)
+IOC_LIST_IMPLS = ioc(R | W, 0x03, LIST.size)
+IOC_LIST_OBJECTS = ioc(R | W, 0x04, LIST.size)
+IOC_STATUS = ioc(R | W, 0x05, STATUS.size)
+IOC_SWAP = ioc(R | W, 0x06, SWAP.size)
+IOC_INTERPOSE = ioc(R | W, 0x07, INTERPOSE.size)
+IOC_UNINTERPOSE = ioc(R | W, 0x08, INTERPOSE.size)
+IOC_SET_TIMEOUT = ioc(W, 0x09, TIMEOUT.size)
+IOC_REPORT = ioc(R | W, 0x0A, REPORT.size)
+IOC_SET_POLICY = ioc(W, 0x0B, POLICY.size)
+IOC_GET_POLICY = ioc(R | W, 0x0C, POLICY.size)
+FILE_IOC_ATTACH = ioc(W, 0x20, 4)
+FILE_IOC_INFO = ioc(R, 0x21, FILE_INFO.size)
+
+OUTCOME_COMPLETED, OUTCOME_ABORTED, OUTCOME_UNCHANGED, OUTCOME_NOT_STARTED = 1, 2, 3, 4
+INFO_FIELDS = ("object reserved size hits misses fills writebacks evictions "
+               "cached dirty allocated freed").split()
+RESULT_FIELDS = "id outcome phase errno format reserved in_flight duration_ns blocked_ns".split()
+
+
+def name(text):
+    return text.encode()
+
+
+def text(field):
+    return field.split(b"\0", 1)[0].decode()
+
+
+def call(fd, cmd, packer, *values):
+    """Issues `cmd` with a buffer packed from `values`; returns it unpacked."""
+    buf = bytearray(packer.pack(*values))
+    fcntl.ioctl(fd, cmd, buf, True)
+    return packer.unpack(buf)
+
+
+def open_cached(path, mode=os.O_RDONLY):
+    """Opens /dev/hotswap-file attached to `path`; returns the descriptor."""
+    backing = os.open(path, mode)
+    try:
+        dev = os.open(FILE_DEVICE, mode)
+        try:
+            fcntl.ioctl(dev, FILE_IOC_ATTACH, struct.pack("I", backing))
+        except OSError:
+            os.close(dev)
+            raise
+    finally:
+        os.close(backing)
+    return dev
+
+
+def file_info(dev):
+    """The FileInfo of an attached /dev/hotswap-file descriptor, as a dict."""
+    buf = bytearray(FILE_INFO.size)
+    fcntl.ioctl(dev, FILE_IOC_INFO, buf, True)
+    return dict(zip(INFO_FIELDS, FILE_INFO.unpack(buf)))
+
+
+def swap(ctl, interface, implementation, object_id=0, capacity=0, timeout_ms=0):
+    """Swaps one object (or, with object_id 0, every object of `interface`).
+
+    Returns (summary dict, list of per-object result dicts)."""
+    results = bytearray(RESULT.size * max(capacity, 1))
+    address = 0
+    if capacity:
+        address = ctypes_address(results)
+    out = call(ctl, IOC_SWAP, SWAP, name(interface), name(implementation), object_id,
+               timeout_ms, address, capacity, 0, 0, 0, 0, 0, 0)
+    summary = dict(zip("count completed aborted unchanged reserved total_ns".split(), out[6:]))
+    per_object = [dict(zip(RESULT_FIELDS, RESULT.unpack_from(results, i * RESULT.size)))
+                  for i in range(min(summary["count"], capacity))]
+    return summary, per_object
+
+
+def ctypes_address(buf):
+    """The address of a bytearray, for the `results`-style pointer fields."""
+    return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+
+
+def set_policy(ctl, interface, enabled, up_cpus=2, up_windows=1, down_windows=3):
+    call(ctl, IOC_SET_POLICY, POLICY, name(interface), int(enabled), up_cpus, up_windows,
+         down_windows)
+
+
+def object_status(ctl, object_id):
+    """(implementation name, swaps_done, swaps_aborted) of one object."""
+    out = call(ctl, IOC_STATUS, STATUS, object_id, 0, b"", b"", b"", 0, 0, 0, 0, 0, 0, 0, 0,
+               0, 0, 0, 0)
+    return {"implementation": text(out[3]), "calls": out[7], "swaps_done": out[8],
+            "swaps_aborted": out[9]}
