@@ -8,13 +8,14 @@
 #   make tool      tools/hswapctl (release build)
 #   make vm        an interactive VM with the modules and the tool
 #   make demo      the FCM demo: live shared -> distributed -> shared swaps
+#   make bench     benchmarks in a VM: JSON + PNG plots in bench/results
 #   make kernel    (re)build just the kernel
 #   make clean     remove module and tool build products
 
 SHELL := /bin/bash
 CARGO_TOOL := cargo build --release --manifest-path tools/hswapctl/Cargo.toml
 
-.PHONY: all setup kernel modules tool test vm demo clean
+.PHONY: all setup kernel modules tool test vm demo bench clean
 
 all: modules tool
 
@@ -46,9 +47,16 @@ demo:
 	@$(CARGO_TOOL) -q
 	@scripts/demo.sh
 
+bench:
+	@scripts/setup.sh >/dev/null
+	@scripts/build-modules.sh >/dev/null
+	@$(CARGO_TOOL) -q
+	@scripts/bench.sh
+
 clean:
 	@if [ -f "$${HOTSWAP_CACHE:-$$HOME/.cache/hotswap}/current-kernel.env" ]; then \
 		. scripts/env.sh && load_kernel_env && \
 		$(MAKE) -s -C "$$KDIR" M="$(CURDIR)" clean; fi
 	@cargo clean -q --manifest-path tools/hswapctl/Cargo.toml
+	@cargo clean -q --manifest-path bench/searcher/Cargo.toml
 	@rm -rf build

@@ -32,7 +32,12 @@ if [ "${HOST:-1}" = 1 ]; then
 	check "hswapctl: cargo fmt --check" cargo fmt "${tool[@]}" --check
 	check "hswapctl: cargo clippy -D warnings" \
 		cargo clippy -q "${tool[@]}" --all-targets -- -D warnings
-	mapfile -t kernel_rs < <(git ls-files -co --exclude-standard 'rust/*.rs' 'modules/*.rs' 'tests/*.rs')
+	search=(--manifest-path bench/searcher/Cargo.toml)
+	check "bench searcher: cargo test + clippy -D warnings" \
+		bash -c 'cargo test -q "$@" && cargo clippy -q "$@" --all-targets -- -D warnings' _ "${search[@]}"
+	check "bench report: the committed results parse" \
+		python3 bench/report.py bench/results --no-plots
+	mapfile -t kernel_rs < <(git ls-files -co --exclude-standard 'rust/*.rs' 'modules/*.rs' 'tests/*.rs' 'bench/*.rs')
 	check "kernel Rust: rustfmt --check" rustfmt --check --edition 2021 "${kernel_rs[@]}"
 	check "test runner: self-tests" python3 -m unittest discover -q -s tests/runner
 fi

@@ -7,11 +7,13 @@
 #                            (in-VM tests tests/vm/GLOB.sh; "none" for none)
 #   scripts/vm.sh shell      an interactive shell, modules and tool at hand
 #   scripts/vm.sh exec CMD   run CMD in the VM
+#   scripts/vm.sh accel      print how VMs run here: kvm or tcg
 #
 # Environment: HOTSWAP_VM_CPUS (2), HOTSWAP_VM_MEMORY (1G),
 # HOTSWAP_VM_TIMEOUT seconds (300; 0 = none, shell only), HOTSWAP_VM_APPEND
 # (extra kernel command line, e.g. kunit.filter_glob=SUITE), HOTSWAP_KVM
-# (1/0 to skip the probe), HOTSWAP_VNG (the vng command, for the runner's
+# (1/0 to skip the probe), HOTSWAP_VM_RWDIR (exec: a directory the guest
+# may write, e.g. benchmark results), HOTSWAP_VNG (the vng command, for the runner's
 # own tests). Exit status: the command's, or 124 if the VM timed out.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -87,10 +89,15 @@ shell)
 	;;
 exec)
 	shift
-	run_vng "$TIMEOUT" --exec "$*"
+	rw=()
+	[ -n "${HOTSWAP_VM_RWDIR:-}" ] && rw=(--rwdir "$HOTSWAP_VM_RWDIR")
+	run_vng "$TIMEOUT" "${rw[@]}" --exec "$*"
+	;;
+accel)
+	if [ -n "$(kvm_flag)" ]; then echo tcg; else echo kvm; fi
 	;;
 *)
-	echo "usage: $0 test OUT | shell | exec CMD" >&2
+	echo "usage: $0 test OUT | shell | exec CMD | accel" >&2
 	exit 2
 	;;
 esac

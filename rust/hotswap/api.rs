@@ -487,7 +487,19 @@ pub fn forward<R>(
     Ok(ret)
 }
 
-/// Turns an entry point's return value into a `Result`.
+/// Turns an entry point's return value into a `Result`. Inline, with the
+/// error path out of line: it sits on every call through a slot, and the
+/// kernel crate's own `to_result` is a call into another crate.
+#[inline(always)]
 pub fn to_result(ret: c_int) -> Result {
+    if ret == 0 {
+        Ok(())
+    } else {
+        error_from(ret)
+    }
+}
+
+#[cold]
+fn error_from(ret: c_int) -> Result {
     kernel::error::to_result(ret)
 }

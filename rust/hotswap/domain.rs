@@ -33,7 +33,12 @@ use kernel::types::Opaque;
 extern "C" {
     fn hotswap_domain_init(ssp: *mut c_void) -> c_int;
     fn hotswap_domain_cleanup(ssp: *mut c_void);
-    fn hotswap_domain_enter(ssp: *mut c_void, calls: *mut u64) -> *mut c_void;
+    fn hotswap_domain_enter(
+        ssp: *mut c_void,
+        calls: *mut u64,
+        published: *const *mut c_void,
+        loaded: *mut *mut c_void,
+    ) -> *mut c_void;
     fn hotswap_domain_exit(ssp: *mut c_void, ctr: *mut c_void);
     fn hotswap_counter_alloc() -> *mut u64;
     fn hotswap_counter_free(counter: *mut u64);
@@ -90,12 +95,24 @@ impl ReadDomain {
         })
     }
 
-    /// Enters the read side and counts one call. Returns the token
-    /// [`ReadDomain::exit`] needs.
+    /// Enters the read side, counts one call and loads `published` with
+    /// acquire ordering from inside the read side. Returns the token
+    /// [`ReadDomain::exit`] needs and the loaded pointer.
     #[inline]
-    pub(crate) fn enter(&self) -> *mut c_void {
-        // SAFETY: By the type invariants both pointers are live.
-        unsafe { hotswap_domain_enter(self.srcu.get().cast(), self.calls) }
+    pub(crate) fn enter_and_load<T>(&self, published: &Atomic<*mut T>) -> (*mut c_void, *mut T) {
+        let mut loaded = core::ptr::null_mut();
+        // SAFETY: By the type invariants both domain pointers are live;
+        // `published` is a valid atomic pointer and `loaded` a valid out
+        // pointer for the call.
+        let token = unsafe {
+            hotswap_domain_enter(
+                self.srcu.get().cast(),
+                self.calls,
+                published.as_ptr().cast(),
+                &mut loaded,
+            )
+        };
+        (token, loaded.cast())
     }
 
     /// Leaves the read side entered by [`ReadDomain::enter`].

@@ -52,7 +52,6 @@ extern "C" {
 
 /// A real (tmpfs, unlinked) file, put on drop. Test threads have no
 /// path to the VM's filesystems, so the file has no path.
-/// A real (tmpfs, unlinked) file, put on drop.
 pub struct TempFile(*mut bindings::file);
 
 impl TempFile {
@@ -87,6 +86,11 @@ impl TempFile {
             return Err(EIO);
         }
         Ok(out)
+    }
+
+    /// The `struct file *`, e.g. for an [`FcmCreate`] through a slot.
+    pub fn as_ptr(&self) -> *mut core::ffi::c_void {
+        self.0.cast()
     }
 
     /// A `T` caching this file.

@@ -136,9 +136,9 @@ impl Slot {
     /// Starts a call: enters the domain and resolves the outermost layer.
     #[inline]
     pub(crate) fn begin(&self, call: &mut Call) -> Result {
-        let token = self.domain.enter();
-        // Ordering: pairs with the full-ordered exchange in `publish`.
-        let chain = self.chain.load(Acquire);
+        // Ordering: the load is an acquire that pairs with the fully
+        // ordered exchange in `publish`.
+        let (token, chain) = self.domain.enter_and_load(&self.chain);
         // SAFETY: A published chain is freed only after a grace period that
         // started after it was replaced; this call is inside the domain.
         let result = unsafe { &*chain }.resolve(0, call);
@@ -174,12 +174,11 @@ impl Slot {
     /// # Safety
     ///
     /// `call` was filled by `begin` or `next` on this slot and is ended once.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn end(&self, call: &mut Call) {
         if call.tracked != 0 {
-            // SAFETY: A tracked call's mediator lives in its chain, which
-            // the call keeps alive.
-            unsafe { &*call.mediator.cast::<crate::mediator::Mediator>() }.exit();
+            // SAFETY: The caller's contract.
+            unsafe { Self::end_tracked(call) };
         }
         if !call.token.is_null() {
             // SAFETY: The token came from `begin` on this slot.
@@ -187,6 +186,19 @@ impl Slot {
         }
         call.token = core::ptr::null_mut();
         call.tracked = 0;
+    }
+
+    /// The mediator's side of ending a call made during a swap; kept out
+    /// of line so that the common `end` inlines into its caller.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Slot::end`], and `call` is tracked.
+    #[cold]
+    unsafe fn end_tracked(call: &Call) {
+        // SAFETY: A tracked call's mediator lives in its chain, which the
+        // call keeps alive.
+        unsafe { &*call.mediator.cast::<crate::mediator::Mediator>() }.exit();
     }
 
     /// Calls made through this slot.

@@ -1,0 +1,401 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""make bench, inside the VM: runs each benchmark and writes OUT/<name>.json.
+
+    bench.py OUT ACCEL [--quick] [--only NAME,...]
+
+Every figure is taken side by side with its reference in the same run
+(slot vs direct call, swap blocked window vs synchronize_rcu(), N objects vs
+one, FCMs vs the Linux page cache), because under TCG absolute times mean
+little and ratios are the result. --quick shrinks sizes and repetitions so
+that `make test` can check the whole pipeline in seconds.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+sys.path.insert(0, os.path.join(ROOT, "tests/pylib"))
+import hotswap_uapi as uapi  # noqa: E402
+
+TOOL = os.path.join(ROOT, "tools/hswapctl/target/release/hswapctl")
+SEARCH = os.path.join(ROOT, "bench/searcher/target/release/hotswap-search")
+RUN = "/sys/kernel/debug/hotswap_bench/run"
+PAGE = 4096
+WORK = "/tmp/hotswap-bench"
+
+
+def say(text):
+    print(text, flush=True)
+
+
+def summary(values):
+    """Median and spread of a list of numbers."""
+    values = sorted(values)
+    return {"median": statistics.median(values), "min": values[0], "max": values[-1],
+            "n": len(values)}
+
+
+def kernel_run(command):
+    """Runs one hotswap_bench command; returns {name: [values]}."""
+    with open(RUN, "w") as f:
+        f.write(command)
+    rows = {}
+    with open(RUN) as f:
+        for line in f:
+            name, *values = line.split()
+            rows[name] = [int(v) for v in values]
+    return rows
+
+
+def tool(*args):
+    out = subprocess.run([TOOL, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"hswapctl {' '.join(args)}: {out.stdout}{out.stderr}")
+    return out.stdout
+
+
+def make_file(path, size):
+    """A file of `size` bytes whose lines start with a needle now and then."""
+    line = b"hotswap search line: the quick brown fox jumps over the lazy dog\n"
+    other = b"plain line without the word, padding the page to its length..\n"
+    block = (line + other * 7) * (PAGE * 16 // (len(line) * 8)) + b"\n"
+    block = block[:PAGE * 16]
+    with open(path, "wb") as f:
+        written = 0
+        while written < size:
+            chunk = block[:size - written]
+            f.write(chunk)
+            written += len(chunk)
+
+
+def read_through(dev, size, chunk=1 << 20):
+    pos = 0
+    while pos < size:
+        data = os.pread(dev, chunk, pos)
+        if not data:
+            break
+        pos += len(data)
+    return pos
+
+
+class Bench:
+    def __init__(self, args):
+        self.out = args.out
+        self.quick = args.quick
+        self.meta = {
+            "kernel": platform.release(),
+            "vcpus": os.cpu_count(),
+            "accel": args.accel,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "quick": self.quick,
+        }
+        self.size = (8 if self.quick else 52) << 20
+        self.ctl = os.open(uapi.CONTROL, os.O_RDWR)
+        os.makedirs(WORK, exist_ok=True)
+        self.path = os.path.join(WORK, "search.dat")
+        make_file(self.path, self.size)
+
+    def save(self, name, result):
+        result = {"benchmark": name, "meta": self.meta, **result}
+        with open(os.path.join(self.out, f"{name}.json"), "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+
+    def swap_all(self, implementation):
+        uapi.swap(self.ctl, "fcm", implementation)
+
+    # 1. Call overhead ------------------------------------------------------
+    def call_overhead(self):
+        iters, reps = (20000, 5) if self.quick else (1000000, 15)
+        rows = kernel_run(f"call {iters} {reps}")
+        result = {"iterations": rows["iterations"][0], "page_iterations": rows["iterations"][1],
+                  "repetitions": reps, "calls": {}}
+        for call in ("null", "fcm_shared_hit", "fcm_distributed_hit"):
+            direct, slot = rows[f"{call}_direct_ps"], rows[f"{call}_slot_ps"]
+            ratios = [s / d for s, d in zip(slot, direct) if d > 0]
+            result["calls"][call] = {
+                "direct_ns": summary([v / 1000 for v in direct]),
+                "slot_ns": summary([v / 1000 for v in slot]),
+                "ratio": summary(ratios),
+            }
+        best_hit = min(result["calls"][c]["ratio"]["median"]
+                       for c in ("fcm_shared_hit", "fcm_distributed_hit"))
+        worst_hit = max(result["calls"][c]["ratio"]["median"]
+                        for c in ("fcm_shared_hit", "fcm_distributed_hit"))
+        result["goal"] = {"text": "page hit through a slot <= 1.03x a direct call",
+                          "value": worst_hit, "met": worst_hit <= 1.03, "best": best_hit}
+        self.save("call_overhead", result)
+        for c, r in result["calls"].items():
+            say(f"  {c}: direct {r['direct_ns']['median']:.1f} ns, slot "
+                f"{r['slot_ns']['median']:.1f} ns, ratio {r['ratio']['median']:.3f}")
+
+    # 2. Swap blocked window ------------------------------------------------
+    def readers(self, path, size):
+        """One reader process per vCPU, pinned, reading random cached pages
+        until stopped; each reports its longest single read (ns)."""
+        procs = []
+        for cpu in range(os.cpu_count()):
+            code = READER.format(pylib=os.path.join(ROOT, "tests/pylib"), path=path, size=size,
+                                 cpu=cpu)
+            procs.append(subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, text=True))
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        return procs
+
+    @staticmethod
+    def stop(procs):
+        longest, reads = [], 0
+        for p in procs:
+            out, _ = p.communicate("stop\n", timeout=120)
+            ns, count = map(int, out.split())
+            longest.append(ns)
+            reads += count
+        return max(longest), reads
+
+    def swap_blocked(self):
+        swaps = 4 if self.quick else 20
+        keeper = uapi.open_cached(self.path, os.O_RDWR)
+        object_id = uapi.file_info(keeper)["object"]
+        read_through(keeper, self.size)
+        pages = uapi.file_info(keeper)["cached"]
+        procs = self.readers(self.path, self.size)
+        time.sleep(0.5)
+        records = []
+        target = "distributed"
+        for _ in range(swaps):
+            summary_, per = uapi.swap(self.ctl, "fcm", target, object_id, capacity=1)
+            r = per[0]
+            assert r["outcome"] == uapi.OUTCOME_COMPLETED, f"swap did not complete: {r}"
+            records.append({"to": target, "blocked_ns": r["blocked_ns"],
+                            "duration_ns": r["duration_ns"], "request_ns": summary_["total_ns"],
+                            "format": r["format"]})
+            target = "shared" if target == "distributed" else "distributed"
+            time.sleep(0.05)
+        rcu = kernel_run(f"rcu {swaps}")["synchronize_rcu_ns"]
+        longest_read, reads = self.stop(procs)
+        info = uapi.file_info(keeper)
+        os.close(keeper)
+        blocked = [r["blocked_ns"] for r in records]
+        result = {
+            "pages": pages, "readers": len(procs), "swaps": records, "reads": reads,
+            "blocked_ns": summary(blocked), "duration_ns": summary([r["duration_ns"] for r in records]),
+            "synchronize_rcu_ns": summary(rcu),
+            "longest_read_ns": longest_read,
+            "fills_after": info["fills"],
+            "goal": {"text": "longest blocked window < one synchronize_rcu() (median)",
+                     "value": max(blocked), "reference": statistics.median(rcu),
+                     "met": max(blocked) < statistics.median(rcu)},
+        }
+        self.save("swap_blocked", result)
+        say(f"  {pages} pages, {len(procs)} readers: blocked max {max(blocked) / 1e3:.0f} us, "
+            f"swap median {result['duration_ns']['median'] / 1e3:.0f} us, synchronize_rcu "
+            f"median {statistics.median(rcu) / 1e3:.0f} us")
+
+    # 3. Batched swap -------------------------------------------------------
+    def batched_swap(self):
+        counts = [1, 10, 100] if self.quick else [1, 10, 100, 1000]
+        reps = 3 if self.quick else 7
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), max(hard, 4096)))
+        folder = os.path.join(WORK, "batch")
+        os.makedirs(folder, exist_ok=True)
+        rows = []
+        for n in counts:
+            fds = []
+            for i in range(n):
+                path = os.path.join(folder, f"f{i}")
+                if not os.path.exists(path):
+                    with open(path, "wb") as f:
+                        f.write(bytes([i % 251]) * PAGE * 4)
+                fd = uapi.open_cached(path)
+                os.pread(fd, PAGE * 4, 0)
+                fds.append(fd)
+            times, target = [], "distributed"
+            for _ in range(reps):
+                s, _ = uapi.swap(self.ctl, "fcm", target)
+                assert s["count"] == n and s["completed"] == n, f"batch of {n}: {s}"
+                times.append(s["total_ns"])
+                target = "shared" if target == "distributed" else "distributed"
+            self.swap_all("shared")
+            for fd in fds:
+                os.close(fd)
+            rows.append({"objects": n, "total_ns": summary(times)})
+        base = rows[0]["total_ns"]["median"]
+        for r in rows:
+            r["ratio"] = r["total_ns"]["median"] / base
+        last = rows[-1]
+        result = {"repetitions": reps, "batches": rows,
+                  "goal": {"text": f"swapping {last['objects']} objects <= 3x the time of one",
+                           "value": last["ratio"], "met": last["ratio"] <= 3.0}}
+        self.save("batched_swap", result)
+        for r in rows:
+            say(f"  N={r['objects']}: {r['total_ns']['median'] / 1e6:.2f} ms ({r['ratio']:.2f}x)")
+
+    # 4. Figure 1 -----------------------------------------------------------
+    def search_once(self, p, fcm):
+        """p pinned searchers; returns the time until the last one finished."""
+        procs = []
+        for cpu in range(p):
+            fd = uapi.open_cached(self.path) if fcm else os.open(self.path, os.O_RDONLY)
+            procs.append(subprocess.Popen(
+                [SEARCH, str(fd), str(self.size), str(PAGE)], pass_fds=[fd],
+                stdout=subprocess.PIPE, text=True,
+                preexec_fn=lambda cpu=cpu: os.sched_setaffinity(0, {cpu})))
+            os.close(fd)
+        start = time.monotonic_ns()
+        matches = set()
+        for proc in procs:
+            out, _ = proc.communicate(timeout=600)
+            assert proc.returncode == 0, f"searcher failed: {out}"
+            fields = dict(kv.split("=") for kv in out.split())
+            assert int(fields["bytes"]) == self.size, f"short search: {out}"
+            matches.add(fields["matches"])
+        assert len(matches) == 1, f"searchers disagree: {matches}"
+        return time.monotonic_ns() - start
+
+    def figure1(self):
+        reps = 2 if self.quick else 5
+        vcpus = os.cpu_count()
+        pages = self.size // PAGE
+        keeper = uapi.open_cached(self.path, os.O_RDWR)
+        object_id = uapi.file_info(keeper)["object"]
+        read_through(keeper, self.size)
+        with open(self.path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+        series = {}
+        for variant in ("linux", "shared", "distributed", "autonomic"):
+            uapi.set_policy(self.ctl, "fcm", False)
+            if variant in ("shared", "distributed"):
+                self.swap_all(variant)
+            elif variant == "autonomic":
+                self.swap_all("shared")
+                uapi.set_policy(self.ctl, "fcm", True, up_cpus=2, up_windows=1, down_windows=3)
+            points = []
+            for p in range(1, vcpus + 1):
+                times, impls = [], []
+                for _ in range(reps):
+                    times.append(self.search_once(p, variant != "linux"))
+                    impls.append(uapi.object_status(self.ctl, object_id)["implementation"])
+                t = statistics.median(times)
+                points.append({"processes": p, "makespan_ns": summary(times),
+                               "ns_per_page": t / pages,
+                               "mb_per_s": p * self.size / (1 << 20) / (t / 1e9),
+                               "implementations": impls if variant != "linux" else []})
+                say(f"  {variant:11} p={p}: {t / pages:8.0f} ns/page, "
+                    f"{points[-1]['mb_per_s']:7.1f} MB/s {' '.join(points[-1]['implementations'])}")
+            series[variant] = points
+        uapi.set_policy(self.ctl, "fcm", False)
+        info = uapi.file_info(keeper)
+        os.close(keeper)
+        goals = []
+        for i in range(vcpus):
+            best = max(series[v][i]["mb_per_s"] for v in ("shared", "distributed"))
+            goals.append({"processes": i + 1,
+                          "autonomic_vs_best_static": series["autonomic"][i]["mb_per_s"] / best,
+                          "distributed_vs_linux": series["distributed"][i]["mb_per_s"]
+                          / series["linux"][i]["mb_per_s"]})
+        worst_auto = min(g["autonomic_vs_best_static"] for g in goals)
+        worst_dist = min(g["distributed_vs_linux"] for g in goals)
+        result = {"file_bytes": self.size, "pages": pages, "read_bytes": PAGE, "repetitions": reps,
+                  "series": series, "per_p": goals, "fills": info["fills"],
+                  "goal": {"text": "autonomic >= 0.97x the best static choice at every p; "
+                                   "distributed >= 0.8x the Linux page cache",
+                           "autonomic_vs_best_static": worst_auto,
+                           "distributed_vs_linux": worst_dist,
+                           "met": worst_auto >= 0.97 and worst_dist >= 0.8}}
+        self.save("figure1", result)
+
+    # 5. Swap keeps the cache -----------------------------------------------
+    def swap_keeps_cache(self):
+        swaps = 4 if self.quick else 10
+        keeper = uapi.open_cached(self.path, os.O_RDWR)
+        object_id = uapi.file_info(keeper)["object"]
+        read_through(keeper, self.size)
+        before = uapi.file_info(keeper)
+        target = "distributed"
+        for _ in range(swaps):
+            _, per = uapi.swap(self.ctl, "fcm", target, object_id, capacity=1)
+            assert per[0]["outcome"] == uapi.OUTCOME_COMPLETED, per
+            read_through(keeper, self.size)
+            target = "shared" if target == "distributed" else "distributed"
+        after = uapi.file_info(keeper)
+        os.close(keeper)
+        pages = self.size // PAGE
+        refills = after["fills"] - before["fills"]
+        result = {"pages": pages, "swaps": swaps, "cached_before": before["cached"],
+                  "cached_after": after["cached"], "refills": refills,
+                  "hits_during": after["hits"] - before["hits"],
+                  "accounting_ok": after["allocated"] == after["freed"] + after["cached"],
+                  "goal": {"text": "pages re-read from the file because of swaps = 0",
+                           "value": refills, "met": refills == 0}}
+        self.save("swap_keeps_cache", result)
+        say(f"  {swaps} swaps of a {pages}-page FCM, each followed by a full re-read: "
+            f"{refills} pages re-read from the file")
+
+
+READER = """
+import os, random, sys, time
+sys.path.insert(0, {pylib!r})
+import hotswap_uapi as uapi
+os.sched_setaffinity(0, {{{cpu}}})
+dev = uapi.open_cached({path!r})
+pages = {size} // 4096
+os.set_blocking(0, False)
+print("ready", flush=True)
+longest = count = 0
+rng = random.Random({cpu})
+while True:
+    for _ in range(64):
+        t = time.monotonic_ns()
+        os.pread(dev, 4096, rng.randrange(pages) * 4096)
+        longest = max(longest, time.monotonic_ns() - t)
+        count += 1
+    try:
+        if os.read(0, 16):
+            break
+    except BlockingIOError:
+        pass
+print(longest, count, flush=True)
+"""
+
+BENCHMARKS = ["call_overhead", "swap_blocked", "batched_swap", "figure1", "swap_keeps_cache"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("accel")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=",".join(BENCHMARKS))
+    args = parser.parse_args()
+    chosen = args.only.split(",")
+    unknown = set(chosen) - set(BENCHMARKS)
+    if unknown:
+        sys.exit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    os.makedirs(args.out, exist_ok=True)
+    bench = Bench(args)
+    say(f"hotswap bench: Linux {bench.meta['kernel']}, {bench.meta['vcpus']} vCPUs, "
+        f"{args.accel.upper()}{' (quick)' if args.quick else ''}")
+    for name in BENCHMARKS:
+        if name in chosen:
+            say(f"{name}:")
+            start = time.monotonic()
+            getattr(bench, name)()
+            say(f"  ({time.monotonic() - start:.0f} s)")
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

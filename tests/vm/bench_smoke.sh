@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# make bench's pipeline, small: the benchmark module refuses bad commands,
+# the quick call-overhead, batched-swap and swap-keeps-cache benchmarks run
+# (bench.py asserts every swap completed), a swap re-reads no page from the
+# file, and bench/report.py accepts the JSON they wrote.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+load hotswap fcm_shared fcm_distributed fcm_monitor
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+insmod "$HOTSWAP_ROOT/bench/kernel/hotswap_bench.ko" || fail "insmod hotswap_bench"
+trap 'rmmod hotswap_bench 2>/dev/null || true' EXIT
+run=/sys/kernel/debug/hotswap_bench/run
+for bad in "bogus" "call 0 1" "call 10" "call 10 0" "rcu 100000" "rcu x"; do
+	expect_fail "hotswap_bench command '$bad'" sh -c "echo '$bad' > $run"
+done
+echo "rcu 2" >"$run" || fail "rcu 2"
+grep -qE '^synchronize_rcu_ns [0-9]+ [0-9]+$' "$run" || fail "rcu output: $(cat $run)"
+
+out=$(mktemp -d)
+/usr/bin/python3 "$HOTSWAP_ROOT/bench/guest/bench.py" "$out" tcg --quick \
+	--only call_overhead,batched_swap,swap_keeps_cache || fail "bench.py"
+/usr/bin/python3 - "$out" <<'PY' || fail "benchmark results"
+import json, sys
+cache = json.load(open(f"{sys.argv[1]}/swap_keeps_cache.json"))
+assert cache["refills"] == 0 and cache["accounting_ok"], cache
+calls = json.load(open(f"{sys.argv[1]}/call_overhead.json"))["calls"]
+for name, c in calls.items():
+    assert c["direct_ns"]["median"] > 0 and c["slot_ns"]["median"] > 0, (name, c)
+PY
+/usr/bin/python3 "$HOTSWAP_ROOT/bench/report.py" "$out" --no-plots || fail "report.py"
+rmmod hotswap_bench || fail "rmmod hotswap_bench"
+trap - EXIT
+echo "bench pipeline: ok"
