@@ -12,7 +12,9 @@
 # HOTSWAP_VM_TIMEOUT seconds (300; 0 = none, shell only), HOTSWAP_VM_APPEND
 # (extra kernel command line, e.g. kunit.filter_glob=SUITE), HOTSWAP_KVM
 # (1/0 to skip the probe), HOTSWAP_VNG (the vng command, for the runner's
-# own tests). Exit status: the command's, or 124 if the VM timed out.
+# own tests); HOTSWAP_LIFECYCLE_LOOPS and HOTSWAP_VM_TEST_TIMEOUT (numbers)
+# reach the guest's tests. Exit status: the command's, or 124 if the VM
+# timed out.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -75,9 +77,14 @@ case "${1:-}" in
 test)
 	out=${2:?usage: vm.sh test OUT [GLOB]}
 	mkdir -p "$out"
+	# Numeric test knobs set on the host reach the guest's tests.
+	guest_env=
+	for v in HOTSWAP_LIFECYCLE_LOOPS HOTSWAP_VM_TEST_TIMEOUT; do
+		[[ ${!v:-} =~ ^[0-9]+$ ]] && guest_env+="$v=${!v} "
+	done
 	# The console goes to a file: qemu reopens its stdout and would
 	# truncate a log that the caller redirected it into.
-	run_vng "$TIMEOUT" --rwdir "$out" --exec "tests/kunit/guest-run.sh $out '${3:-*}'" \
+	run_vng "$TIMEOUT" --rwdir "$out" --exec "${guest_env}tests/kunit/guest-run.sh $out '${3:-*}'" \
 		>"$out/console.log" 2>&1
 	;;
 shell)
