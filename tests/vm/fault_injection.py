@@ -344,6 +344,7 @@ def hs_ctl_for_thread():
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows even if killed
     start = time.monotonic()
     ctl = os.open(hs.CONTROL, os.O_RDWR)
     f = File("/tmp/hotswap-faults", PAGES)

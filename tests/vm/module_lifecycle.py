@@ -175,6 +175,7 @@ def memory():
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows even if killed
     loops = int(sys.argv[1])
     start = time.monotonic()
     path = "/tmp/hotswap-lifecycle"
