@@ -10,18 +10,21 @@
 #   scripts/vm.sh accel      print how VMs run here: kvm or tcg
 #
 # Environment: HOTSWAP_VM_CPUS (2), HOTSWAP_VM_MEMORY (1G),
-# HOTSWAP_VM_TIMEOUT seconds (300; 0 = none, shell only), HOTSWAP_VM_APPEND
+# HOTSWAP_VM_TIMEOUT seconds (600; 0 = none, shell only), HOTSWAP_VM_APPEND
 # (extra kernel command line, e.g. kunit.filter_glob=SUITE), HOTSWAP_KVM
 # (1/0 to skip the probe), HOTSWAP_VM_RWDIR (exec: a directory the guest
-# may write, e.g. benchmark results), HOTSWAP_VNG (the vng command, for the runner's
-# own tests). Exit status: the command's, or 124 if the VM timed out.
+# may write, e.g. benchmark results), HOTSWAP_VNG (the vng command, for the
+# runner's own tests); HOTSWAP_LIFECYCLE_LOOPS, HOTSWAP_STORM_SWAPS, HOTSWAP_STORM_SEED,
+# HOTSWAP_FUZZ_REQUESTS and
+# HOTSWAP_VM_TEST_TIMEOUT (numbers) reach the guest's tests. Exit status:
+# the command's, or 124 if the VM timed out.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 VNG=${HOTSWAP_VNG:-vng}
 CPUS=${HOTSWAP_VM_CPUS:-2}
 MEMORY=${HOTSWAP_VM_MEMORY:-1G}
-TIMEOUT=${HOTSWAP_VM_TIMEOUT:-300}
+TIMEOUT=${HOTSWAP_VM_TIMEOUT:-600}
 
 # Nested KVM is broken on these machines (the guest dies with "KVM internal
 # error" and hangs), so KVM is used only when a bounded probe boot proves
@@ -77,9 +80,14 @@ case "${1:-}" in
 test)
 	out=${2:?usage: vm.sh test OUT [GLOB]}
 	mkdir -p "$out"
+	# Numeric test knobs set on the host reach the guest's tests.
+	guest_env=
+	for v in HOTSWAP_LIFECYCLE_LOOPS HOTSWAP_STORM_SWAPS HOTSWAP_STORM_SEED HOTSWAP_FUZZ_REQUESTS HOTSWAP_VM_TEST_TIMEOUT; do
+		[[ ${!v:-} =~ ^[0-9]+$ ]] && guest_env+="$v=${!v} "
+	done
 	# The console goes to a file: qemu reopens its stdout and would
 	# truncate a log that the caller redirected it into.
-	run_vng "$TIMEOUT" --rwdir "$out" --exec "tests/kunit/guest-run.sh $out '${3:-*}'" \
+	run_vng "$TIMEOUT" --rwdir "$out" --exec "${guest_env}tests/kunit/guest-run.sh $out '${3:-*}'" \
 		>"$out/console.log" 2>&1
 	;;
 shell)

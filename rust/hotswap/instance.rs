@@ -54,6 +54,12 @@ impl Instance {
     pub(crate) fn make_quiet(&self) {
         self.quiet.store(true, Relaxed);
     }
+
+    /// Marks the instance to be destroyed for good (writing back what it
+    /// must): a replacement that took its slot's state over.
+    pub(crate) fn make_final(&self) {
+        self.quiet.store(false, Relaxed);
+    }
 }
 
 impl Drop for Instance {

@@ -120,8 +120,13 @@ pub(crate) struct Mediator {
     gate: Mutex<()>,
     #[pin]
     changed: CondVar,
-    /// Longest time a caller spent blocked, in nanoseconds.
+    /// Longest time a caller spent blocked, in nanoseconds, as the
+    /// callers record it once they are let go.
     longest_wait_ns: Atomic<i64>,
+    /// When the first caller began to wait: nanoseconds after `created`,
+    /// plus one (0: no caller has waited).
+    first_wait: Atomic<i64>,
+    created: Instant<Monotonic>,
 }
 
 impl Mediator {
@@ -145,6 +150,8 @@ impl Mediator {
                 gate <- new_mutex!(()),
                 changed <- new_condvar!(),
                 longest_wait_ns: Atomic::new(0),
+                first_wait: Atomic::new(0),
+                created: Instant::<Monotonic>::now(),
             }),
             GFP_KERNEL,
         )
@@ -200,9 +207,19 @@ impl Mediator {
         self.tracked.load(Relaxed)
     }
 
-    /// Longest time a caller spent blocked.
+    /// Longest time a caller spent blocked, a caller still waiting
+    /// counting until now.
+    ///
+    /// Waiters are let go together when the phase leaves Blocked or
+    /// Transfer, so the first one waits longest; and it may not have
+    /// recorded its wait yet when the swap reports, right after letting it
+    /// go.
     pub(crate) fn longest_wait_ns(&self) -> i64 {
-        self.longest_wait_ns.load(Relaxed)
+        let recorded = self.longest_wait_ns.load(Relaxed);
+        match self.first_wait.load(Relaxed) {
+            0 => recorded,
+            first => recorded.max(self.created.elapsed().as_nanos() - (first - 1)),
+        }
     }
 
     fn wake_all(&self) {
@@ -274,6 +291,8 @@ impl Mediator {
 
     fn wait_while_blocked(&self) {
         let start = Instant::<Monotonic>::now();
+        let since = (start - self.created).as_nanos() + 1;
+        let _ = self.first_wait.cmpxchg(0, since, Relaxed);
         let mut gate = self.gate.lock();
         while matches!(self.phase(), Phase::Blocked | Phase::Transfer) {
             self.changed.wait(&mut gate);

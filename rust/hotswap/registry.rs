@@ -148,11 +148,24 @@ impl ImplInfo {
     }
 
     /// Exports `obj`'s state in `format`.
+    ///
+    /// An export that fails but stored a state anyway (an implementation
+    /// that moved its state out and then returned an out-of-range value)
+    /// gets that state back through `release(taken = 0)`: the object must
+    /// stay as it was before the export, or an aborted swap would lose it.
+    /// A correct implementation stores nothing on failure, so for it this
+    /// changes nothing.
     pub(crate) fn export(&self, obj: *mut c_void, format: u32) -> Result<*mut c_void> {
         let export = self.export.ok_or(EOPNOTSUPP)?;
         let mut state = core::ptr::null_mut();
         // SAFETY: `obj` is a live instance of this implementation.
-        checked("export", self, unsafe { export(obj, format, &mut state) })?;
+        let ret = unsafe { export(obj, format, &mut state) };
+        if let Err(err) = checked("export", self, ret) {
+            if !state.is_null() {
+                self.release(obj, format, state, false);
+            }
+            return Err(err);
+        }
         Ok(state)
     }
 

@@ -118,7 +118,10 @@ impl<'a> Swap<'a> {
     fn finish(&mut self, completed: bool, errno: Error) {
         let from = self.mediator.phase();
         let (winner, chain, to) = if completed {
+            // The state now lives in the new object: it, not the old one,
+            // has the last word (write-back) when the slot is destroyed.
             self.mediator.old.make_quiet();
+            self.mediator.new.make_final();
             (Target::New, self.completed_chain.take(), Phase::Completed)
         } else {
             (Target::Old, self.aborted_chain.take(), Phase::Aborted)
