@@ -9,13 +9,15 @@
 #   make vm        an interactive VM with the modules and the tool
 #   make demo      the FCM demo: live shared -> distributed -> shared swaps
 #   make bench     benchmarks in a VM: JSON + PNG plots in bench/results
+#   make stress    long reliability runs: 10,000-swap storm, 100,000-request
+#                  ioctl fuzzing, 200 module load/unload rounds, faults
 #   make kernel    (re)build just the kernel
 #   make clean     remove module and tool build products
 
 SHELL := /bin/bash
 CARGO_TOOL := cargo build --release --manifest-path tools/hswapctl/Cargo.toml
 
-.PHONY: all setup kernel modules tool test vm demo bench clean
+.PHONY: all setup kernel modules tool test vm demo bench stress clean
 
 all: modules tool
 
@@ -46,6 +48,12 @@ demo:
 	@scripts/build-modules.sh >/dev/null
 	@$(CARGO_TOOL) -q
 	@scripts/demo.sh
+
+stress:
+	@scripts/setup.sh >/dev/null
+	@scripts/build-modules.sh >/dev/null
+	@$(CARGO_TOOL) -q
+	@scripts/stress.sh
 
 bench:
 	@scripts/setup.sh >/dev/null

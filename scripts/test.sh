@@ -5,7 +5,7 @@
 #
 #   SUITE=GLOB   run only KUnit suites matching GLOB (kunit.filter_glob)
 #                and no in-VM test unless VMTEST is also set
-#   VMTEST=GLOB  run only tests/vm/GLOB.sh
+#   VMTEST=GLOB  run only tests/vm/GLOB.sh (several globs: space-separated)
 #   HOST=0       skip the host checks
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
@@ -50,8 +50,11 @@ vm_glob=${VMTEST:-*}
 [ -n "${SUITE:-}" ] && [ -z "${VMTEST:-}" ] && vm_glob=
 vm_tests=()
 if [ -n "$vm_glob" ]; then
-	for t in tests/vm/$vm_glob.sh; do
-		[ -x "$t" ] && vm_tests+=("$(basename "$t" .sh)")
+	read -r -a globs <<<"$vm_glob"
+	for g in "${globs[@]}"; do
+		for t in tests/vm/$g.sh; do
+			[ -x "$t" ] && vm_tests+=("$(basename "$t" .sh)")
+		done
 	done
 fi
 expect=()
@@ -64,7 +67,7 @@ for t in "${vm_tests[@]}"; do expect+=(--vm-test "$t"); done
 out="$HOTSWAP_ROOT/build/vm-results"
 rm -rf "$out"
 mkdir -p "$out"
-step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION (timeout ${HOTSWAP_VM_TIMEOUT:-300} s)"
+step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION (timeout ${HOTSWAP_VM_TIMEOUT:-600} s)"
 start=$(date +%s)
 HOTSWAP_VM_APPEND=${SUITE:+kunit.filter_glob=$SUITE} \
 	scripts/vm.sh test "$out" "${vm_glob:-none}"

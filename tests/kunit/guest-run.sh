@@ -13,6 +13,14 @@
 set -u
 out=$1
 vm_glob=${2:-*}
+# The in-VM tests to run: tests/vm/GLOB.sh for each space-separated GLOB.
+vm_tests=()
+read -r -a globs <<<"$vm_glob"
+for g in "${globs[@]}"; do
+	for t in tests/vm/$g.sh; do
+		[ -x "$t" ] && vm_tests+=("$t")
+	done
+done
 cd "$(dirname "$0")/../.."
 export HOTSWAP_ROOT=$PWD
 . tests/vm/lib.sh
@@ -39,13 +47,12 @@ run_test() {
 
 # Tests marked "# vm-phase: loaded" run now, with every module loaded
 # (reloading hotswap_core_test would run its long KUnit suite again).
-for t in tests/vm/$vm_glob.sh; do
-	[ -x "$t" ] && grep -q '^# vm-phase: loaded$' "$t" && run_test "$t"
+for t in "${vm_tests[@]}"; do
+	grep -q '^# vm-phase: loaded$' "$t" && run_test "$t"
 done
 unload_all 2>>"$out/errors"
 
-for t in tests/vm/$vm_glob.sh; do
-	[ -x "$t" ] || continue
+for t in "${vm_tests[@]}"; do
 	grep -q '^# vm-phase: loaded$' "$t" && continue
 	run_test "$t"
 	unload_all 2>>"$out/errors"
