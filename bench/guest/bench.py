@@ -274,25 +274,38 @@ class Bench:
         with open(self.path, "rb") as f:
             while f.read(1 << 20):
                 pass
+        # The static variants take turns within each repetition, so drift
+        # in the machine's speed hits them alike; the autonomic one runs
+        # after them, as the policy needs to watch the load for a while.
+        uapi.set_policy(self.ctl, "fcm", False)
+        runs = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
+        impls = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
+        for p in range(1, vcpus + 1):
+            for _ in range(reps):
+                for variant in ("linux", "shared", "distributed"):
+                    if variant != "linux":
+                        self.swap_all(variant)
+                    runs[variant][p].append(self.search_once(p, variant != "linux"))
+                    if variant != "linux":
+                        impls[variant][p].append(
+                            uapi.object_status(self.ctl, object_id)["implementation"])
+        self.swap_all("shared")
+        uapi.set_policy(self.ctl, "fcm", True, up_cpus=2, up_windows=1, down_windows=3)
+        for p in range(1, vcpus + 1):
+            for _ in range(reps):
+                runs["autonomic"][p].append(self.search_once(p, True))
+                impls["autonomic"][p].append(
+                    uapi.object_status(self.ctl, object_id)["implementation"])
         series = {}
-        for variant in ("linux", "shared", "distributed", "autonomic"):
-            uapi.set_policy(self.ctl, "fcm", False)
-            if variant in ("shared", "distributed"):
-                self.swap_all(variant)
-            elif variant == "autonomic":
-                self.swap_all("shared")
-                uapi.set_policy(self.ctl, "fcm", True, up_cpus=2, up_windows=1, down_windows=3)
+        for variant in VARIANTS:
             points = []
             for p in range(1, vcpus + 1):
-                times, impls = [], []
-                for _ in range(reps):
-                    times.append(self.search_once(p, variant != "linux"))
-                    impls.append(uapi.object_status(self.ctl, object_id)["implementation"])
+                times = runs[variant][p]
                 t = statistics.median(times)
                 points.append({"processes": p, "makespan_ns": summary(times),
                                "ns_per_page": t / pages,
                                "mb_per_s": p * self.size / (1 << 20) / (t / 1e9),
-                               "implementations": impls if variant != "linux" else []})
+                               "implementations": impls[variant][p]})
                 say(f"  {variant:11} p={p}: {t / pages:8.0f} ns/page, "
                     f"{points[-1]['mb_per_s']:7.1f} MB/s {' '.join(points[-1]['implementations'])}")
             series[variant] = points
@@ -370,6 +383,7 @@ while True:
 print(longest, count, flush=True)
 """
 
+VARIANTS = ("linux", "shared", "distributed", "autonomic")
 BENCHMARKS = ["call_overhead", "swap_blocked", "batched_swap", "figure1", "swap_keeps_cache"]
 
 
