@@ -54,6 +54,13 @@ impl Instance {
     pub(crate) fn make_quiet(&self) {
         self.quiet.store(true, Relaxed);
     }
+
+    /// Marks the instance as the owner of its state again (a replacement
+    /// that took over): destroying it has its side effects (an FCM writes
+    /// its dirty pages back).
+    pub(crate) fn make_owner(&self) {
+        self.quiet.store(false, Relaxed);
+    }
 }
 
 impl Drop for Instance {

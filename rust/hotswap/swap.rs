@@ -119,6 +119,8 @@ impl<'a> Swap<'a> {
         let from = self.mediator.phase();
         let (winner, chain, to) = if completed {
             self.mediator.old.make_quiet();
+            // Quiet since `start`; the state is its own now.
+            self.mediator.new.make_owner();
             (Target::New, self.completed_chain.take(), Phase::Completed)
         } else {
             (Target::Old, self.aborted_chain.take(), Phase::Aborted)
