@@ -7,6 +7,10 @@
 #                and no in-VM test unless VMTEST is also set
 #   VMTEST=GLOB  run only tests/vm/GLOB.sh (several globs: space-separated)
 #   HOST=0       skip the host checks
+#   HOTSWAP_VM_APPEND  extra kernel command line; the VM does not inherit
+#                the host's environment, so in-VM tests take their knobs
+#                from there (HOTSWAP_VM_TEST_TIMEOUT=S, HOTSWAP_FUZZ_REQUESTS=N,
+#                HOTSWAP_FUZZ_SEED=N)
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$HOTSWAP_ROOT"
@@ -69,7 +73,7 @@ rm -rf "$out"
 mkdir -p "$out"
 step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION (timeout ${HOTSWAP_VM_TIMEOUT:-600} s)"
 start=$(date +%s)
-HOTSWAP_VM_APPEND=${SUITE:+kunit.filter_glob=$SUITE} \
+HOTSWAP_VM_APPEND="${HOTSWAP_VM_APPEND:-}${SUITE:+ kunit.filter_glob=$SUITE}" \
 	scripts/vm.sh test "$out" "${vm_glob:-none}"
 status=$?
 step "test VM: finished in $(($(date +%s) - start)) s (status $status)"

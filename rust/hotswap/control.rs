@@ -3,9 +3,10 @@
 //! `hswapctl` compiles too.
 //!
 //! Read commands (version, lists, status) are open to anyone who can open
-//! the device; commands that change something need `CAP_SYS_ADMIN`. Every
-//! request is validated (size via the ioctl number, names, ids, user
-//! pointers) before anything changes; a bad one gets an errno.
+//! the device; commands that change something need `CAP_SYS_ADMIN`, checked
+//! before the request is even read. Every request is validated (size via
+//! the ioctl number, names, ids, user pointers, and that the answer can be
+//! written back) before anything changes; a bad one gets an errno.
 
 use crate::api::Name;
 use crate::objects;
@@ -73,7 +74,8 @@ fn require_admin() -> Result {
     }
 }
 
-/// A request struct read from and written back to user memory at `arg`.
+/// A request struct read from and written back to user memory at `arg`
+/// (a read command: `f` changes nothing, so a late `EFAULT` is harmless).
 fn with_request<T: FromBytes + AsBytes>(
     arg: usize,
     f: impl FnOnce(&mut T) -> Result,
@@ -83,6 +85,43 @@ fn with_request<T: FromBytes + AsBytes>(
     let mut request: T = reader.read()?;
     f(&mut request)?;
     writer.write(&request)?;
+    Ok(0)
+}
+
+/// How a command that changes something answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Answer {
+    /// `IOC_READ|IOC_WRITE`: the request is written back with its results.
+    WriteBack,
+    /// `IOC_WRITE` only: user memory is only read.
+    None,
+}
+
+/// A request that changes something. `CAP_SYS_ADMIN` is checked first, so
+/// an unprivileged caller gets `EPERM` whatever it passed. A command that
+/// answers writes the request back unchanged before `f` runs: user memory
+/// the answer cannot be written to is `EFAULT` before anything changed,
+/// never after (only memory made read-only by another thread during the
+/// call can still fail the final write).
+fn with_change<T: FromBytes + AsBytes>(
+    arg: usize,
+    answer: Answer,
+    f: impl FnOnce(&mut T) -> Result,
+) -> Result<isize> {
+    require_admin()?;
+    let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<T>());
+    let mut request: T = user.reader().read()?;
+    if answer == Answer::WriteBack {
+        UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+            .writer()
+            .write(&request)?;
+    }
+    f(&mut request)?;
+    if answer == Answer::WriteBack {
+        UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+            .writer()
+            .write(&request)?;
+    }
     Ok(0)
 }
 
@@ -101,11 +140,12 @@ fn write_entries<T: AsBytes>(addr: u64, capacity: u32, entries: &[T]) -> Result 
     Ok(())
 }
 
-/// A name from a request field: `EINVAL` unless it is a valid name.
+/// A name from a request field: `EINVAL` unless it is a valid name. The
+/// bytes after its NUL are not part of it: the result is zero-padded, as
+/// every registered name is, so that comparisons see the name alone.
 fn name(field: &[u8; uapi::NAME_LEN]) -> Result<Name> {
     let name: Name = *field;
-    validate_name(&name)?;
-    Ok(name)
+    crate::api::name_from_cstr(validate_name(&name)?)
 }
 
 fn copy_name(dst: &mut [u8], src: &[u8]) {
@@ -281,7 +321,6 @@ fn policy_interface(req: &PolicyRequest) -> Result {
 }
 
 fn set_policy(req: &mut PolicyRequest) -> Result {
-    require_admin()?;
     policy_interface(req)?;
     crate::policy::set(crate::policy::Settings {
         enabled: req.enabled != 0,
@@ -302,7 +341,6 @@ fn get_policy(req: &mut PolicyRequest) -> Result {
 }
 
 fn swap_objects(req: &mut SwapRequest) -> Result {
-    require_admin()?;
     let interface = name(&req.interface)?;
     let target = name(&req.implementation)?;
     if REGISTRY.lock().kind_of(&interface, &target)? != KIND_OBJECT {
@@ -373,7 +411,6 @@ fn swap_objects(req: &mut SwapRequest) -> Result {
 }
 
 fn interpose_objects(req: &mut InterposeRequest, add: bool) -> Result {
-    require_admin()?;
     let interface = name(&req.interface)?;
     let wrapper = name(&req.implementation)?;
     if !REGISTRY.lock().find_impl(&interface, &wrapper) {
@@ -402,7 +439,6 @@ fn interpose_objects(req: &mut InterposeRequest, add: bool) -> Result {
 }
 
 fn set_timeout(req: &mut TimeoutRequest) -> Result {
-    require_admin()?;
     if !(1..=3_600_000).contains(&req.timeout_ms) {
         return Err(EINVAL);
     }
@@ -440,12 +476,16 @@ impl MiscDevice for Control {
             HOTSWAP_IOC_LIST_IMPLS => with_request(arg, list_impls),
             HOTSWAP_IOC_LIST_OBJECTS => with_request(arg, list_objects),
             HOTSWAP_IOC_OBJECT_STATUS => with_request(arg, object_status),
-            HOTSWAP_IOC_SWAP => with_request(arg, swap_objects),
-            HOTSWAP_IOC_INTERPOSE => with_request(arg, |r| interpose_objects(r, true)),
-            HOTSWAP_IOC_UNINTERPOSE => with_request(arg, |r| interpose_objects(r, false)),
-            HOTSWAP_IOC_SET_TIMEOUT => with_request(arg, set_timeout),
+            HOTSWAP_IOC_SWAP => with_change(arg, Answer::WriteBack, swap_objects),
+            HOTSWAP_IOC_INTERPOSE => {
+                with_change(arg, Answer::WriteBack, |r| interpose_objects(r, true))
+            }
+            HOTSWAP_IOC_UNINTERPOSE => {
+                with_change(arg, Answer::WriteBack, |r| interpose_objects(r, false))
+            }
+            HOTSWAP_IOC_SET_TIMEOUT => with_change(arg, Answer::None, set_timeout),
             HOTSWAP_IOC_OBJECT_REPORTS => with_request(arg, object_reports),
-            HOTSWAP_IOC_SET_POLICY => with_request(arg, set_policy),
+            HOTSWAP_IOC_SET_POLICY => with_change(arg, Answer::None, set_policy),
             HOTSWAP_IOC_GET_POLICY => with_request(arg, get_policy),
             _ => Err(ENOTTY),
         }

@@ -37,11 +37,15 @@ for suite in /sys/kernel/debug/kunit/*/; do
 	[ -f "$suite/results" ] && cp "$suite/results" "$out/ktap/$(basename "$suite").ktap"
 done
 
+# The VM does not inherit the host's environment: knobs may come on the
+# kernel command line instead (HOTSWAP_VM_APPEND=HOTSWAP_VM_TEST_TIMEOUT=600).
+test_timeout=${HOTSWAP_VM_TEST_TIMEOUT:-$(tr ' ' '\n' </proc/cmdline | sed -n 's/^HOTSWAP_VM_TEST_TIMEOUT=//p' | tail -1)}
+
 run_test() {
 	local t=$1 name
 	name=$(basename "$t" .sh)
 	echo "hotswap-test: $name" >/dev/kmsg
-	timeout -k 5 "${HOTSWAP_VM_TEST_TIMEOUT:-120}" "$t" >"$out/integration/$name.log" 2>&1
+	timeout -k 5 "${test_timeout:-120}" "$t" >"$out/integration/$name.log" 2>&1
 	echo $? >"$out/integration/$name.rc"
 }
 
