@@ -71,7 +71,7 @@ for t in "${vm_tests[@]}"; do expect+=(--vm-test "$t"); done
 out="$HOTSWAP_ROOT/build/vm-results"
 rm -rf "$out"
 mkdir -p "$out"
-step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION (timeout ${HOTSWAP_VM_TIMEOUT:-600} s)"
+step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION (timeout ${HOTSWAP_VM_TIMEOUT:-900} s)"
 start=$(date +%s)
 HOTSWAP_VM_APPEND="${HOTSWAP_VM_APPEND:-}${SUITE:+ kunit.filter_glob=$SUITE}" \
 	scripts/vm.sh test "$out" "${vm_glob:-none}"

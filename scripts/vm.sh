@@ -10,7 +10,7 @@
 #   scripts/vm.sh accel      print how VMs run here: kvm or tcg
 #
 # Environment: HOTSWAP_VM_CPUS (2), HOTSWAP_VM_MEMORY (1G),
-# HOTSWAP_VM_TIMEOUT seconds (600; 0 = none, shell only), HOTSWAP_VM_APPEND
+# HOTSWAP_VM_TIMEOUT seconds (900; 0 = none, shell only), HOTSWAP_VM_APPEND
 # (extra kernel command line, e.g. kunit.filter_glob=SUITE), HOTSWAP_KVM
 # (1/0 to skip the probe), HOTSWAP_VM_RWDIR (exec: a directory the guest
 # may write, e.g. benchmark results), HOTSWAP_VNG (the vng command, for the
@@ -24,7 +24,7 @@ set -euo pipefail
 VNG=${HOTSWAP_VNG:-vng}
 CPUS=${HOTSWAP_VM_CPUS:-2}
 MEMORY=${HOTSWAP_VM_MEMORY:-1G}
-TIMEOUT=${HOTSWAP_VM_TIMEOUT:-600}
+TIMEOUT=${HOTSWAP_VM_TIMEOUT:-900}
 
 # Nested KVM is broken on these machines (the guest dies with "KVM internal
 # error" and hangs), so KVM is used only when a bounded probe boot proves

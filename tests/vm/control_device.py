@@ -5,55 +5,22 @@
 Run by control_device.sh with hotswap.ko, hotswap_core_test.ko (the
 `hstest` interface) and hstest_objects.ko (count=3) loaded. `root` mode checks every command and every kind of
 malformed request; `user` mode (as an unprivileged user) checks that reads
-work and changes get EPERM. The layouts below mirror uapi.rs on purpose:
-a drift between the two fails here.
+work and changes get EPERM. The layouts (tests/pylib/hotswap_uapi.py) mirror uapi.rs on
+purpose: a drift between the two fails here.
 """
 
 import ctypes
 import errno
 import fcntl
 import os
-import struct
 import sys
 
-IOC_TYPE = 0xB7
-
-
-def ioc(direction, nr, size):
-    return (direction << 30) | (size << 16) | (IOC_TYPE << 8) | nr
-
-
-R, W = 2, 1
-VERSION = struct.Struct("<II")
-LIST = struct.Struct("<QII")
-IFACE = struct.Struct("<32s32sII")
-IMPL = struct.Struct("<32s32s56sII")
-OBJECT = struct.Struct("<II32s32sIIQ")
-STATUS = struct.Struct("<II32s32s256sIIQQQIIiIqQQ")
-SWAP = struct.Struct("<32s32sIIQIIIIIIQ")
-RESULT = struct.Struct("<IIIiIIqQQ")
-INTERPOSE = struct.Struct("<32s32sII")
-TIMEOUT = struct.Struct("<II")
-
-IOC_VERSION = ioc(R, 1, VERSION.size)
-IOC_LIST_INTERFACES = ioc(R | W, 2, LIST.size)
-IOC_LIST_IMPLS = ioc(R | W, 3, LIST.size)
-IOC_LIST_OBJECTS = ioc(R | W, 4, LIST.size)
-IOC_STATUS = ioc(R | W, 5, STATUS.size)
-IOC_SWAP = ioc(R | W, 6, SWAP.size)
-IOC_INTERPOSE = ioc(R | W, 7, INTERPOSE.size)
-IOC_UNINTERPOSE = ioc(R | W, 8, INTERPOSE.size)
-IOC_SET_TIMEOUT = ioc(W, 9, TIMEOUT.size)
-
-
-def text(field):
-    return field.split(b"\0", 1)[0].decode()
-
-
-def call(fd, cmd, packer, *values):
-    buf = bytearray(packer.pack(*values))
-    fcntl.ioctl(fd, cmd, buf, True)
-    return packer.unpack(buf)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../pylib"))
+from hotswap_uapi import (  # noqa: E402 - the layouts, shared with the bench and stress drivers
+    IFACE, IMPL, INTERPOSE, IOC_INTERPOSE, IOC_LIST_IMPLS, IOC_LIST_INTERFACES,
+    IOC_LIST_OBJECTS, IOC_SET_TIMEOUT, IOC_STATUS, IOC_SWAP, IOC_UNINTERPOSE,
+    IOC_VERSION, LIST, OBJECT, RESULT, STATUS, SWAP, TIMEOUT, VERSION, R, W, call, ioc, text,
+)
 
 
 def expect_errno(code, fn, *args):
