@@ -7,6 +7,9 @@
 #                and no in-VM test unless VMTEST is also set
 #   VMTEST=GLOB  run only tests/vm/GLOB.sh
 #   HOST=0       skip the host checks
+#   HOTSWAP_KERNEL_VARIANT=debug  run on the debug kernel and its own module
+#                build (scripts/env.sh); results go to build/vm-results-debug
+#                (scripts/test-debug.sh sets this and its defaults)
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$HOTSWAP_ROOT"
@@ -56,10 +59,10 @@ for s in "${suites[@]}"; do
 done
 for t in "${vm_tests[@]}"; do expect+=(--vm-test "$t"); done
 
-out="$HOTSWAP_ROOT/build/vm-results"
+out="$HOTSWAP_ROOT/build/vm-results${HOTSWAP_KERNEL_VARIANT:+-$HOTSWAP_KERNEL_VARIANT}"
 rm -rf "$out"
 mkdir -p "$out"
-step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION (timeout ${HOTSWAP_VM_TIMEOUT:-300} s)"
+step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION${HOTSWAP_KERNEL_VARIANT:+ ($HOTSWAP_KERNEL_VARIANT)} (timeout ${HOTSWAP_VM_TIMEOUT:-300} s)"
 start=$(date +%s)
 HOTSWAP_VM_APPEND=${SUITE:+kunit.filter_glob=$SUITE} \
 	scripts/vm.sh test "$out" "${vm_glob:-none}"

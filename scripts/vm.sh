@@ -12,7 +12,10 @@
 # HOTSWAP_VM_TIMEOUT seconds (300; 0 = none, shell only), HOTSWAP_VM_APPEND
 # (extra kernel command line, e.g. kunit.filter_glob=SUITE), HOTSWAP_KVM
 # (1/0 to skip the probe), HOTSWAP_VNG (the vng command, for the runner's
-# own tests). Exit status: the command's, or 124 if the VM timed out.
+# own tests), HOTSWAP_KERNEL_VARIANT (e.g. debug: that kernel and its
+# modules, see scripts/env.sh), HOTSWAP_VM_TEST_TIMEOUT (seconds per in-VM
+# test, guest-run.sh's default 120). Exit status: the command's, or 124 if
+# the VM timed out.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -77,11 +80,18 @@ test)
 	mkdir -p "$out"
 	# The console goes to a file: qemu reopens its stdout and would
 	# truncate a log that the caller redirected it into.
-	run_vng "$TIMEOUT" --rwdir "$out" --exec "tests/kunit/guest-run.sh $out '${3:-*}'" \
+	# The guest sees no host environment: hand it where the modules are
+	# (the variant's own build tree) and the per-test time limit.
+	guest_env="HOTSWAP_MODULE_DIR=$(printf %q "$HOTSWAP_MODULE_DIR")"
+	[ -n "${HOTSWAP_VM_TEST_TIMEOUT:-}" ] &&
+		guest_env+=" HOTSWAP_VM_TEST_TIMEOUT=$(printf %q "$HOTSWAP_VM_TEST_TIMEOUT")"
+	run_vng "$TIMEOUT" --rwdir "$out" --exec "$guest_env tests/kunit/guest-run.sh $out '${3:-*}'" \
 		>"$out/console.log" 2>&1
 	;;
 shell)
 	echo "hotswap VM: modules under rust/hotswap/ and modules/*/, tool at tools/hswapctl/target/release/hswapctl"
+	[ "$HOTSWAP_MODULE_DIR" = "$HOTSWAP_ROOT" ] ||
+		echo "  $HOTSWAP_KERNEL_VARIANT kernel: its modules are under $HOTSWAP_MODULE_DIR"
 	echo "  load: tests/vm/lib.sh's order is insmod rust/hotswap/hotswap.ko, then modules/*/*.ko"
 	run_vng 0
 	;;
