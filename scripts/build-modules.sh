@@ -25,4 +25,4 @@ if [ "$HOTSWAP_MODULE_DIR" != "$HOTSWAP_ROOT" ]; then
 fi
 # Warnings are errors, as in-tree Rust with CONFIG_WERROR.
 make -s -C "$KDIR" M="$tree" -j"$(nproc)" KRUSTFLAGS="-D warnings" KCFLAGS=-Werror modules
-find "$tree" -name '*.ko' -newer "$tree/Kbuild" -printf '    %P\n' | sort
+find "$tree" -path "$tree/build" -prune -o -name '*.ko' -newer "$tree/Kbuild" -printf '    %P\n' | sort
