@@ -26,7 +26,8 @@ import tempfile
 # context", KCSAN ("BUG: KCSAN: data-race in ..."), UBSAN, SLUB debugging
 # ("BUG kmalloc-64 (Not tainted): Poison overwritten": no colon after BUG)
 # and debugobjects ("ODEBUG: free active ..."); WARNING:/BUG: catch most,
-# the rest are named so that a reworded header is still caught.
+# the rest are named so that a reworded header is still caught. Lockdep
+# switched off (e.g. out of entries) would silently check nothing more.
 DMESG_PROBLEMS = re.compile(
     r"WARNING:|BUG:|kernel BUG at|Oops|Kernel panic|general protection fault"
     r"|panicked at|Call Trace:|UBSAN:|refcount_t:|list_(add|del) corruption"
@@ -34,6 +35,7 @@ DMESG_PROBLEMS = re.compile(
     r"|possible recursive locking|possible circular locking|suspicious RCU usage|suspicious rcu_"
     r"|inconsistent lock state|inconsistent \{|lock held when returning to user space"
     r"|bad unlock balance|held lock freed|DEBUG_LOCKS_WARN_ON"
+    r"|turning off the locking correctness validator|lockdep is turned off"
     r"|sleeping function called from invalid context|scheduling while atomic"
     r"|unreferenced object|KCSAN:|ODEBUG:|BUG [\w.:-]+ \((Not tainted|Tainted: [^)]*)\)"
 )
@@ -44,7 +46,7 @@ DMESG_PROBLEMS = re.compile(
 KMEMLEAK_OBJECT = re.compile(r"^unreferenced object( \(\w+\))? 0x[0-9a-f]+ \(size \d+\)")
 ALLOCATOR_FRAME = re.compile(
     r"(kmemleak_|__kmalloc|kmalloc|kmem_cache_|__kvmalloc|kvmalloc|__vmalloc|vmalloc"
-    r"|krealloc|kvrealloc|kzalloc|pcpu_|__alloc|alloc_|slab_|__slab|___slab)"
+    r"|krealloc|kvrealloc|kzalloc|pcpu_|__alloc|alloc_|slab_|__slab|___slab|rust_helper_)"
 )
 
 

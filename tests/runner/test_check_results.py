@@ -142,6 +142,7 @@ class CheckResults(unittest.TestCase):
             "BUG kmalloc-64 (Tainted: G           O      ): Poison overwritten",
             "ODEBUG: free active (active state 0) object: 00000000a1b2c3d4 object type: rcu_head",
             "WARNING: bad unlock balance detected!",
+            "turning off the locking correctness validator.",
         ]
         for report in reports:
             with self.subTest(report=report):
