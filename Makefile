@@ -4,6 +4,11 @@
 #
 #   make setup     install the toolchain and build the kernel (idempotent)
 #   make test      setup + modules + tool + host checks + KUnit/in-VM tests
+#   make test-debug  the debug kernel (configs/debug.config: lockdep,
+#                  PROVE_RCU, KCSAN, kmemleak, ...) and its own module build
+#                  (build/modules-debug), then the KUnit suites and the
+#                  *swap_* in-VM tests on it; fails on any lockdep, RCU,
+#                  KCSAN, UBSAN, kmemleak, WARN or BUG report
 #   make modules   every .ko, out of tree, against the cached kernel
 #   make tool      tools/hswapctl (release build)
 #   make vm        an interactive VM with the modules and the tool
@@ -17,7 +22,7 @@
 SHELL := /bin/bash
 CARGO_TOOL := cargo build --release --manifest-path tools/hswapctl/Cargo.toml
 
-.PHONY: all setup kernel modules tool test vm demo bench stress clean
+.PHONY: all setup kernel modules tool test test-debug vm demo bench stress clean
 
 all: modules tool
 
@@ -39,6 +44,14 @@ test:
 	@scripts/build-modules.sh
 	@$(CARGO_TOOL) -q
 	@scripts/test.sh
+
+# The same steps against the debug kernel; the default build is untouched.
+test-debug:
+	@scripts/setup.sh
+	@HOTSWAP_KERNEL_VARIANT=debug scripts/build-kernel.sh
+	@HOTSWAP_KERNEL_VARIANT=debug scripts/build-modules.sh
+	@$(CARGO_TOOL) -q
+	@scripts/test-debug.sh
 
 vm: modules tool
 	@scripts/vm.sh shell

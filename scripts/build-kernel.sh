@@ -8,13 +8,14 @@
 # upgrading rustc gives a fresh build while an unchanged tree is reused.
 #
 # Environment:
-#   HOTSWAP_CONFIGS   fragments to merge, in order (default: "hotswap");
+#   HOTSWAP_CONFIGS   fragments to merge, in order (default: "hotswap",
+#                     or "hotswap $HOTSWAP_KERNEL_VARIANT" when that is set);
 #                     "hotswap debug" builds the debug variant beside it.
 #   HOTSWAP_REFRESH=1 ask Debian for a newer 7.3.y even if one is cached.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-CONFIGS=${HOTSWAP_CONFIGS:-hotswap}
+CONFIGS=${HOTSWAP_CONFIGS:-hotswap${HOTSWAP_KERNEL_VARIANT:+ $HOTSWAP_KERNEL_VARIANT}}
 APT_DIR="$HOTSWAP_CACHE/apt"
 SRC_ROOT="$HOTSWAP_CACHE/src"
 mkdir -p "$APT_DIR/lists/partial" "$SRC_ROOT" "$HOTSWAP_CACHE/build"
@@ -80,7 +81,7 @@ else
 			grep -qx "$want" "$KDIR/.config" || die "Kconfig did not take '$want' (see $KDIR/merge.log)"
 		done
 	done
-	step "kernel: building $VERSION on $(nproc) cores (about 5 minutes)"
+	step "kernel: building $VERSION ($suffix) on $(nproc) cores (about 8 minutes; with debug about 25)"
 	start=$(date +%s)
 	make -s -C "$SRC" O="$KDIR" -j"$(nproc)" >"$KDIR/build.log" 2>&1 ||
 		{ tail -40 "$KDIR/build.log"; die "kernel build failed (log: $KDIR/build.log)"; }

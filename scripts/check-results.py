@@ -4,9 +4,11 @@
 
 Fails (exit 1) on: a VM that timed out or did not finish, a module that
 did not load or unload, an expected KUnit suite that is missing, a suite
-that kunit.py parse reports as failed, a failed or missing in-VM test, or
-a kernel oops/WARN/BUG (and similar) in dmesg. Prints a per-suite summary
-and, last, exactly one line "N passed, N failed".
+that kunit.py parse reports as failed, a failed or missing in-VM test, a
+kernel oops/WARN/BUG (and similar: lockdep, RCU, KCSAN, UBSAN, SLUB and
+debugobjects reports) in dmesg, or an unreferenced object in the kmemleak
+report (OUT/kmemleak, saved only by a kernel with kmemleak). Prints a
+per-suite summary and, last, exactly one line "N passed, N failed".
 """
 
 import argparse
@@ -18,12 +20,33 @@ import sys
 import tempfile
 
 # Kernel log lines that mean something went wrong, whatever the tests say.
+# The debug kernel (configs/debug.config) adds lockdep ("WARNING: possible
+# circular locking dependency detected", "inconsistent lock state"), RCU
+# ("suspicious RCU usage"), "BUG: sleeping function called from invalid
+# context", KCSAN ("BUG: KCSAN: data-race in ..."), UBSAN, SLUB debugging
+# ("BUG kmalloc-64 (Not tainted): Poison overwritten": no colon after BUG)
+# and debugobjects ("ODEBUG: free active ..."); WARNING:/BUG: catch most,
+# the rest are named so that a reworded header is still caught. Lockdep
+# switched off (e.g. out of entries) would silently check nothing more.
 DMESG_PROBLEMS = re.compile(
     r"WARNING:|BUG:|kernel BUG at|Oops|Kernel panic|general protection fault"
     r"|panicked at|Call Trace:|UBSAN:|refcount_t:|list_(add|del) corruption"
     r"|INFO: task .* blocked for more than|INFO: rcu_\w+ (detected|self-detected) stall"
-    r"|possible recursive locking|possible circular locking|suspicious RCU usage"
-    r"|unreferenced object|KCSAN:"
+    r"|possible recursive locking|possible circular locking|suspicious RCU usage|suspicious rcu_"
+    r"|inconsistent lock state|inconsistent \{|lock held when returning to user space"
+    r"|bad unlock balance|held lock freed|DEBUG_LOCKS_WARN_ON"
+    r"|turning off the locking correctness validator|lockdep is turned off"
+    r"|sleeping function called from invalid context|scheduling while atomic"
+    r"|unreferenced object|KCSAN:|ODEBUG:|BUG [\w.:-]+ \((Not tainted|Tainted: [^)]*)\)"
+)
+
+# One leak in /sys/kernel/debug/kmemleak starts with this line (mm/kmemleak.c,
+# __print_unreferenced); its backtrace follows, one "    fn+0x1/0x2 [mod]"
+# frame a line, allocator first.
+KMEMLEAK_OBJECT = re.compile(r"^unreferenced object( \(\w+\))? 0x[0-9a-f]+ \(size \d+\)")
+ALLOCATOR_FRAME = re.compile(
+    r"(kmemleak_|__kmalloc|kmalloc|kmem_cache_|__kvmalloc|kvmalloc|__vmalloc|vmalloc"
+    r"|krealloc|kvrealloc|kzalloc|pcpu_|__alloc|alloc_|slab_|__slab|___slab|rust_helper_)"
 )
 
 
@@ -82,6 +105,32 @@ def dmesg_problems(path):
             return [line.rstrip() for line in f if DMESG_PROBLEMS.search(line)]
     except OSError:
         return None
+
+
+def kmemleak_leaks(path):
+    """The kmemleak report's leaks as (header, allocating function) pairs,
+    or None when no report was saved (a kernel without kmemleak)."""
+    try:
+        with open(path, errors="backslashreplace") as f:
+            lines = [l.rstrip() for l in f]
+    except OSError:
+        return None
+    leaks = []
+    for i, line in enumerate(lines):
+        if not KMEMLEAK_OBJECT.match(line):
+            continue
+        caller = ""
+        in_trace = False
+        for follow in lines[i + 1 :]:
+            if KMEMLEAK_OBJECT.match(follow):
+                break
+            if follow.strip().startswith("backtrace"):
+                in_trace = True
+            elif in_trace and follow.strip() and not ALLOCATOR_FRAME.match(follow.strip()):
+                caller = follow.strip()
+                break
+        leaks.append((line.rstrip(":"), caller))
+    return leaks
 
 
 def main():
@@ -152,6 +201,13 @@ def main():
         problem(f"kernel log reports {len(found)} problem line(s), first: {found[0]}")
     else:
         print("  ok    kernel log clean")
+    leaks = kmemleak_leaks(os.path.join(out, "kmemleak"))
+    if leaks:
+        header, frame = leaks[0]
+        where = f", allocated in {frame}" if frame else ""
+        problem(f"kmemleak reports {len(leaks)} unreferenced object(s), first: {header}{where}")
+    elif leaks is not None:
+        print("  ok    kmemleak: no unreferenced object")
 
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1

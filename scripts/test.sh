@@ -7,10 +7,11 @@
 #                and no in-VM test unless VMTEST is also set
 #   VMTEST=GLOB  run only tests/vm/GLOB.sh (several globs: space-separated)
 #   HOST=0       skip the host checks
-#   HOTSWAP_VM_APPEND  extra kernel command line; the VM does not inherit
-#                the host's environment, so in-VM tests take their knobs
-#                from there (HOTSWAP_VM_TEST_TIMEOUT=S, HOTSWAP_FUZZ_REQUESTS=N,
-#                HOTSWAP_FUZZ_SEED=N)
+#   HOTSWAP_VM_APPEND  extra kernel command line (the fuzzer also reads its
+#                knobs from there; scripts/vm.sh passes numeric ones itself)
+#   HOTSWAP_KERNEL_VARIANT=debug  run on the debug kernel and its own module
+#                build (scripts/env.sh); results go to build/vm-results-debug
+#                (scripts/test-debug.sh sets this and its defaults)
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$HOTSWAP_ROOT"
@@ -68,10 +69,10 @@ for s in "${suites[@]}"; do
 done
 for t in "${vm_tests[@]}"; do expect+=(--vm-test "$t"); done
 
-out="$HOTSWAP_ROOT/build/vm-results"
+out="$HOTSWAP_ROOT/build/vm-results${HOTSWAP_KERNEL_VARIANT:+-$HOTSWAP_KERNEL_VARIANT}"
 rm -rf "$out"
 mkdir -p "$out"
-step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION (timeout ${HOTSWAP_VM_TIMEOUT:-900} s)"
+step "test VM: ${HOTSWAP_VM_CPUS:-2} vCPUs, kernel $VERSION${HOTSWAP_KERNEL_VARIANT:+ ($HOTSWAP_KERNEL_VARIANT)} (timeout ${HOTSWAP_VM_TIMEOUT:-900} s)"
 start=$(date +%s)
 HOTSWAP_VM_APPEND="${HOTSWAP_VM_APPEND:-}${SUITE:+ kunit.filter_glob=$SUITE}" \
 	scripts/vm.sh test "$out" "${vm_glob:-none}"

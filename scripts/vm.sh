@@ -14,8 +14,9 @@
 # (extra kernel command line, e.g. kunit.filter_glob=SUITE), HOTSWAP_KVM
 # (1/0 to skip the probe), HOTSWAP_VM_RWDIR (exec: a directory the guest
 # may write, e.g. benchmark results), HOTSWAP_VNG (the vng command, for the
-# runner's own tests); HOTSWAP_LIFECYCLE_LOOPS, HOTSWAP_STORM_SWAPS, HOTSWAP_STORM_SEED,
-# HOTSWAP_FUZZ_REQUESTS and
+# runner's own tests), HOTSWAP_KERNEL_VARIANT (e.g. debug: that kernel and
+# its modules, see scripts/env.sh); HOTSWAP_LIFECYCLE_LOOPS,
+# HOTSWAP_STORM_SWAPS, HOTSWAP_STORM_SEED, HOTSWAP_FUZZ_REQUESTS and
 # HOTSWAP_VM_TEST_TIMEOUT (numbers) reach the guest's tests. Exit status:
 # the command's, or 124 if the VM timed out.
 set -euo pipefail
@@ -87,11 +88,16 @@ test)
 	done
 	# The console goes to a file: qemu reopens its stdout and would
 	# truncate a log that the caller redirected it into.
-	run_vng "$TIMEOUT" --rwdir "$out" --exec "${guest_env}tests/kunit/guest-run.sh $out '${3:-*}'" \
+	# The guest sees no host environment: hand it where the modules are
+	# (the variant's own build tree) besides the numeric knobs.
+	guest_env+="HOTSWAP_MODULE_DIR=$(printf %q "$HOTSWAP_MODULE_DIR")"
+	run_vng "$TIMEOUT" --rwdir "$out" --exec "$guest_env tests/kunit/guest-run.sh $out '${3:-*}'" \
 		>"$out/console.log" 2>&1
 	;;
 shell)
 	echo "hotswap VM: modules under rust/hotswap/ and modules/*/, tool at tools/hswapctl/target/release/hswapctl"
+	[ "$HOTSWAP_MODULE_DIR" = "$HOTSWAP_ROOT" ] ||
+		echo "  $HOTSWAP_KERNEL_VARIANT kernel: its modules are under $HOTSWAP_MODULE_DIR"
 	echo "  load: tests/vm/lib.sh's order is insmod rust/hotswap/hotswap.ko, then modules/*/*.ko"
 	run_vng 0
 	;;

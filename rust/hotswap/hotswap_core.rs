@@ -58,6 +58,22 @@ struct Hotswap {
     _control: Pin<KBox<kernel::miscdevice::MiscDeviceRegistration<control::Control>>>,
     _status: Pin<KBox<status::Status>>,
     _fcm: api::InterfaceRegistration,
+    // Last: fields drop in declaration order, and the registrations above
+    // still use the tables when they go.
+    _tables: GlobalTables,
+}
+
+/// Frees the storage of the global tables at unload. Rust never drops a
+/// `static`, so without this the vectors' buffers (emptied, but with their
+/// capacity) outlive the module: kmemleak reports them on every unload.
+struct GlobalTables;
+
+impl Drop for GlobalTables {
+    fn drop(&mut self) {
+        *registry::REGISTRY.lock() = registry::Registry::new();
+        objects::release_storage();
+        *cached_file::CACHED.lock() = KVec::new();
+    }
 }
 
 impl kernel::Module for Hotswap {
@@ -84,6 +100,7 @@ impl kernel::Module for Hotswap {
             _control: control,
             _status: status,
             _fcm: fcm,
+            _tables: GlobalTables,
         })
     }
 }

@@ -108,6 +108,12 @@ pub(crate) fn all() -> Result<KVec<Arc<Slot>>> {
     Ok(out)
 }
 
+/// Frees the table's storage at unload (statics are never dropped). Objects
+/// pin the module, so the table is empty by then.
+pub(crate) fn release_storage() {
+    OBJECTS.lock().slots = KVec::new();
+}
+
 /// Number of live objects.
 pub(crate) fn count() -> usize {
     OBJECTS.lock().slots.len()

@@ -8,8 +8,14 @@
 # OUT/ktap/SUITE.ktap      KTAP of each suite that ran
 # OUT/errors               module load/unload failures, one per line
 # OUT/integration/NAME.rc  exit status of tests/vm/NAME.sh (.log: output)
+# OUT/kmemleak             kmemleak's report after a final scan (only on a
+#                          kernel with CONFIG_DEBUG_KMEMLEAK, the debug one)
 # OUT/dmesg                the kernel log at the end
 # OUT/complete             written last: the run was not cut short
+#
+# HOTSWAP_MODULE_DIR (default: the repository) is the root the .ko paths in
+# tests/modules are relative to: a kernel variant's modules are built in
+# their own tree (scripts/build-modules.sh).
 set -u
 out=$1
 vm_glob=${2:-*}
@@ -23,15 +29,25 @@ for g in "${globs[@]}"; do
 done
 cd "$(dirname "$0")/../.."
 export HOTSWAP_ROOT=$PWD
+export HOTSWAP_MODULE_DIR=${HOTSWAP_MODULE_DIR:-$HOTSWAP_ROOT}
 . tests/vm/lib.sh
+kmemleak=/sys/kernel/debug/kmemleak
 
-rm -rf "$out"/ktap "$out"/integration "$out"/errors "$out"/dmesg "$out"/complete
+rm -rf "$out"/ktap "$out"/integration "$out"/errors "$out"/dmesg "$out"/kmemleak "$out"/complete
 mkdir -p "$out/ktap" "$out/integration"
 : >"$out/errors"
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 
+# kmemleak: whatever boot left unreferenced is not ours; scan now and mark
+# it reported ("clear"), so the final scan reports only what the modules
+# and tests leaked.
+if [ -w "$kmemleak" ]; then
+	echo scan >"$kmemleak"
+	echo clear >"$kmemleak"
+fi
+
 for m in "${HOTSWAP_MODULES[@]}"; do
-	insmod "$m" 2>>"$out/errors" || echo "insmod $m failed" >>"$out/errors"
+	insmod "$HOTSWAP_MODULE_DIR/$m" 2>>"$out/errors" || echo "insmod $m failed" >>"$out/errors"
 done
 for suite in /sys/kernel/debug/kunit/*/; do
 	[ -f "$suite/results" ] && cp "$suite/results" "$out/ktap/$(basename "$suite").ktap"
@@ -61,6 +77,16 @@ for t in "${vm_tests[@]}"; do
 	run_test "$t"
 	unload_all 2>>"$out/errors"
 done
+
+# Every module is unloaded now, so anything of theirs still allocated and
+# unreferenced is a leak. kmemleak reports an object only once it is 5 s
+# old and only after it was found unreferenced, so scan, wait, scan again.
+if [ -w "$kmemleak" ]; then
+	echo scan >"$kmemleak"
+	sleep 6
+	echo scan >"$kmemleak"
+	cat "$kmemleak" >"$out/kmemleak"
+fi
 
 dmesg >"$out/dmesg"
 echo ok >"$out/complete"

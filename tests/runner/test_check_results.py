@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """Self-tests of the test runner: scripts/check-results.py must fail a run
 with a failing KUnit case, a missing or crashed suite, a kernel WARN, a
-hung VM, or a failed in-VM test, and pass the recorded good run.
+debug kernel's lockdep/RCU/KCSAN/UBSAN/SLUB/debugobjects report, a
+kmemleak leak, a hung VM, or a failed in-VM test, and pass the recorded
+good run.
 
 samples/pass/ is a real run recorded from the test VM (KTAP from debugfs,
 dmesg, in-VM test status); each bad case is that run with one defect.
@@ -35,6 +37,27 @@ def find_kunit_py():
 KUNIT_PY = find_kunit_py()
 SUITES = sorted(f[:-5] for f in os.listdir(os.path.join(SAMPLE, "ktap")))
 VM_TESTS = sorted(f[:-3] for f in os.listdir(os.path.join(SAMPLE, "integration")) if f.endswith(".rc"))
+
+
+# /sys/kernel/debug/kmemleak after a scan found two leaks (the format of
+# mm/kmemleak.c's __print_unreferenced in 7.3).
+KMEMLEAK_REPORT = """\
+unreferenced object 0xffff888104a3c600 (size 192):
+  comm "insmod", pid 131, jiffies 4294940000
+  hex dump (first 32 bytes):
+    00 00 00 00 00 00 00 00 c0 c6 a3 04 81 88 ff ff  ................
+    01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  ................
+  backtrace (crc 5b1f0e2a):
+    __kmalloc_cache_noprof+0x2f5/0x3c0
+    hotswap_slot_new+0x45/0x120 [hotswap]
+    do_one_initcall+0x5a/0x300
+    do_init_module+0x60/0x230
+unreferenced object (percpu) 0x00006007ffc01234 (size 8):
+  comm "insmod", pid 131, jiffies 4294940002
+  backtrace (crc 0):
+    pcpu_alloc_noprof+0x5f4/0x9c0
+    hotswap_percpu_alloc+0x12/0x30 [hotswap]
+"""
 
 
 class CheckResults(unittest.TestCase):
@@ -102,6 +125,45 @@ class CheckResults(unittest.TestCase):
         oops = "[   12.3] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
         self.edit("dmesg", lambda t: t + oops)
         self.assert_fails()
+
+    def test_debug_kernel_reports_fail(self):
+        # One line of each report the debug kernel (configs/debug.config)
+        # can print, as the kernel words them.
+        reports = [
+            "WARNING: possible circular locking dependency detected",
+            "WARNING: inconsistent lock state",
+            "inconsistent {IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W} usage.",
+            "WARNING: possible recursive locking detected",
+            "WARNING: suspicious RCU usage",
+            "rust/hotswap/domain.rs:88 suspicious rcu_dereference_check() usage!",
+            "BUG: sleeping function called from invalid context at kernel/locking/mutex.c:580",
+            "BUG: KCSAN: data-race in hotswap_call / hotswap_publish",
+            "UBSAN: array-index-out-of-bounds in rust/hotswap/read_side.c:40:9",
+            "BUG kmalloc-64 (Tainted: G           O      ): Poison overwritten",
+            "ODEBUG: free active (active state 0) object: 00000000a1b2c3d4 object type: rcu_head",
+            "WARNING: bad unlock balance detected!",
+            "turning off the locking correctness validator.",
+        ]
+        for report in reports:
+            with self.subTest(report=report):
+                shutil.rmtree(self.out)
+                shutil.copytree(SAMPLE, self.out)
+                self.edit("dmesg", lambda t: t + f"[   42.000001] {report}\n")
+                out = self.assert_fails()
+                self.assertIn("kernel log reports", out)
+
+    def test_kmemleak_leak_fails(self):
+        with open(os.path.join(self.out, "kmemleak"), "w") as f:
+            f.write(KMEMLEAK_REPORT)
+        out = self.assert_fails()
+        self.assertIn("kmemleak reports 2 unreferenced object(s)", out)
+        self.assertIn("allocated in hotswap_slot_new+0x45/0x120 [hotswap]", out)
+
+    def test_empty_kmemleak_report_passes(self):
+        open(os.path.join(self.out, "kmemleak"), "w").close()
+        rc, last, out = self.run_check()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("kmemleak: no unreferenced object", out)
 
     def test_hung_vm_fails(self):
         os.remove(os.path.join(self.out, "complete"))

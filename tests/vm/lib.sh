@@ -8,6 +8,9 @@
 # every module of tests/modules loaded (`load` skips loaded modules).
 
 HOTSWAP_ROOT=${HOTSWAP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# Where the .ko files are: the repository, or a kernel variant's own module
+# build tree (set by tests/kunit/guest-run.sh).
+HOTSWAP_MODULE_DIR=${HOTSWAP_MODULE_DIR:-$HOTSWAP_ROOT}
 mapfile -t HOTSWAP_MODULES < <(grep -v '^#' "$HOTSWAP_ROOT/tests/modules")
 
 fail() {
@@ -19,7 +22,7 @@ fail() {
 module_path() {
 	local m
 	for m in "${HOTSWAP_MODULES[@]}"; do
-		[ "$(basename "$m" .ko)" = "$1" ] && { echo "$HOTSWAP_ROOT/$m"; return; }
+		[ "$(basename "$m" .ko)" = "$1" ] && { echo "$HOTSWAP_MODULE_DIR/$m"; return; }
 	done
 	fail "unknown module $1"
 }
@@ -50,7 +53,7 @@ reload() {
 load_all() {
 	local m
 	for m in "${HOTSWAP_MODULES[@]}"; do
-		insmod "$HOTSWAP_ROOT/$m" || fail "insmod $m"
+		insmod "$HOTSWAP_MODULE_DIR/$m" || fail "insmod $m"
 	done
 }
 

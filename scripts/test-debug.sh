@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# The body of 'make test-debug' (after the debug kernel, its modules and the
+# tool are built): scripts/test.sh on the debug kernel (configs/debug.config:
+# lockdep, PROVE_RCU, KCSAN, UBSAN, kmemleak, SLUB and object debugging),
+# with defaults fit for a kernel that runs several times slower under TCG:
+#
+#   VMTEST=GLOB   in-VM tests (default *swap_*: the swap storms,
+#                 fcm_swap_live and swap_storm); VMTEST='*' runs them all
+#   SUITE=GLOB    KUnit suites only (no in-VM test unless VMTEST is set)
+#   HOTSWAP_VM_TIMEOUT       whole VM, seconds (default 1800)
+#   HOTSWAP_VM_TEST_TIMEOUT  each in-VM test, seconds (default 600)
+#
+# Host checks are skipped (HOST=0): they do not depend on the kernel and
+# 'make test' runs them. Any lockdep/RCU/KCSAN/UBSAN/WARN/BUG line in dmesg
+# or any kmemleak leak fails the run (scripts/check-results.py).
+set -euo pipefail
+export HOTSWAP_KERNEL_VARIANT=debug
+export HOST=${HOST:-0}
+if [ -z "${SUITE:-}" ]; then
+	export VMTEST=${VMTEST:-*swap_*}
+fi
+export HOTSWAP_VM_TIMEOUT=${HOTSWAP_VM_TIMEOUT:-1800}
+export HOTSWAP_VM_TEST_TIMEOUT=${HOTSWAP_VM_TEST_TIMEOUT:-600}
+exec "$(dirname "$0")/test.sh"
