@@ -9,7 +9,7 @@ set -eu
 
 load hotswap fcm_shared fcm_distributed fcm_monitor
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-insmod "$HOTSWAP_ROOT/bench/kernel/hotswap_bench.ko" || fail "insmod hotswap_bench"
+insmod "$HOTSWAP_MODULE_DIR/bench/kernel/hotswap_bench.ko" || fail "insmod hotswap_bench"
 trap 'rmmod hotswap_bench 2>/dev/null || true' EXIT
 run=/sys/kernel/debug/hotswap_bench/run
 for bad in "bogus" "call 0 1" "call 10" "call 10 0" "rcu 100000" "rcu x"; do
