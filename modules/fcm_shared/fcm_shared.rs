@@ -4,7 +4,8 @@
 //! call takes the one mutex, so several CPUs hitting it queue up (which is
 //! what `fcm_distributed` is for).
 //!
-//! Pages live in a red-black tree by index. Each access stamps the page
+//! Pages live in the page map (fcm_pages.rs: an XArray by index), which a
+//! swap hands over whole. Each access stamps the page
 //! with a clock tick; when the cache grows past its capacity, one scan
 //! picks the least recently used eighth and evicts it (dirty pages are
 //! written back first), so eviction costs O(1) per page amortized.
