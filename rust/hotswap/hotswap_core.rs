@@ -7,8 +7,8 @@
 //! in [`api`]; interposers wrap objects without stopping them
 //! (`interpose.rs`); a mediator replaces an object with another
 //! implementation, state and all, in K42's phases while callers keep
-//! calling (`mediator.rs`, `swap.rs`, `transfer.rs`), with SRCU grace
-//! periods as the generation count (`domain.rs`). This crate is
+//! calling (`mediator.rs`, `swap.rs`, `transfer.rs`), with SRCU-style
+//! per-slot grace periods as the generation count (`domain.rs`). This crate is
 //! `hotswap.ko`.
 
 use kernel::prelude::*;

@@ -28,7 +28,10 @@
 //!   and blocked callers resume there.
 //!
 //! The phase is an atomic moved only by compare-exchange along the arrows
-//! above; every move logs one line `<interface>/<id>: <from> -> <to>`.
+//! above. In a small swap every move logs one line
+//! `<interface>/<id>: <from> -> <to>`; a large batch logs a summary instead
+//! (`swap.rs`), as a thousand objects would log five thousand lines and
+//! the logging would cost more than the swap.
 
 use crate::api::Name;
 use crate::instance::Instance;
@@ -110,6 +113,8 @@ pub(crate) struct Mediator {
     /// `<interface>/<id>` for log lines.
     interface: Name,
     id: u32,
+    /// Whether phase moves are logged.
+    log_phases: bool,
     /// Tracked calls in flight.
     tracked: Atomic<i64>,
     /// Threads inside tracked calls, once per nesting level.
@@ -130,12 +135,14 @@ pub(crate) struct Mediator {
 }
 
 impl Mediator {
-    /// A mediator in Forward for replacing `old` by `new` in slot `id`.
+    /// A mediator for replacing `old` by `new` in slot `id`, logging its
+    /// phase moves if `log_phases`.
     pub(crate) fn new(
         old: Arc<Instance>,
         new: Arc<Instance>,
         interface: Name,
         id: u32,
+        log_phases: bool,
     ) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
@@ -145,6 +152,7 @@ impl Mediator {
                 new,
                 interface,
                 id,
+                log_phases,
                 tracked: Atomic::new(0),
                 inside <- new_mutex!(KVec::new()),
                 gate <- new_mutex!(()),
@@ -176,13 +184,15 @@ impl Mediator {
         self.phase
             .cmpxchg(from as u32, to as u32, Full)
             .map_err(|_| EINVAL)?;
-        pr_info!(
-            "{}/{}: {} -> {}\n",
-            name_str(&self.interface),
-            self.id,
-            from.name(),
-            to.name()
-        );
+        if self.log_phases {
+            pr_info!(
+                "{}/{}: {} -> {}\n",
+                name_str(&self.interface),
+                self.id,
+                from.name(),
+                to.name()
+            );
+        }
         if !matches!(to, Phase::Blocked) {
             self.wake_all();
         }

@@ -4,7 +4,7 @@
 //! # The call path, and why it is safe
 //!
 //! ```text
-//!   begin:  enter the slot's SRCU-fast domain      (per-CPU increment)
+//!   begin:  enter the slot's read-side domain      (per-CPU increment)
 //!           chain = slot.chain (acquire load)
 //!           call chain.layers[0]                   (interposer or object)
 //!   end:    leave the domain                       (per-CPU increment)
@@ -12,11 +12,11 @@
 //!
 //! No lock is taken and nothing is written that another CPU writes: the
 //! domain's counters and the call counter are per CPU, the chain is only
-//! read. The callee may sleep (SRCU readers may). A chain is freed only
+//! read. The callee may sleep (the domain is SRCU-like, see `domain.rs`). A chain is freed only
 //! after a grace period of the domain that started after the chain was
 //! replaced, so a call that loaded it can use it until it ends. Compared
 //! to a direct call, the path costs two out-of-line calls into
-//! `read_side.c` (the SRCU-fast primitives are C inlines), one acquire
+//! `read_side.c` (per-CPU operations are C macros), one acquire
 //! load and one predictable branch (is a mediator at the bottom?).
 //!
 //! Only the object layer can carry a mediator, and only while a swap runs;

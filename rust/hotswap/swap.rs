@@ -4,9 +4,13 @@
 //!
 //! A batch moves every slot through each phase before the next phase
 //! starts, and waits for the whole batch at once: the grace periods of all
-//! slots run concurrently (each slot has its own domain, see `domain.rs`),
-//! so swapping N objects costs about one grace period plus N small steps,
-//! not N grace periods. A single swap is a batch of one.
+//! slots run together (each slot has its own domain, but their waits are
+//! the same RCU grace periods, see `domain.rs`), so swapping N objects
+//! costs about one grace period plus N small steps, not N grace periods.
+//! A single swap is a batch of one.
+//!
+//! Batches of up to [`LOG_PHASES_UP_TO`] objects log every phase move of
+//! every object; every batch logs one summary line.
 //!
 //! Everything a swap may need to allocate after Forward begins (the two
 //! possible final chains, room in the graveyard) is allocated before it
@@ -24,6 +28,9 @@ use crate::transfer;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::time::{Delta, Instant, Monotonic};
+
+/// The largest batch whose objects log each phase move.
+pub(crate) const LOG_PHASES_UP_TO: usize = 8;
 
 /// What happened to one slot of a batch.
 pub(crate) enum SlotResult {
@@ -55,7 +62,12 @@ struct Swap<'a> {
 impl<'a> Swap<'a> {
     /// Claims `slot`, creates the replacement and publishes the mediator
     /// (Normal -> Forward).
-    fn start(slot: &'a Slot, target: &Name, timeout_ms: Option<u32>) -> Result<Option<Self>> {
+    fn start(
+        slot: &'a Slot,
+        target: &Name,
+        timeout_ms: Option<u32>,
+        log_phases: bool,
+    ) -> Result<Option<Self>> {
         let claim = slot.claim()?;
         let pin = REGISTRY.lock().pin(&slot.interface, Some(target))?;
         if pin.kind != KIND_OBJECT {
@@ -80,7 +92,7 @@ impl<'a> Swap<'a> {
         let aborted_chain =
             slot.with_chain(&claim, |chain| chain.layers_with_object(chain.object()))?;
         let aborted_chain = Chain::new(aborted_chain, None)?;
-        let mediator = Mediator::new(old, new, slot.interface, slot.id)?;
+        let mediator = Mediator::new(old, new, slot.interface, slot.id, log_phases)?;
         let mediated = Chain::new(layers, Some(mediator.clone()))?;
         let timeout =
             Delta::from_millis(i64::from(timeout_ms.unwrap_or_else(|| slot.timeout_ms())));
@@ -186,10 +198,12 @@ pub(crate) fn swap(
     let mut results = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
     let mut swaps = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
     let mut index = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
+    let log_phases = slots.len() <= LOG_PHASES_UP_TO;
+    let begun = Instant::<Monotonic>::now();
 
     // Normal -> Forward, for the whole batch.
     for slot in slots {
-        let result = match Swap::start(slot, target, timeout_ms) {
+        let result = match Swap::start(slot, target, timeout_ms, log_phases) {
             Ok(Some(swap)) => {
                 index.push(results.len(), GFP_KERNEL)?;
                 swaps.push(swap, GFP_KERNEL)?;
@@ -207,10 +221,12 @@ pub(crate) fn swap(
         .iter()
         .map(|s| s.start + s.timeout)
         .fold(Instant::<Monotonic>::now(), later);
+    // Every slot is polled each time round, not just up to the first that
+    // is not done: polling is what moves a grace period along.
     let _ = wait_until(latest, || {
-        swaps
-            .iter()
-            .all(|s| s.slot.grace_period_done(s.cookie) || passed(s.start + s.timeout))
+        swaps.iter().fold(true, |all, s| {
+            (s.slot.grace_period_done(s.cookie) || passed(s.start + s.timeout)) && all
+        })
     });
     for s in swaps.iter_mut() {
         if s.slot.grace_period_done(s.cookie) {
@@ -248,7 +264,9 @@ pub(crate) fn swap(
             timeout_ms.unwrap_or(crate::slot::DEFAULT_TIMEOUT_MS),
         ));
     let _ = wait_until(settle_by, || {
-        swaps.iter().all(|s| s.slot.grace_period_done(s.cookie))
+        swaps
+            .iter()
+            .fold(true, |all, s| s.slot.grace_period_done(s.cookie) && all)
     });
     for (s, i) in swaps.iter().zip(index.iter()) {
         s.slot.settle(s.cookie, Instant::<Monotonic>::now());
@@ -256,5 +274,40 @@ pub(crate) fn swap(
             results[*i] = SlotResult::Swapped(outcome);
         }
     }
+    log_summary(slots, target, &results, begun);
     Ok(results)
+}
+
+/// One line for the whole batch.
+fn log_summary(
+    slots: &[Arc<Slot>],
+    target: &Name,
+    results: &[SlotResult],
+    begun: Instant<Monotonic>,
+) {
+    let Some(first) = slots.first() else {
+        return;
+    };
+    let (mut completed, mut aborted, mut unchanged, mut not_started) = (0, 0, 0, 0);
+    for result in results {
+        match result {
+            SlotResult::Swapped(o) if o.completed => completed += 1,
+            SlotResult::Swapped(_) => aborted += 1,
+            SlotResult::Unchanged => unchanged += 1,
+            SlotResult::NotStarted(_) => not_started += 1,
+        }
+    }
+    let micros = begun.elapsed().as_micros_ceil();
+    pr_info!(
+        "{}: swap of {} object(s) to {} in {}.{:03} ms: {} completed, {} aborted, {} unchanged, {} not started\n",
+        first.label().0,
+        slots.len(),
+        name_str(target),
+        micros / 1000,
+        micros % 1000,
+        completed,
+        aborted,
+        unchanged,
+        not_started
+    );
 }

@@ -426,9 +426,10 @@ const FORWARD: u32 = 1;
 const BLOCKED: u32 = 2;
 
 /// Once a swap is in Forward, waits until a call starting now is surely
-/// not one the Forward grace period waits for. An SRCU grace period waits
-/// for readers on the counter index that was current when it started, and
-/// flips the index only after an RCU grace period; a call entering before
+/// not one the Forward grace period waits for. A slot's grace period (SRCU's
+/// algorithm, `read_side.c`) waits for readers on the counter index that
+/// was current when it started, and flips the index only after an RCU
+/// grace period; a call entering before
 /// the flip is waited for in Forward, like the calls that predate the
 /// mediator. Half a second is many RCU grace periods, even under TCG.
 fn let_forward_flip() {
