@@ -16,11 +16,13 @@ tree=$HOTSWAP_ROOT
 if [ "$HOTSWAP_MODULE_DIR" != "$HOTSWAP_ROOT" ]; then
 	tree=$HOTSWAP_MODULE_DIR
 	mkdir -p "$tree"
-	# Kbuild and the module sources only. Ignored files (build products)
-	# are neither copied nor, on the receiving side, deleted.
+	# Kbuild and the module sources only: every directory the top Kbuild
+	# names. Ignored files (build products) are neither copied nor, on the
+	# receiving side, deleted.
 	(cd "$HOTSWAP_ROOT" && rsync -a --delete --exclude-from=.gitignore \
 		--include=/Kbuild --include='/rust/***' --include='/modules/***' \
-		--include=/tests/ --include='/tests/kunit/***' --exclude='*' ./ "$tree/")
+		--include=/tests/ --include='/tests/kunit/***' --include='/tests/faults/***' \
+		--include=/bench/ --include='/bench/kernel/***' --exclude='*' ./ "$tree/")
 	step "modules: $HOTSWAP_KERNEL_VARIANT kernel, built in ${tree#"$HOTSWAP_ROOT"/}"
 fi
 # Warnings are errors, as in-tree Rust with CONFIG_WERROR.

@@ -127,23 +127,17 @@ u64 hotswap_domain_calls(struct hotswap_domain *d)
 	return sum;
 }
 
-static unsigned long sum_locks(struct hotswap_domain *d, unsigned int idx)
+/* The sum over CPUs of the lock (or unlock) counters of index @idx. */
+static unsigned long sum_counts(struct hotswap_domain *d, unsigned int idx, bool locks)
 {
 	unsigned long sum = 0;
 	int cpu;
 
-	for_each_possible_cpu(cpu)
-		sum += READ_ONCE(per_cpu_ptr(d->ctrs, cpu)->locks[idx]);
-	return sum;
-}
+	for_each_possible_cpu(cpu) {
+		struct hotswap_reader_ctrs *c = per_cpu_ptr(d->ctrs, cpu);
 
-static unsigned long sum_unlocks(struct hotswap_domain *d, unsigned int idx)
-{
-	unsigned long sum = 0;
-	int cpu;
-
-	for_each_possible_cpu(cpu)
-		sum += READ_ONCE(per_cpu_ptr(d->ctrs, cpu)->unlocks[idx]);
+		sum += locks ? READ_ONCE(c->locks[idx]) : READ_ONCE(c->unlocks[idx]);
+	}
 	return sum;
 }
 
@@ -156,7 +150,7 @@ static unsigned long sum_unlocks(struct hotswap_domain *d, unsigned int idx)
  */
 static void scan_start(struct hotswap_domain *d)
 {
-	d->scan_unlocks = sum_unlocks(d, !d->idx);
+	d->scan_unlocks = sum_counts(d, !d->idx, false);
 	d->scan_rcu = start_poll_synchronize_rcu();
 	d->scanning = true;
 }
@@ -172,7 +166,7 @@ static void advance(struct hotswap_domain *d)
 		if (!poll_state_synchronize_rcu(d->scan_rcu))
 			return;
 		d->scanning = false;
-		if (sum_locks(d, !d->idx) != d->scan_unlocks) {
+		if (sum_counts(d, !d->idx, true) != d->scan_unlocks) {
 			/* Readers still inside: look again later. */
 			scan_start(d);
 			return;
