@@ -10,7 +10,10 @@
 //! Lock order: master, then representatives. A hit holds only its
 //! representative's lock while it copies; eviction removes a page from
 //! every representative (taking each lock) before freeing it, so a page a
-//! representative can still see is never freed. Replacement is CLOCK over
+//! representative can still see is never freed. Export empties every
+//! representative the same way, but keeps their old maps (pointers no one
+//! follows again) until the object is destroyed: freeing thousands of tree
+//! nodes is slow, and export runs while callers wait in Blocked. Replacement is CLOCK over
 //! the master: a hit sets the page's `referenced` bit (only if clear, so a
 //! hot page's line is not written on every hit), eviction clears bits and
 //! takes unreferenced pages, an eighth of the capacity at a time.
@@ -85,8 +88,13 @@ impl RepInner {
     }
 
     fn forget_all(&mut self) {
-        self.map = RBTree::new();
+        drop(self.take_map());
+    }
+
+    /// Empties the map and hands the old one over.
+    fn take_map(&mut self) -> RBTree<u64, *const Entry> {
         self.entries = 0;
+        core::mem::replace(&mut self.map, RBTree::new())
     }
 }
 
@@ -107,7 +115,19 @@ struct Master {
     hand: u64,
     /// Counters except hits/misses (per representative) and dirty.
     stats: FcmStats,
+    /// Representatives' maps emptied by `export`, dropped by `discard`.
+    stale: KVec<StaleMap>,
 }
+
+/// A representative's map taken away by `export`: its pointers are never
+/// followed again, only its nodes freed.
+struct StaleMap {
+    _nodes: RBTree<u64, *const Entry>,
+}
+
+// SAFETY: The pointers are never dereferenced; dropping frees only the
+// tree's own nodes, from any thread.
+unsafe impl Send for StaleMap {}
 
 /// The `fcm`/`distributed` implementation.
 pub struct DistributedFcm {
@@ -129,6 +149,7 @@ impl DistributedFcm {
                 capacity,
                 hand: 0,
                 stats: FcmStats::default(),
+                stale: KVec::new(),
             }),
             GFP_KERNEL,
         )?;
@@ -336,6 +357,7 @@ impl DistributedFcm {
         for rep in self.reps.iter() {
             rep.inner.lock().forget_all();
         }
+        master.stale.clear();
         master.stats.freed += master.pages.len();
         master.stats.cached = 0;
         master.pages.clear();
@@ -448,9 +470,13 @@ impl FcmImpl for DistributedFcm {
         let stats = self.stats();
         let mut master = self.master.lock();
         let file = master.file.as_ref().ok_or(EBADF)?.as_raw();
-        // Representatives borrow from the map: forget them first.
+        // Representatives borrow from the map: empty them first, keeping
+        // their maps to free outside the swap (see the module docs).
+        master.stale.reserve(self.reps.len(), GFP_KERNEL)?;
         for rep in self.reps.iter() {
-            rep.inner.lock().forget_all();
+            let stale = rep.inner.lock().take_map();
+            // Capacity was reserved above.
+            let _ = master.stale.push(StaleMap { _nodes: stale }, GFP_KERNEL);
         }
         match format {
             // The whole map changes hands: O(1), whatever the size.
@@ -481,8 +507,6 @@ impl FcmImpl for DistributedFcm {
             FORMAT_DESCRIPTORS => unsafe { fcm_pages::import_descriptors(state)? },
             _ => return Err(EINVAL),
         };
-        let mut dirty = 0;
-        pages.for_each(|_, entry| dirty += u64::from(entry.dirty.load(Relaxed)));
         master.file = Some(file);
         master.pages = pages;
         master.capacity = stats.capacity;
@@ -496,7 +520,9 @@ impl FcmImpl for DistributedFcm {
         first.hits = stats.hits;
         first.misses = stats.misses;
         self.size.store(stats.size, Release);
-        self.dirty.store(dirty, Relaxed);
+        // The exporter counted its dirty pages; counting them here would walk
+        // every page while callers wait in Blocked.
+        self.dirty.store(stats.dirty, Relaxed);
         Ok(())
     }
 
