@@ -466,6 +466,13 @@ impl FcmImpl for DistributedFcm {
         s
     }
 
+    fn set_file(&self, file: *mut c_void) -> Result {
+        // SAFETY: hotswap passes a live file for the call.
+        let file = unsafe { BackingFile::new(file) };
+        self.master.lock().file = Some(file);
+        Ok(())
+    }
+
     fn export(&self, format: u32) -> Result<*mut c_void> {
         let stats = self.stats();
         let mut master = self.master.lock();
@@ -594,6 +601,11 @@ mod tests {
     #[test]
     fn closing_writes_back() -> Result {
         c::closing_writes_back::<DistributedFcm>()
+    }
+
+    #[test]
+    fn set_file_moves_write_back() -> Result {
+        c::set_file_moves_write_back::<DistributedFcm>()
     }
 
     #[test]

@@ -265,6 +265,20 @@ unsafe extern "C" fn stats(o: *mut c_void, call: *const Call, out: *mut FcmStats
     });
 }
 
+unsafe extern "C" fn set_file(
+    o: *mut c_void,
+    call: *const Call,
+    file: *mut c_void,
+) -> core::ffi::c_int {
+    // SAFETY: Forwarding the caller's own arguments.
+    forward(
+        o,
+        call,
+        Kind::Other,
+        |ops, obj, next| unsafe { (ops.set_file)(obj, next, file) } as isize,
+    ) as core::ffi::c_int
+}
+
 static METHODS: FcmOps = FcmOps {
     read,
     write,
@@ -272,6 +286,7 @@ static METHODS: FcmOps = FcmOps {
     size,
     evict,
     stats,
+    set_file,
 };
 
 unsafe extern "C" fn create(_arg: *const c_void, out: *mut *mut c_void) -> core::ffi::c_int {

@@ -280,6 +280,13 @@ impl FcmImpl for SharedFcm {
         }
     }
 
+    fn set_file(&self, file: *mut c_void) -> Result {
+        // SAFETY: hotswap passes a live file for the call.
+        let file = unsafe { BackingFile::new(file) };
+        self.inner.lock().file = Some(file);
+        Ok(())
+    }
+
     fn export(&self, format: u32) -> Result<*mut c_void> {
         let mut inner = self.inner.lock();
         let stats = FcmStats {
@@ -385,6 +392,11 @@ mod tests {
     #[test]
     fn closing_writes_back() -> Result {
         c::closing_writes_back::<SharedFcm>()
+    }
+
+    #[test]
+    fn set_file_moves_write_back() -> Result {
+        c::set_file_moves_write_back::<SharedFcm>()
     }
 
     #[test]

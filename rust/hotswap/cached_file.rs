@@ -87,16 +87,20 @@ impl Opener {
 
     /// Calls `f` on the FCM through the slot.
     fn call<R>(&self, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
-        let slot = self.slot()?;
-        let mut call = Call::new();
-        slot.begin(&mut call)?;
-        // SAFETY: Every layer of an `fcm` slot has an `FcmOps` table.
-        let ops = unsafe { &*call.methods.cast::<FcmOps>() };
-        let ret = f(ops, call.obj, &call);
-        // SAFETY: Begun above.
-        unsafe { slot.end(&mut call) };
-        Ok(ret)
+        call_fcm(self.slot()?, f)
     }
+}
+
+/// Calls `f` on the FCM of `slot`, through the slot.
+fn call_fcm<R>(slot: &Slot, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
+    let mut call = Call::new();
+    slot.begin(&mut call)?;
+    // SAFETY: Every layer of an `fcm` slot has an `FcmOps` table.
+    let ops = unsafe { &*call.methods.cast::<FcmOps>() };
+    let ret = f(ops, call.obj, &call);
+    // SAFETY: Begun above.
+    unsafe { slot.end(&mut call) };
+    Ok(ret)
 }
 
 /// Checks a byte count an FCM returned for a request of `len` bytes.
@@ -150,9 +154,15 @@ fn attach(file: *mut c_void, fd: u32) -> Result {
         let mut table = CACHED.lock();
         if let Some(entry) = table.iter_mut().find(|e| e.inode == inode) {
             if wants_write && !entry.writable {
-                // The shared FCM writes back through the first opener's
-                // file, which cannot write.
-                return Err(EACCES);
+                // The FCM writes back through the first opener's file,
+                // which cannot write: hand it this one (checked writable
+                // above), or a reader would lock every writer out.
+                let ret = call_fcm(&entry.slot, |ops, obj, call| {
+                    // SAFETY: `backing` is live until the `fput` below.
+                    unsafe { (ops.set_file)(obj, call, backing) }
+                })?;
+                kernel::error::to_result(ret)?;
+                entry.writable = true;
             }
             entry.openers += 1;
             return Ok((entry.slot.clone(), inode));

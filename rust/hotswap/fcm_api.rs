@@ -94,6 +94,12 @@ pub struct FcmOps {
     pub evict: unsafe extern "C" fn(*mut c_void, *const Call, u64) -> i64,
     /// Fills `*out` with the counters.
     pub stats: unsafe extern "C" fn(*mut c_void, *const Call, *mut FcmStats),
+    /// Writes back through `file` from now on: a `struct file *` of the
+    /// same inode, opened for writing, live for the call (the FCM takes
+    /// its own reference and drops the old one). hotswap calls it when a
+    /// writer attaches to an FCM that a reader created. 0 or a negative
+    /// errno.
+    pub set_file: unsafe extern "C" fn(*mut c_void, *const Call, *mut c_void) -> c_int,
 }
 
 /// One page in [`FORMAT_DESCRIPTORS`] state.
@@ -198,6 +204,8 @@ pub trait FcmImpl: Sized + Send + Sync {
     fn evict(&self, keep: u64) -> Result<u64>;
     /// See [`FcmOps::stats`].
     fn stats(&self) -> FcmStats;
+    /// See [`FcmOps::set_file`]; `file` is never null.
+    fn set_file(&self, file: *mut c_void) -> Result;
     /// Moves the state out in `format` (the object is quiescent).
     fn export(&self, format: u32) -> Result<*mut c_void>;
     /// Adopts a state exported in `format`.
@@ -327,6 +335,18 @@ unsafe extern "C" fn import_shim<T: FcmImpl>(
     errno(unsafe { this::<T>(o) }.import(format, state), |()| 0) as c_int
 }
 
+unsafe extern "C" fn set_file_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    file: *mut c_void,
+) -> c_int {
+    if file.is_null() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.set_file(file), |()| 0) as c_int
+}
+
 unsafe extern "C" fn release_shim<T: FcmImpl>(
     o: *mut c_void,
     format: u32,
@@ -346,6 +366,7 @@ pub const fn fcm_methods<T: FcmImpl>() -> FcmOps {
         size: size_shim::<T>,
         evict: evict_shim::<T>,
         stats: stats_shim::<T>,
+        set_file: set_file_shim::<T>,
     }
 }
 

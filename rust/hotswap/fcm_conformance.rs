@@ -224,6 +224,22 @@ pub fn closing_writes_back<T: FcmImpl>() -> Result {
     Ok(())
 }
 
+/// Conformance: set_file_moves_write_back. Dirty pages go to the file
+/// handed over by `set_file`, not to the one the FCM was created with.
+pub fn set_file_moves_write_back<T: FcmImpl>() -> Result {
+    let first = TempFile::new(c"fcm_test_first", b"0123456789")?;
+    let fcm = first.fcm::<T>(0)?;
+    write(&fcm, 2, b"ab")?;
+    let second = TempFile::new(c"fcm_test_second", b"0123456789")?;
+    fcm.set_file(second.as_ptr())?;
+    fcm.sync(0, i64::MAX)?;
+    check_eq!(&second.contents()?[..], b"01ab456789");
+    check_eq!(&first.contents()?[..], b"0123456789");
+    check_eq!(&read(&fcm, 0, 10)?[..], b"01ab456789");
+    fcm.destroy(false);
+    Ok(())
+}
+
 /// Conformance: descriptor_transfer_moves_pages_without_rereading.
 pub fn descriptor_transfer_moves_pages_without_rereading<T: FcmImpl>() -> Result {
     let content = patterned(4 * PAGE_SIZE)?;

@@ -377,6 +377,13 @@ impl FcmImpl for FaultyFcm {
         self.inner.lock().counters()
     }
 
+    fn set_file(&self, file: *mut c_void) -> Result {
+        // SAFETY: hotswap passes a live file for the call.
+        let file = unsafe { BackingFile::new(file) };
+        self.inner.lock().file = Some(file);
+        Ok(())
+    }
+
     fn export(&self, format: u32) -> Result<*mut c_void> {
         transfer_delay();
         let fail = KNOBS.fail_export.load(Relaxed);
@@ -583,6 +590,11 @@ mod tests {
     #[test]
     fn closing_writes_back() -> Result {
         c::closing_writes_back::<FaultyFcm>()
+    }
+
+    #[test]
+    fn set_file_moves_write_back() -> Result {
+        c::set_file_moves_write_back::<FaultyFcm>()
     }
 
     #[test]

@@ -92,6 +92,24 @@ def main():
     expect_errno(errno.EBADF, os.write, other, b"x")
     os.close(other)
 
+    # A reader that attaches first does not lock writers out: the FCM
+    # takes the writer's file for write-back, and keeps it after the
+    # writer closes, so the last (read-only) close still writes back.
+    shared_path = "/tmp/hotswap-reader-first"
+    with open(shared_path, "wb") as f:
+        f.write(b"r" * (PAGE + 10))
+    reader = cached_open(shared_path, os.O_RDONLY)
+    expect_errno(errno.EBADF, os.write, reader, b"x")
+    writer = cached_open(shared_path)
+    assert info(writer)["object"] == info(reader)["object"]
+    note = b"written after a read-only attach"
+    assert os.pwrite(writer, note, PAGE - 5) == len(note)
+    os.close(writer)
+    assert os.pread(reader, len(note), PAGE - 5) == note
+    os.close(reader)
+    with open(shared_path, "rb") as f:
+        assert f.read()[PAGE - 5:PAGE - 5 + len(note)] == note, "write-back through the writer's file"
+
     # Page accounting holds.
     st = info(dev)
     assert st["allocated"] == st["freed"] + st["cached"], st
