@@ -2,8 +2,8 @@
 //! `fcm_faulty`: a correct File Cache Manager with fault knobs, for the
 //! fault-injection tests (`tests/vm/fault_injection.sh`). Test-only.
 //!
-//! With every knob at 0 it is a plain FCM (one mutex, one page map,
-//! lowest-index-first eviction) and passes the FCM conformance suite. The
+//! With every knob at 0 it is `fcm_shared`'s cache (`fcm_locked.rs`: one
+//! mutex, one page map, LRU eviction) and passes the FCM conformance suite. The
 //! knobs are files in `/sys/kernel/debug/fcm_faulty/` and act at once:
 //!
 //! | knob | effect |
@@ -34,7 +34,6 @@ use core::ffi::{c_int, c_void};
 use kernel::debugfs::Scope;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed};
-use kernel::sync::{new_mutex, Mutex};
 use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
 
 #[path = "../../rust/hotswap/api.rs"]
@@ -43,13 +42,14 @@ pub mod api;
 pub mod fcm_api;
 #[path = "../../rust/hotswap/fcm_conformance.rs"]
 pub mod fcm_conformance;
+#[path = "../../rust/hotswap/fcm_locked.rs"]
+pub mod fcm_locked;
 #[path = "../../rust/hotswap/fcm_pages.rs"]
 pub mod fcm_pages;
 
-use fcm_api::{
-    Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE,
-};
-use fcm_pages::{BackingFile, CachePage, DescriptorExport, Entry, MapState, PageMap};
+use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP};
+use fcm_locked::LockedCache;
+use fcm_pages::{BackingFile, MapState, PageMap};
 
 module! {
     type: FcmFaultyModule,
@@ -58,8 +58,6 @@ module! {
     description: "hotswap test FCM with fault-injection knobs (debugfs)",
     license: "GPL",
 }
-
-const PAGE: i64 = PAGE_SIZE as i64;
 
 /// The knobs (see the module docs); all 0 but `hold_limit_ms` means no
 /// fault.
@@ -152,137 +150,16 @@ fn transfer_delay() {
     }
 }
 
-struct Inner {
-    /// `None` only in an empty replacement before its import.
-    file: Option<BackingFile>,
-    pages: PageMap,
-    size: i64,
-    capacity: u64,
-    stats: FcmStats,
-}
-
-impl Inner {
-    fn file(&self) -> Result<&BackingFile> {
-        self.file.as_ref().ok_or(EBADF)
-    }
-
-    /// Page `index`, brought in on a miss: read from the file when `fill`
-    /// (a write that covers the whole page needs no read).
-    fn page(&mut self, index: u64, fill: bool) -> Result<&Entry> {
-        if self.pages.get(index).is_some() {
-            self.stats.hits += 1;
-        } else {
-            self.stats.misses += 1;
-            let page = CachePage::alloc()?;
-            self.stats.allocated += 1;
-            if fill && (index as i64) * PAGE < self.size {
-                if let Err(err) = self.file().and_then(|f| f.fill(index, &page)) {
-                    self.stats.freed += 1;
-                    return Err(err);
-                }
-                self.stats.fills += 1;
-            }
-            // On failure the entry, and the page with it, is freed.
-            let added = Entry::boxed(page, false, true)
-                .and_then(|entry| self.pages.insert(index, entry).map(|_| ()));
-            if let Err(err) = added {
-                self.stats.freed += 1;
-                return Err(err);
-            }
-            self.stats.cached += 1;
-        }
-        self.pages.get(index).ok_or(EINVAL)
-    }
-
-    /// Bytes of page `index` inside the file.
-    fn valid_len(&self, index: u64) -> usize {
-        (self.size - index as i64 * PAGE).clamp(0, PAGE) as usize
-    }
-
-    fn write_back(&mut self, index: u64) -> Result {
-        let len = self.valid_len(index);
-        let file = self.file.as_ref().ok_or(EBADF)?;
-        if let Some(entry) = self.pages.get(index) {
-            if entry.dirty.load(Relaxed) {
-                file.write_back(index, &entry.page, len)?;
-                entry.dirty.store(false, Relaxed);
-                self.stats.dirty -= 1;
-                self.stats.writebacks += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes back the dirty pages with an index in `first..=last`.
-    fn write_back_range(&mut self, first: u64, last: u64) -> Result {
-        let mut dirty = KVec::new();
-        let mut failed = Ok(());
-        self.pages.for_each(|index, entry| {
-            if failed.is_ok() && entry.dirty.load(Relaxed) && (first..=last).contains(&index) {
-                failed = dirty.push(index, GFP_KERNEL);
-            }
-        });
-        failed?;
-        for index in dirty {
-            self.write_back(index)?;
-        }
-        Ok(())
-    }
-
-    /// Evicts the lowest-indexed pages until at most `keep` are cached.
-    fn evict_to(&mut self, keep: u64) -> Result<u64> {
-        let excess = self.stats.cached.saturating_sub(keep);
-        if excess == 0 {
-            return Ok(0);
-        }
-        let mut evicted = 0;
-        for index in self.pages.indices()?.iter().take(excess as usize) {
-            self.write_back(*index)?;
-            if self.pages.remove(*index).is_some() {
-                self.stats.cached -= 1;
-                self.stats.freed += 1;
-                self.stats.evictions += 1;
-                evicted += 1;
-            }
-        }
-        Ok(evicted)
-    }
-
-    fn respect_capacity(&mut self) -> Result {
-        if self.capacity != 0 && self.stats.cached > self.capacity {
-            self.evict_to(self.capacity - self.capacity / 8)?;
-        }
-        Ok(())
-    }
-
-    fn counters(&self) -> FcmStats {
-        FcmStats {
-            size: self.size,
-            capacity: self.capacity,
-            ..self.stats
-        }
-    }
-}
-
-/// The `fcm`/`faulty` (and `faulty_desc`) implementation.
+/// The `fcm`/`faulty` (and `faulty_desc`) implementation: the single-lock
+/// cache of `fcm_shared` (`fcm_locked.rs`) with the knobs in front.
 pub struct FaultyFcm {
-    inner: Pin<KBox<Mutex<Inner>>>,
+    cache: LockedCache,
 }
 
 impl FaultyFcm {
     fn new(file: Option<BackingFile>, capacity: u64) -> Result<KBox<Self>> {
-        let size = file.as_ref().map_or(0, |f| f.size());
-        let inner = KBox::pin_init(
-            new_mutex!(Inner {
-                file,
-                pages: PageMap::new()?,
-                size,
-                capacity,
-                stats: FcmStats::default(),
-            }),
-            GFP_KERNEL,
-        )?;
-        Ok(KBox::new(Self { inner }, GFP_KERNEL)?)
+        let cache = LockedCache::new(file, capacity)?;
+        Ok(KBox::new(Self { cache }, GFP_KERNEL)?)
     }
 }
 
@@ -298,37 +175,12 @@ impl FcmImpl for FaultyFcm {
     }
 
     fn destroy(self: KBox<Self>, quiet: bool) {
-        let mut inner = self.inner.lock();
-        if !quiet && inner.file.is_some() {
-            let size = inner.size;
-            match inner.write_back_range(0, u64::MAX) {
-                Ok(()) => {
-                    if let Some(file) = inner.file.as_ref() {
-                        let _ = file.sync(0, size);
-                    }
-                }
-                Err(err) => pr_err!("write-back on close failed ({:?}); dirty data lost\n", err),
-            }
-        }
-        inner.stats.freed += inner.pages.len();
-        inner.stats.cached = 0;
-        inner.stats.dirty = 0;
-        inner.pages.clear();
+        self.cache.destroy(quiet);
     }
 
     fn read(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
         enter_call();
-        let end = fcm_pages::byte_range(pos, len)?;
-        let mut inner = self.inner.lock();
-        let end = end.min(inner.size);
-        for c in fcm_pages::chunks(pos, end) {
-            let entry = inner.page(c.index, true)?;
-            entry
-                .page
-                .with_bytes(|bytes| buf.put(c.at, &bytes[c.offset..c.offset + c.len]))?;
-        }
-        inner.respect_capacity()?;
-        let read = (end.max(pos) - pos) as usize;
+        let read = self.cache.read(pos, buf, len)?;
         let excess = KNOBS.read_excess.load(Relaxed);
         if excess != 0 {
             injected();
@@ -338,49 +190,28 @@ impl FcmImpl for FaultyFcm {
 
     fn write(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
         enter_call();
-        let end = fcm_pages::byte_range(pos, len)?;
-        let mut inner = self.inner.lock();
-        inner.file()?;
-        for c in fcm_pages::chunks(pos, end) {
-            let entry = inner.page(c.index, c.len != PAGE_SIZE)?;
-            entry
-                .page
-                .with_bytes(|bytes| buf.get(c.at, &mut bytes[c.offset..c.offset + c.len]))?;
-            if !entry.dirty.xchg(true, Relaxed) {
-                inner.stats.dirty += 1;
-            }
-            inner.size = inner.size.max(pos + (c.at + c.len) as i64);
-        }
-        inner.respect_capacity()?;
-        Ok((end - pos) as usize)
+        self.cache.write(pos, buf, len)
     }
 
     fn sync(&self, start: i64, end: i64) -> Result {
-        if start < 0 || end < start {
-            return Err(EINVAL);
-        }
-        let mut inner = self.inner.lock();
-        inner.write_back_range((start / PAGE) as u64, (end / PAGE) as u64)?;
-        let size = inner.size;
-        inner.file()?.sync(start, end.min(size))
+        self.cache.sync(start, end)
     }
 
     fn size(&self) -> i64 {
-        self.inner.lock().size
+        self.cache.size()
     }
 
     fn evict(&self, keep: u64) -> Result<u64> {
-        self.inner.lock().evict_to(keep)
+        self.cache.evict(keep)
     }
 
     fn stats(&self) -> FcmStats {
-        self.inner.lock().counters()
+        self.cache.stats()
     }
 
     fn set_file(&self, file: *mut c_void) -> Result {
         // SAFETY: hotswap passes a live file for the call.
-        let file = unsafe { BackingFile::new(file) };
-        self.inner.lock().file = Some(file);
+        unsafe { self.cache.set_file(file) };
         Ok(())
     }
 
@@ -391,21 +222,7 @@ impl FcmImpl for FaultyFcm {
             injected();
             return Err(knob_error(fail));
         }
-        let mut inner = self.inner.lock();
-        let stats = inner.counters();
-        let file = inner.file()?.as_raw();
-        match format {
-            FORMAT_PAGEMAP => fcm_pages::export_map(file, stats, &mut inner.pages),
-            FORMAT_DESCRIPTORS => {
-                let mut export = DescriptorExport::new(file, stats, inner.pages.len() as usize)?;
-                while let Some((index, entry)) = inner.pages.pop_first() {
-                    let Entry { page, dirty, .. } = KBox::into_inner(entry);
-                    export.push(index, page, dirty.load(Relaxed), true);
-                }
-                Ok(export.finish())
-            }
-            _ => Err(EINVAL),
-        }
+        self.cache.export(format)
     }
 
     fn import(&self, format: u32, state: *mut c_void) -> Result {
@@ -426,19 +243,13 @@ impl FcmImpl for FaultyFcm {
             drop(file);
             return Err(knob_error(fail));
         }
-        let mut inner = self.inner.lock();
-        inner.file = Some(file);
-        inner.pages = pages;
-        inner.size = stats.size;
-        inner.capacity = stats.capacity;
-        inner.stats = stats;
+        self.cache.adopt(file, stats, pages);
         Ok(())
     }
 
     fn release(&self, format: u32, state: *mut c_void, taken: bool) {
-        let mut inner = self.inner.lock();
-        // SAFETY: `state` is the one `export` made, released once.
-        unsafe { fcm_pages::release_state(format, state, taken, &mut inner.pages) };
+        // SAFETY: hotswap passes the state this object's export made, once.
+        unsafe { self.cache.release(format, state, taken) }
     }
 }
 
