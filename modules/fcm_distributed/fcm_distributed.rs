@@ -67,18 +67,20 @@ unsafe impl Send for RepInner {}
 
 impl RepInner {
     /// Remembers `entry` as page `index`, starting over when full.
-    fn remember(&mut self, index: u64, entry: *const Entry) {
+    /// Returns whether it did: a failed insert only means the next access
+    /// is a miss again.
+    fn remember(&mut self, index: u64, entry: *const Entry) -> bool {
         if self.entries >= REP_ENTRIES {
             self.forget_all();
         }
-        // A failed insert only means the next access is a miss again.
-        if self
+        let remembered = self
             .map
             .try_create_and_insert(index, entry, GFP_KERNEL)
-            .is_ok()
-        {
+            .is_ok();
+        if remembered {
             self.entries += 1;
         }
+        remembered
     }
 
     fn forget(&mut self, index: u64) {
@@ -214,11 +216,24 @@ impl DistributedFcm {
         let cell = self.master_page(&mut master, index, fill)?;
         let mut r = rep.inner.lock();
         r.misses += 1;
-        r.remember(index, cell);
-        // SAFETY: The master (locked) owns the page.
+        if !r.remember(index, cell) {
+            // SAFETY: The master (locked) owns the page.
+            let ret = f(unsafe { &*cell });
+            drop(r);
+            self.respect_capacity(&mut master)?;
+            return ret;
+        }
+        // The representative holds the page now, and eviction takes it
+        // from here (under this lock) before freeing it: the copy needs
+        // only this lock, and misses on other CPUs go on meanwhile.
+        let over = master.capacity != 0 && master.stats.cached > master.capacity;
+        drop(master);
+        // SAFETY: As for a hit.
         let ret = f(unsafe { &*cell });
         drop(r);
-        self.respect_capacity(&mut master)?;
+        if over {
+            self.respect_capacity(&mut self.master.lock())?;
+        }
         ret
     }
 
