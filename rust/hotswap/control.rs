@@ -366,7 +366,6 @@ fn swap_objects(req: &mut SwapRequest) -> Result {
     let results = swap::swap(&slots, &target, timeout)?;
     req.total_ns = start.elapsed().as_nanos() as u64;
     let mut out = KVec::with_capacity(results.len(), GFP_KERNEL)?;
-    let (mut completed, mut aborted, mut unchanged) = (0, 0, 0);
     for (slot, result) in slots.iter().zip(results.iter()) {
         let mut r = SwapResult {
             id: slot.id,
@@ -385,28 +384,21 @@ fn swap_objects(req: &mut SwapRequest) -> Result {
                 r.in_flight = o.in_flight;
                 r.duration_ns = o.duration_ns as u64;
                 r.blocked_ns = o.longest_wait_ns as u64;
-                if o.completed {
-                    completed += 1;
-                } else {
-                    aborted += 1;
-                }
             }
-            SlotResult::Unchanged => {
-                r.outcome = OUTCOME_UNCHANGED;
-                unchanged += 1;
-            }
+            SlotResult::Unchanged => r.outcome = OUTCOME_UNCHANGED,
             SlotResult::NotStarted(err) => {
                 r.outcome = OUTCOME_NOT_STARTED;
                 r.errno = err.to_errno();
-                aborted += 1;
             }
         }
         out.push(r, GFP_KERNEL)?;
     }
+    let tally = swap::Tally::of(&results);
     req.count = out.len() as u32;
-    req.completed = completed;
-    req.aborted = aborted;
-    req.unchanged = unchanged;
+    req.completed = tally.completed;
+    // The ABI counts a swap that could not start as aborted.
+    req.aborted = tally.aborted + tally.not_started;
+    req.unchanged = tally.unchanged;
     write_entries(req.results, req.capacity, &out)
 }
 

@@ -56,8 +56,7 @@ struct hotswap_domain {
 	/* Grace periods completed, and the most any caller waits for. */
 	unsigned long completed;
 	unsigned long requested;
-	/* The scan under way: its unlock sum and its RCU cookie. */
-	bool scanning;
+	/* The scan under way (one is, unless idle): unlock sum, RCU cookie. */
 	unsigned long scan_unlocks;
 	unsigned long scan_rcu;
 };
@@ -152,7 +151,6 @@ static void scan_start(struct hotswap_domain *d)
 {
 	d->scan_unlocks = sum_counts(d, !d->idx, false);
 	d->scan_rcu = start_poll_synchronize_rcu();
-	d->scanning = true;
 }
 
 /*
@@ -161,11 +159,10 @@ static void scan_start(struct hotswap_domain *d)
  */
 static void advance(struct hotswap_domain *d)
 {
-	if (d->scanning) {
+	if (d->phase != HOTSWAP_GP_IDLE) {
 		/* Same ordering as a synchronize_rcu() between the two sums. */
 		if (!poll_state_synchronize_rcu(d->scan_rcu))
 			return;
-		d->scanning = false;
 		if (sum_counts(d, !d->idx, true) != d->scan_unlocks) {
 			/* Readers still inside: look again later. */
 			scan_start(d);
@@ -184,7 +181,7 @@ static void advance(struct hotswap_domain *d)
 		smp_mb(); /* The scans come before whatever the waiter frees. */
 		smp_store_release(&d->completed, d->completed + 1);
 	}
-	if (d->phase == HOTSWAP_GP_IDLE && ULONG_CMP_LT(d->completed, d->requested)) {
+	if (ULONG_CMP_LT(d->completed, d->requested)) {
 		d->phase = HOTSWAP_GP_BEFORE_FLIP;
 		scan_start(d);
 	}

@@ -30,7 +30,7 @@ use kernel::sync::Arc;
 use kernel::time::{Delta, Instant, Monotonic};
 
 /// The largest batch whose objects log each phase move.
-pub(crate) const LOG_PHASES_UP_TO: usize = 8;
+const LOG_PHASES_UP_TO: usize = 8;
 
 /// What happened to one slot of a batch.
 pub(crate) enum SlotResult {
@@ -41,6 +41,31 @@ pub(crate) enum SlotResult {
     /// The swap could not start (busy object, unknown implementation, no
     /// memory, the new object could not be created); nothing changed.
     NotStarted(Error),
+}
+
+/// How the slots of a batch fared.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub(crate) completed: u32,
+    pub(crate) aborted: u32,
+    pub(crate) unchanged: u32,
+    pub(crate) not_started: u32,
+}
+
+impl Tally {
+    /// Counts `results`.
+    pub(crate) fn of(results: &[SlotResult]) -> Self {
+        let mut t = Self::default();
+        for result in results {
+            match result {
+                SlotResult::Swapped(o) if o.completed => t.completed += 1,
+                SlotResult::Swapped(_) => t.aborted += 1,
+                SlotResult::Unchanged => t.unchanged += 1,
+                SlotResult::NotStarted(_) => t.not_started += 1,
+            }
+        }
+        t
+    }
 }
 
 /// One slot on its way through the phases.
@@ -288,15 +313,7 @@ fn log_summary(
     let Some(first) = slots.first() else {
         return;
     };
-    let (mut completed, mut aborted, mut unchanged, mut not_started) = (0, 0, 0, 0);
-    for result in results {
-        match result {
-            SlotResult::Swapped(o) if o.completed => completed += 1,
-            SlotResult::Swapped(_) => aborted += 1,
-            SlotResult::Unchanged => unchanged += 1,
-            SlotResult::NotStarted(_) => not_started += 1,
-        }
-    }
+    let t = Tally::of(results);
     let micros = begun.elapsed().as_micros_ceil();
     pr_info!(
         "{}: swap of {} object(s) to {} in {}.{:03} ms: {} completed, {} aborted, {} unchanged, {} not started\n",
@@ -305,9 +322,9 @@ fn log_summary(
         name_str(target),
         micros / 1000,
         micros % 1000,
-        completed,
-        aborted,
-        unchanged,
-        not_started
+        t.completed,
+        t.aborted,
+        t.unchanged,
+        t.not_started
     );
 }
