@@ -83,7 +83,7 @@ test)
 	mkdir -p "$out"
 	# Numeric test knobs set on the host reach the guest's tests.
 	guest_env=
-	for v in HOTSWAP_LIFECYCLE_LOOPS HOTSWAP_STORM_SWAPS HOTSWAP_STORM_SEED HOTSWAP_FUZZ_REQUESTS HOTSWAP_VM_TEST_TIMEOUT; do
+	for v in HOTSWAP_LIFECYCLE_LOOPS HOTSWAP_STORM_SWAPS HOTSWAP_STORM_SEED HOTSWAP_FUZZ_REQUESTS HOTSWAP_VM_TEST_TIMEOUT HOTSWAP_RACE_ROUNDS HOTSWAP_RACE_SEED; do
 		[[ ${!v:-} =~ ^[0-9]+$ ]] && guest_env+="$v=${!v} "
 	done
 	# The console goes to a file: qemu reopens its stdout and would

@@ -4,26 +4,44 @@
 //! A master map (one mutex) owns the pages; each CPU has a representative
 //! with its own lookup map of the pages it used. A cache hit looks only at
 //! the calling CPU's representative: its lock, map and counters sit on
-//! lines no other CPU writes, and the page is only read, so hits on several
-//! CPUs do not contend. Misses, growth and eviction go to the master.
+//! lines no other CPU writes, so hits on several CPUs do not contend.
+//! Misses, eviction and truncation go to the master.
 //!
-//! Lock order: master, then representatives. A hit holds only its
-//! representative's lock while it copies; eviction removes a page from
-//! every representative (taking each lock) before freeing it, so a page a
-//! representative can still see is never freed. Export empties every
-//! representative the same way, but keeps their old maps (pointers no one
-//! follows again) until the object is destroyed: freeing thousands of tree
-//! nodes is slow, and export runs while callers wait in Blocked. Replacement is CLOCK over
-//! the master: a hit sets the page's `referenced` bit (only if clear, so a
-//! hot page's line is not written on every hit), eviction clears bits and
-//! takes unreferenced pages, an eighth of the capacity at a time.
+//! # Rules that keep every write
+//!
+//! * Lock order: master, then representatives.
+//! * A page a representative can reach is in the master. Eviction and
+//!   truncation take a page out of every representative (each under its
+//!   lock, so a hit in progress there finishes first) *before* they write
+//!   it back or free it: a write that hit the page after its write-back
+//!   would otherwise be freed with it.
+//! * A write's bytes are staged from the caller's buffer before any lock
+//!   (`fcm_pages::Stager`). Landing them in a page, the writer copies the
+//!   bytes, grows the size (a lock-free compare-exchange; a hit holds only
+//!   its representative's lock) and only then marks the page dirty; a
+//!   write-back clears the dirty flag, then reads the size, then writes.
+//!   Either the write-back sees the bytes and a size covering them, or the
+//!   page is dirty again after it: an append racing an `fsync` loses
+//!   nothing.
+//! * A miss brings the page into the master, lets the representative
+//!   remember it, and copies holding only the representative's lock, so
+//!   misses on other CPUs go on meanwhile.
+//!
+//! Export empties every representative, but keeps their old maps (pointers
+//! no one follows again) until the object is destroyed: freeing thousands
+//! of tree nodes is slow, and export runs while callers wait in Blocked.
+//! Replacement is CLOCK over the master: a hit sets the page's
+//! `referenced` bit (only if clear, so a hot page's line is not written on
+//! every hit), eviction clears bits and takes unreferenced pages, an
+//! eighth of the capacity at a time; a dirty page whose write-back fails
+//! is passed over and stays.
 
 use core::ffi::c_void;
 use kernel::cpu::{nr_cpu_ids, CpuId};
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
 use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
-use kernel::sync::{new_mutex, Mutex};
+use kernel::sync::{new_mutex, Mutex, MutexGuard};
 
 #[path = "../../rust/hotswap/api.rs"]
 pub mod api;
@@ -36,8 +54,11 @@ pub mod fcm_pages;
 
 use fcm_api::{
     Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE,
+    SYNC_FILE,
 };
-use fcm_pages::{BackingFile, CachePage, DescriptorExport, Entry, PageMap};
+use fcm_pages::{
+    partial, whole_page, BackingFile, CachePage, Chunk, DescriptorExport, Entry, PageMap, Stager,
+};
 
 module! {
     type: FcmDistributedModule,
@@ -85,6 +106,14 @@ impl RepInner {
 
     fn forget(&mut self, index: u64) {
         if self.map.remove(&index).is_some() {
+            self.entries -= 1;
+        }
+    }
+
+    /// Forgets every page from `first` on.
+    fn forget_from(&mut self, first: u64) {
+        while let Some(cursor) = self.map.cursor_lower_bound_mut(&first) {
+            let _ = cursor.remove_current();
             self.entries -= 1;
         }
     }
@@ -190,80 +219,161 @@ impl DistributedFcm {
         self.reps.get(cpu).unwrap_or(&self.reps[0])
     }
 
-    /// Runs `f` on page `index`: from this CPU's representative on a hit,
-    /// else from the master (filling it from the file if `fill`).
-    fn with_page<R>(
-        &self,
-        index: u64,
-        fill: bool,
-        f: impl FnOnce(&Entry) -> Result<R>,
-    ) -> Result<R> {
-        let rep = self.rep();
-        {
-            let mut r = rep.inner.lock();
-            if let Some(cell) = r.map.get(&index).copied() {
-                r.hits += 1;
-                // SAFETY: A page a representative holds is in the master;
-                // eviction removes it here first, under this lock.
-                let cell = unsafe { &*cell };
-                if !cell.referenced.load(Relaxed) {
-                    cell.referenced.store(true, Relaxed);
-                }
-                return f(cell);
-            }
-        }
-        let mut master = self.master.lock();
-        let cell = self.master_page(&mut master, index, fill)?;
+    /// Runs `f` on page `index` if this CPU's representative holds it.
+    fn hit<R>(&self, rep: &Rep, index: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         let mut r = rep.inner.lock();
-        r.misses += 1;
-        if !r.remember(index, cell) {
-            // SAFETY: The master (locked) owns the page.
-            let ret = f(unsafe { &*cell });
-            drop(r);
-            self.respect_capacity(&mut master)?;
-            return ret;
+        let cell = r.map.get(&index).copied()?;
+        r.hits += 1;
+        // SAFETY: A page a representative holds is in the master; eviction
+        // and truncation take it from here first, under this lock.
+        let cell = unsafe { &*cell };
+        if !cell.referenced.load(Relaxed) {
+            cell.referenced.store(true, Relaxed);
         }
-        // The representative holds the page now, and eviction takes it
-        // from here (under this lock) before freeing it: the copy needs
-        // only this lock, and misses on other CPUs go on meanwhile.
-        let over = master.capacity != 0 && master.stats.cached > master.capacity;
-        drop(master);
-        // SAFETY: As for a hit.
-        let ret = f(unsafe { &*cell });
-        drop(r);
-        if over {
-            self.respect_capacity(&mut self.master.lock())?;
-        }
-        ret
+        Some(f(cell))
     }
 
-    /// The master's page `index`, brought in on a miss.
-    fn master_page(&self, master: &mut Master, index: u64, fill: bool) -> Result<*const Entry> {
+    /// After a miss brought `cell` (page `index`) into the master: lets
+    /// this CPU's representative remember it and runs `f` on it holding
+    /// only the representative's lock, so misses on other CPUs go on
+    /// meanwhile (eviction takes the page from the representative, under
+    /// that lock, before it writes it back or frees it).
+    fn after_miss<R>(
+        &self,
+        master: MutexGuard<'_, Master>,
+        rep: &Rep,
+        index: u64,
+        cell: *const Entry,
+        f: impl FnOnce(&Entry) -> R,
+    ) -> R {
+        let mut r = rep.inner.lock();
+        r.misses += 1;
+        if r.remember(index, cell) {
+            drop(master);
+        }
+        // SAFETY: The page is in the master, and either the master is
+        // still locked or the representative (locked) holds the page.
+        f(unsafe { &*cell })
+    }
+
+    /// Room for one more page in the master: at the capacity, CLOCK evicts
+    /// an eighth (at least one page). Fails with the write-back error if
+    /// dirty pages that cannot be written back leave no room.
+    fn make_room(&self, master: &mut Master) -> Result {
+        if master.capacity == 0 || master.stats.cached < master.capacity {
+            return Ok(());
+        }
+        let keep = master.capacity - (master.capacity / 8).max(1);
+        self.evict_to(master, keep)?;
+        if master.stats.cached < master.capacity {
+            Ok(())
+        } else {
+            Err(EIO)
+        }
+    }
+
+    /// Caches `page` as page `index` in the master (a miss), making room
+    /// first.
+    fn insert(
+        &self,
+        master: &mut Master,
+        index: u64,
+        page: CachePage,
+        dirty: bool,
+    ) -> Result<*const Entry> {
+        self.make_room(master)?;
+        let ptr: *const Entry = master
+            .pages
+            .insert(index, Entry::boxed(page, dirty, true)?)?;
+        master.stats.allocated += 1;
+        master.stats.cached += 1;
+        Ok(ptr)
+    }
+
+    /// The master's page `index`, read from the file on a miss.
+    fn master_page(&self, master: &mut Master, index: u64) -> Result<*const Entry> {
         if let Some(entry) = master.pages.get(index) {
             return Ok(entry);
         }
-        let page = CachePage::alloc()?;
-        master.stats.allocated += 1;
-        let beyond_eof = index as i64 * PAGE >= self.size.load(Acquire);
-        if fill && !beyond_eof {
-            let filled = master
-                .file
-                .as_ref()
-                .ok_or(EBADF)
-                .and_then(|f| f.fill(index, &page));
-            if let Err(err) = filled {
-                master.stats.freed += 1;
-                return Err(err);
-            }
+        let mut page = CachePage::alloc()?;
+        if (index as i64) * PAGE < self.size.load(Acquire) {
+            master.file.as_ref().ok_or(EBADF)?.fill(index, &mut page)?;
             master.stats.fills += 1;
         }
-        let entry = Entry::boxed(page, false, true).inspect_err(|_| master.stats.freed += 1)?;
-        let ptr: *const Entry = master
-            .pages
-            .insert(index, entry)
-            .inspect_err(|_| master.stats.freed += 1)?;
-        master.stats.cached += 1;
-        Ok(ptr)
+        self.insert(master, index, page, false)
+    }
+
+    /// Copies the first `len` bytes of chunk `c` into `buf` without
+    /// taking a page fault (false: fault the buffer in and try again).
+    fn read_once(&self, c: &Chunk, len: usize, buf: Buffer) -> Result<bool> {
+        let copy = |cell: &Entry| cell.page.copy_out(c.offset, len, buf, c.at);
+        let rep = self.rep();
+        if let Some(copied) = self.hit(rep, c.index, copy) {
+            return Ok(copied);
+        }
+        let mut master = self.master.lock();
+        let cell = self.master_page(&mut master, c.index)?;
+        Ok(self.after_miss(master, rep, c.index, cell, copy))
+    }
+
+    /// Lands chunk `c` of a write, staged in `staged`. Gives the staging
+    /// page back unless it became the cached page (a whole page missing
+    /// from the cache).
+    fn write_chunk(&self, c: &Chunk, staged: CachePage) -> Result<Option<CachePage>> {
+        let end = (c.index as i64) * PAGE + (c.offset + c.len) as i64;
+        let rep = self.rep();
+        if self
+            .hit(rep, c.index, |cell| self.land(cell, &staged, c, end))
+            .is_some()
+        {
+            return Ok(Some(staged));
+        }
+        let mut master = self.master.lock();
+        if master.file.is_none() {
+            return Err(EBADF);
+        }
+        if whole_page(c) && master.pages.get(c.index).is_none() {
+            self.insert(&mut master, c.index, staged, true)?;
+            // Under the master, which every write-back holds: the size
+            // and the count are right before anyone can look.
+            self.raise_size(end);
+            self.dirty.fetch_add(1, Relaxed);
+            rep.inner.lock().misses += 1;
+            return Ok(None);
+        }
+        let cell = self.master_page(&mut master, c.index)?;
+        self.after_miss(master, rep, c.index, cell, |cell| {
+            self.land(cell, &staged, c, end)
+        });
+        Ok(Some(staged))
+    }
+
+    /// Copies a staged chunk into `cell`, then grows the size to `end`,
+    /// then marks the page dirty, in that order: a write-back that takes
+    /// the dirty flag then sees a size covering these bytes (see
+    /// `write_back`), so an append racing an `fsync` loses nothing.
+    fn land(&self, cell: &Entry, staged: &CachePage, c: &Chunk, end: i64) {
+        cell.page.copy_from_page(staged, c.offset, c.len);
+        self.raise_size(end);
+        // Ordering: full (bytes and size before the flag); pairs with
+        // `write_back`, which clears the flag before it reads either.
+        if !cell.dirty.xchg(true, Full) {
+            self.dirty.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Grows the size to `end` if it is smaller (lock-free: a hit holds
+    /// only its representative's lock).
+    fn raise_size(&self, end: i64) {
+        let mut size = self.size.load(Acquire);
+        while size < end {
+            // Ordering: full; pairs with the acquire loads of readers and
+            // write-back.
+            match self.size.cmpxchg(size, end, Full) {
+                Ok(_) => return,
+                Err(now) => size = now,
+            }
+        }
     }
 
     fn valid_len(&self, index: u64) -> usize {
@@ -272,16 +382,21 @@ impl DistributedFcm {
 
     /// Writes `cell` back if dirty; returns whether it was.
     ///
-    /// Clean first, then write: a writer on another CPU copies its bytes
-    /// and then marks the page dirty, so either this write-back sees its
-    /// bytes or the page is dirty again afterwards. Nothing is lost.
+    /// Clean first, then read the size and write: a writer on another CPU
+    /// copies its bytes, grows the size and then marks the page dirty, so
+    /// either this write-back sees its bytes and its size or the page is
+    /// dirty again afterwards. Nothing is lost.
     fn write_back(&self, master: &Master, index: u64, cell: &Entry) -> Result<bool> {
-        // Ordering: full; pairs with the writers' exchange in `write`.
+        // Ordering: full; pairs with the writers' exchange in `land`.
         if !cell.dirty.xchg(false, Full) {
             return Ok(false);
         }
-        let file = master.file.as_ref().ok_or(EBADF)?;
-        if let Err(err) = file.write_back(index, &cell.page, self.valid_len(index)) {
+        let written = master
+            .file
+            .as_ref()
+            .ok_or(EBADF)
+            .and_then(|file| file.write_back(index, &cell.page, self.valid_len(index)));
+        if let Err(err) = written {
             cell.dirty.store(true, Release);
             return Err(err);
         }
@@ -289,20 +404,45 @@ impl DistributedFcm {
         Ok(true)
     }
 
+    /// Counts a write-back's outcome in the master's counters.
+    fn count_write_back(master: &mut Master, result: &Result<bool>) {
+        match result {
+            Ok(true) => master.stats.writebacks += 1,
+            Ok(false) => {}
+            Err(err) => {
+                master.stats.wb_errors += 1;
+                master.stats.wb_errno = err.to_errno().into();
+            }
+        }
+    }
+
+    /// Writes back every dirty page in `[first, last]`, each one it can;
+    /// the first error, if any.
     fn write_back_range(&self, master: &mut Master, first: u64, last: u64) -> Result {
         let mut written = 0;
-        let mut failed = Ok(());
+        let mut failures = 0;
+        let mut first_error = None;
+        let mut latest_error = None;
         master.pages.for_each(|index, entry| {
-            if failed.is_ok() && (first..=last).contains(&index) {
-                match self.write_back(master, index, entry) {
-                    Ok(true) => written += 1,
-                    Ok(false) => {}
-                    Err(err) => failed = Err(err),
+            if !(first..=last).contains(&index) {
+                return;
+            }
+            match self.write_back(master, index, entry) {
+                Ok(true) => written += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    failures += 1;
+                    first_error.get_or_insert(err);
+                    latest_error = Some(err);
                 }
             }
         });
         master.stats.writebacks += written;
-        failed
+        if let Some(err) = latest_error {
+            master.stats.wb_errors += failures;
+            master.stats.wb_errno = err.to_errno().into();
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Forgets `index` in every representative.
@@ -313,12 +453,15 @@ impl DistributedFcm {
     }
 
     fn evict_one(&self, master: &mut Master, index: u64) -> Result {
-        if let Some(entry) = master.pages.get(index) {
-            if self.write_back(master, index, entry)? {
-                master.stats.writebacks += 1;
-            }
-        }
+        // First out of every representative (waiting for a hit in progress
+        // there), then written back and freed: a write that hit the page
+        // between its write-back and its purge would be lost.
         self.purge(index);
+        if let Some(entry) = master.pages.get(index) {
+            let written = self.write_back(master, index, entry);
+            Self::count_write_back(master, &written);
+            written?;
+        }
         if master.pages.remove(index).is_some() {
             master.stats.cached -= 1;
             master.stats.freed += 1;
@@ -327,44 +470,77 @@ impl DistributedFcm {
         Ok(())
     }
 
-    /// CLOCK: evicts until at most `keep` pages are cached.
+    /// CLOCK: evicts until at most `keep` pages are cached, passing over
+    /// dirty pages whose write-back fails. Fails with that error only if
+    /// they kept it from reaching `keep`.
     fn evict_to(&self, master: &mut Master, keep: u64) -> Result<u64> {
         let mut evicted = 0;
         let mut passes = 0;
+        let mut failed = None;
         while master.stats.cached > keep && passes < 3 {
             let mut victims = KVec::new();
             let need = (master.stats.cached - keep) as usize;
             let hand = master.hand;
-            let mut failed = None;
+            let mut no_memory = None;
             master.pages.for_each(|index, entry| {
-                if index < hand || victims.len() >= need || failed.is_some() {
+                if index < hand || victims.len() >= need || no_memory.is_some() {
                     return;
                 }
                 if entry.referenced.load(Relaxed) && passes < 2 {
                     entry.referenced.store(false, Relaxed);
                 } else if let Err(err) = victims.push(index, GFP_KERNEL) {
-                    failed = Some(err);
+                    no_memory = Some(err);
                 }
             });
-            if let Some(err) = failed {
+            if let Some(err) = no_memory {
                 return Err(err.into());
             }
             master.hand = victims.last().map_or(0, |i| i + 1);
             for index in victims {
-                self.evict_one(master, index)?;
-                evicted += 1;
+                match self.evict_one(master, index) {
+                    Ok(()) => evicted += 1,
+                    Err(err) => failed = Some(err),
+                }
             }
             if master.hand == 0 {
                 passes += 1;
             }
         }
-        Ok(evicted)
+        match failed {
+            Some(err) if master.stats.cached > keep => Err(err),
+            _ => Ok(evicted),
+        }
     }
 
-    fn respect_capacity(&self, master: &mut Master) -> Result {
-        if master.capacity != 0 && master.stats.cached > master.capacity {
-            self.evict_to(master, master.capacity - master.capacity / 8)?;
+    /// Sets the size (see [`fcm_api::FcmOps::truncate`]).
+    fn truncate_to(&self, master: &mut Master, size: i64) -> Result {
+        if size < 0 {
+            return Err(EINVAL);
         }
+        let file = master.file.as_ref().ok_or(EBADF)?;
+        // A writer that could grow the file past `size` writes a page from
+        // `boundary` on. Those leave every representative first (waiting
+        // for hits in progress), so such writers now go through the
+        // master, which this holds: the new size is not undone behind it.
+        let boundary = (size / PAGE) as u64;
+        for rep in self.reps.iter() {
+            rep.inner.lock().forget_from(boundary);
+        }
+        file.truncate(size)?;
+        let first_gone = (size as u64).div_ceil(PAGE as u64);
+        while let Some((_, entry)) = master.pages.pop_from(first_gone) {
+            if entry.dirty.load(Acquire) {
+                self.dirty.fetch_sub(1, Relaxed);
+            }
+            master.stats.cached -= 1;
+            master.stats.freed += 1;
+        }
+        if size % PAGE != 0 {
+            if let Some(entry) = master.pages.get(boundary) {
+                entry.page.zero_from((size % PAGE) as usize);
+            }
+        }
+        self.size.store(size, Release);
         Ok(())
     }
 
@@ -394,13 +570,12 @@ impl FcmImpl for DistributedFcm {
     fn destroy(self: KBox<Self>, quiet: bool) {
         let mut master = self.master.lock();
         if !quiet && master.file.is_some() {
-            match self.write_back_range(&mut master, 0, u64::MAX) {
-                Ok(()) => {
-                    if let Some(file) = master.file.as_ref() {
-                        let _ = file.sync(0, self.size.load(Acquire));
-                    }
-                }
-                Err(err) => pr_err!("write-back on close failed ({:?}); dirty data lost\n", err),
+            if let Err(err) = self.write_back_range(&mut master, 0, u64::MAX) {
+                pr_err!(
+                    "write-back at the last close failed ({:?}): {} dirty page(s) lost\n",
+                    err,
+                    self.dirty.load(Relaxed)
+                );
             }
         }
         self.discard(&mut master);
@@ -408,54 +583,52 @@ impl FcmImpl for DistributedFcm {
 
     fn read(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
         let end = fcm_pages::byte_range(pos, len)?.min(self.size.load(Acquire));
+        let mut done = 0;
         for c in fcm_pages::chunks(pos, end) {
-            self.with_page(c.index, true, |cell| {
-                cell.page
-                    .with_bytes(|bytes| buf.put(c.at, &bytes[c.offset..c.offset + c.len]))
-            })?;
+            match fcm_pages::read_chunk(&c, buf, |len| self.read_once(&c, len, buf)) {
+                Ok(copied) if copied == c.len => done += copied,
+                Ok(copied) => return partial(done + copied, EFAULT),
+                Err(err) => return partial(done, err),
+            }
         }
-        Ok((end.max(pos) - pos) as usize)
+        Ok(done)
     }
 
     fn write(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
         let end = fcm_pages::byte_range(pos, len)?;
-        if self.master.lock().file.is_none() {
-            return Err(EBADF);
-        }
+        let mut stager = Stager::default();
+        let mut done = 0;
         for c in fcm_pages::chunks(pos, end) {
-            self.with_page(c.index, c.len != PAGE_SIZE, |cell| {
-                cell.page
-                    .with_bytes(|bytes| buf.get(c.at, &mut bytes[c.offset..c.offset + c.len]))?;
-                // Ordering: full (bytes before the flag); pairs with
-                // `write_back`, which clears the flag before reading.
-                if !cell.dirty.xchg(true, Full) {
-                    self.dirty.fetch_add(1, Relaxed);
-                }
-                Ok(())
-            })?;
-            let at = pos + (c.at + c.len) as i64;
-            if at > self.size.load(Acquire) {
-                let _master = self.master.lock();
-                if at > self.size.load(Acquire) {
-                    self.size.store(at, Release);
-                }
+            let landed = stager
+                .stage(&c, buf)
+                .and_then(|staged| self.write_chunk(&c, staged));
+            match landed {
+                Ok(Some(page)) => stager.give_back(page),
+                Ok(None) => {}
+                Err(err) => return partial(done, err),
             }
+            done += c.len;
         }
-        Ok((end - pos) as usize)
+        Ok(done)
     }
 
-    fn sync(&self, start: i64, end: i64) -> Result {
+    fn sync(&self, start: i64, end: i64, flags: u32) -> Result {
         if start < 0 || end < start {
             return Err(EINVAL);
         }
         let mut master = self.master.lock();
-        self.write_back_range(&mut master, (start / PAGE) as u64, (end / PAGE) as u64)?;
-        let size = self.size.load(Acquire);
-        master
-            .file
-            .as_ref()
-            .ok_or(EBADF)?
-            .sync(start, end.min(size))
+        let written =
+            self.write_back_range(&mut master, (start / PAGE) as u64, (end / PAGE) as u64);
+        if flags & SYNC_FILE == 0 {
+            return written;
+        }
+        let synced = master.file.as_ref().ok_or(EBADF)?.sync(start, end);
+        written.and(synced)
+    }
+
+    fn truncate(&self, size: i64) -> Result {
+        let mut master = self.master.lock();
+        self.truncate_to(&mut master, size)
     }
 
     fn size(&self) -> i64 {
@@ -504,17 +677,8 @@ impl FcmImpl for DistributedFcm {
             // The whole map changes hands: O(1), whatever the size.
             FORMAT_PAGEMAP => fcm_pages::export_map(file, stats, &mut master.pages),
             FORMAT_DESCRIPTORS => {
-                let mut export = DescriptorExport::new(file, stats, master.pages.len() as usize)?;
-                while let Some((index, entry)) = master.pages.pop_first() {
-                    let Entry {
-                        page,
-                        dirty,
-                        referenced,
-                        ..
-                    } = KBox::into_inner(entry);
-                    export.push(index, page, dirty.load(Acquire), referenced.load(Relaxed));
-                }
-                Ok(export.finish())
+                let export = DescriptorExport::new(file, stats, master.pages.len() as usize)?;
+                Ok(export.lend_all(&master.pages).finish())
             }
             _ => Err(EINVAL),
         }
@@ -641,5 +805,25 @@ mod tests {
     #[test]
     fn aborted_pagemap_transfer_restores_the_map() -> Result {
         c::aborted_pagemap_transfer_restores_the_map::<DistributedFcm>()
+    }
+
+    #[test]
+    fn faulting_write_changes_nothing() -> Result {
+        c::faulting_write_changes_nothing::<DistributedFcm>()
+    }
+
+    #[test]
+    fn failed_write_back_keeps_the_page_and_reads_go_on() -> Result {
+        c::failed_write_back_keeps_the_page_and_reads_go_on::<DistributedFcm>()
+    }
+
+    #[test]
+    fn truncate_shrinks_and_grows() -> Result {
+        c::truncate_shrinks_and_grows::<DistributedFcm>()
+    }
+
+    #[test]
+    fn descriptor_transfer_lends_the_pages() -> Result {
+        c::descriptor_transfer_lends_the_pages::<DistributedFcm>()
     }
 }

@@ -227,13 +227,21 @@ unsafe extern "C" fn sync(
     call: *const Call,
     start: i64,
     end: i64,
+    flags: u32,
 ) -> core::ffi::c_int {
+    // SAFETY: Forwarding the caller's own arguments.
+    forward(o, call, Kind::Other, |ops, obj, next| unsafe {
+        (ops.sync)(obj, next, start, end, flags)
+    } as isize) as core::ffi::c_int
+}
+
+unsafe extern "C" fn truncate(o: *mut c_void, call: *const Call, size: i64) -> core::ffi::c_int {
     // SAFETY: Forwarding the caller's own arguments.
     forward(
         o,
         call,
         Kind::Other,
-        |ops, obj, next| unsafe { (ops.sync)(obj, next, start, end) } as isize,
+        |ops, obj, next| unsafe { (ops.truncate)(obj, next, size) } as isize,
     ) as core::ffi::c_int
 }
 
@@ -283,6 +291,7 @@ static METHODS: FcmOps = FcmOps {
     read,
     write,
     sync,
+    truncate,
     size,
     evict,
     stats,

@@ -67,8 +67,12 @@ impl FcmImpl for SharedFcm {
         self.cache.write(pos, buf, len)
     }
 
-    fn sync(&self, start: i64, end: i64) -> Result {
-        self.cache.sync(start, end)
+    fn sync(&self, start: i64, end: i64, flags: u32) -> Result {
+        self.cache.sync(start, end, flags)
+    }
+
+    fn truncate(&self, size: i64) -> Result {
+        self.cache.truncate(size)
     }
 
     fn size(&self) -> i64 {
@@ -187,5 +191,25 @@ mod tests {
     #[test]
     fn aborted_pagemap_transfer_restores_the_map() -> Result {
         c::aborted_pagemap_transfer_restores_the_map::<SharedFcm>()
+    }
+
+    #[test]
+    fn faulting_write_changes_nothing() -> Result {
+        c::faulting_write_changes_nothing::<SharedFcm>()
+    }
+
+    #[test]
+    fn failed_write_back_keeps_the_page_and_reads_go_on() -> Result {
+        c::failed_write_back_keeps_the_page_and_reads_go_on::<SharedFcm>()
+    }
+
+    #[test]
+    fn truncate_shrinks_and_grows() -> Result {
+        c::truncate_shrinks_and_grows::<SharedFcm>()
+    }
+
+    #[test]
+    fn descriptor_transfer_lends_the_pages() -> Result {
+        c::descriptor_transfer_lends_the_pages::<SharedFcm>()
     }
 }

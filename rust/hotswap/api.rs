@@ -18,7 +18,7 @@ use kernel::prelude::*;
 
 /// Version of the ops-table layout. Bump on any change to a `#[repr(C)]`
 /// struct or entry point in this file.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
@@ -155,6 +155,9 @@ pub struct Call {
     pub depth: u32,
     /// hotswap: whether the mediator tracks this call.
     pub tracked: u32,
+    /// hotswap: the task that began a tracked call (the one its end
+    /// removes from the mediator's list, whichever task ends it).
+    pub task: usize,
 }
 
 impl Call {
@@ -170,6 +173,7 @@ impl Call {
             mediator: core::ptr::null(),
             depth: 0,
             tracked: 0,
+            task: 0,
         }
     }
 }

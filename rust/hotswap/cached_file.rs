@@ -2,64 +2,162 @@
 //! The cached-file front end: `/dev/hotswap-file`.
 //!
 //! A process opens the device and attaches a backing file (passing its
-//! descriptor); `read`, `pread`, `write`, `pwrite`, `lseek` and `fsync` then
-//! go through the File Cache Manager of the backing inode. There is one FCM
-//! per inode, shared by every opener (several CPUs hitting one FCM is what
-//! makes swapping it worthwhile); it is written back and destroyed when the
-//! last opener closes. New FCMs start on the interface's default
-//! implementation (`shared` unless a swap-all changed it).
+//! descriptor); `read`, `pread`, `write`, `pwrite`, `lseek`, `fsync` and
+//! truncation (an ioctl) then go through the File Cache Manager of the
+//! backing inode. There is one FCM per inode, shared by every opener
+//! (several CPUs hitting one FCM is what makes swapping it worthwhile); it
+//! is written back and destroyed when the last opener closes. New FCMs
+//! start on the interface's default implementation (`shared` unless a
+//! swap-all changed it).
+//!
+//! # What may be cached, and through which file
+//!
+//! Only regular files whose bytes are the same for every opener: the
+//! filesystem keeps them in the page cache and does not make them up per
+//! open or per reader (no proc, sysfs, cgroupfs, debugfs, tracefs,
+//! configfs, FUSE, ...: `hotswap_file_check_backing`). An opener must be
+//! able to read the file, and to write it if it opened the device for
+//! writing; the checks are those its own `open(2)` of the backing file
+//! made. The FCM fills and writes back through a `struct file` of its
+//! own, opened with the first attacher's credentials and plain flags (so
+//! an opener's `O_APPEND`, `O_DIRECT` or `O_SYNC` does not steer write-back);
+//! a writer attaching to an FCM that a reader created hands it a writable
+//! one.
+//!
+//! # Locks and waits
+//!
+//! The table of cached inodes is locked only to look an inode up, add it
+//! or remove it: never across I/O or a wait, so a backing file that stops
+//! answering (a frozen or hung filesystem) stalls only the users of that
+//! inode. Each inode has its own state; a new opener of an inode whose
+//! last opener is still writing it back waits (interruptibly) for that to
+//! finish rather than get a second FCM that could read stale bytes.
+//!
+//! # Errors
+//!
+//! Writes are checked against the backing file's limits as the VFS checks
+//! them (`EFBIG` past `s_maxbytes`; `RLIMIT_FSIZE`: `SIGXFSZ` and `EFBIG`,
+//! or a short write). A write-back that fails (at eviction, `fsync` or
+//! `close`) is counted by the FCM; each opener sees each such failure once,
+//! at its next `fsync` or `close` (the VFS's `errseq` semantics). Closing
+//! a descriptor open for writing writes the inode's dirty pages back, so
+//! its errors surface there; the last close writes back what is left.
 //!
 //! The file operations table is C (`cached_file.c`: the miscdevice
-//! abstraction has no `llseek`/`fsync`); these are its handlers.
+//! abstraction has no `llseek`/`fsync`/`flush`); these are its handlers.
 
 use crate::api::Call;
-use crate::fcm_api::{FcmCreate, FcmOps, FcmStats};
+use crate::fcm_api::{FcmCreate, FcmOps, FcmStats, SYNC_FILE};
 use crate::objects;
 use crate::registry::REGISTRY;
 use crate::slot::Slot;
-use crate::uapi::{FileInfo, HOTSWAP_FILE_IOC_ATTACH, HOTSWAP_FILE_IOC_INFO};
+use crate::uapi::{
+    FileInfo, HOTSWAP_FILE_IOC_ATTACH, HOTSWAP_FILE_IOC_INFO, HOTSWAP_FILE_IOC_TRUNCATE,
+};
 use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
+use kernel::fs::File;
 use kernel::prelude::*;
-use kernel::sync::atomic::{Acquire, Atomic, Release};
-use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::sync::aref::ARef;
+use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::uaccess::{UserPtr, UserSlice};
 
 extern "C" {
     fn hotswap_file_register() -> c_int;
     fn hotswap_file_unregister();
     fn hotswap_file_check_backing(backing: *mut c_void, file: *mut c_void) -> c_int;
+    fn hotswap_file_open_backing(backing: *mut c_void, writable: bool) -> *mut c_void;
+    fn hotswap_file_write_limits(backing: *mut c_void, pos: i64, count: *mut usize) -> c_int;
     fn hotswap_file_writable(file: *mut c_void) -> bool;
+    fn hotswap_file_appends(file: *mut c_void) -> bool;
     fn hotswap_file_private(file: *mut c_void) -> *mut c_void;
     fn hotswap_file_set_private(file: *mut c_void, data: *mut c_void);
     fn hotswap_file_seek(file: *mut c_void, offset: i64, whence: c_int, size: i64) -> i64;
     fn fget(fd: c_uint) -> *mut c_void;
-    fn fput(file: *mut c_void);
 }
 
 /// Pages an FCM may cache (0: no bound); set by hotswap's module parameter.
 pub(crate) static CAPACITY: Atomic<u64> = Atomic::new(0);
 
-/// One cached inode.
-pub(crate) struct Entry {
-    inode: usize,
-    slot: Arc<Slot>,
+/// Where an inode's FCM is in its life.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// Serving openers.
+    Open,
+    /// The last opener left: being written back and destroyed. Newcomers
+    /// wait until it is gone.
+    Closing,
+    /// Destroyed and out of the table.
+    Gone,
+}
+
+/// An inode's state, under its own lock.
+struct InodeState {
     openers: usize,
-    /// Whether the FCM's backing file was opened for writing.
+    /// Whether the FCM writes back through a file open for writing.
     writable: bool,
+    /// An opener is handing the FCM a writable file; others wait.
+    upgrading: bool,
+    life: Life,
+}
+
+/// One cached inode.
+#[pin_data]
+pub(crate) struct CachedInode {
+    inode: usize,
+    /// The FCM's slot.
+    fcm: Arc<Slot>,
+    /// A file of the inode, held for the write-limit checks.
+    file: ARef<File>,
+    /// Serializes `O_APPEND` writes: each finds the end and writes there.
+    #[pin]
+    append: Mutex<()>,
+    #[pin]
+    state: Mutex<InodeState>,
+    #[pin]
+    changed: CondVar,
 }
 
 kernel::sync::global_lock! {
     // SAFETY: Initialized in module init before the device exists.
-    pub(crate) unsafe(uninit) static CACHED: Mutex<KVec<Entry>> = KVec::new();
+    pub(crate) unsafe(uninit) static CACHED: Mutex<KVec<Arc<CachedInode>>> = KVec::new();
+}
+
+/// A file reference taken by `fget` or an open, put on drop.
+struct FileRef(ARef<File>);
+
+impl FileRef {
+    /// Takes over the reference `raw` (a `struct file *` or an `ERR_PTR`).
+    fn new(raw: *mut c_void) -> Result<Self> {
+        if raw.is_null() {
+            return Err(EBADF);
+        }
+        let code = raw as isize;
+        if (-4095..0).contains(&code) {
+            return Err(Error::from_errno(code as i32));
+        }
+        // SAFETY: A live file whose reference the caller hands over.
+        Ok(Self(unsafe {
+            ARef::from_raw(core::ptr::NonNull::new_unchecked(raw.cast()))
+        }))
+    }
+
+    fn as_ptr(&self) -> *mut c_void {
+        self.0.as_ptr().cast()
+    }
 }
 
 /// Per open file of the device.
 #[pin_data]
 struct Opener {
-    /// The attached FCM's slot, set once (under `attach`), then read
-    /// without a lock on every call. Owned: a leaked `Arc<Slot>`.
-    attached: Atomic<*mut Slot>,
-    inode: Atomic<usize>,
+    /// The attached inode's slot, set once (under `attach`), then read
+    /// without a lock on every call. Borrowed from `inode`.
+    attached: Atomic<*const Slot>,
+    /// The attached inode: a leaked `Arc<CachedInode>` that `release`
+    /// takes back.
+    inode: Atomic<*const CachedInode>,
+    /// The FCM's write-back failures this opener has been told of.
+    wb_seen: Atomic<u64>,
     #[pin]
     attach: Mutex<()>,
 }
@@ -81,13 +179,52 @@ unsafe fn opener<'a>(file: *mut c_void) -> &'a Opener {
 impl Opener {
     fn slot(&self) -> Result<&Slot> {
         // Ordering: pairs with the release store in `attach`.
-        // SAFETY: Set once from a leaked `Arc<Slot>` that `release` frees.
+        // SAFETY: Set once, borrowed from the `CachedInode` this opener
+        // holds until `release`.
         unsafe { self.attached.load(Acquire).as_ref() }.ok_or(ENOTCONN)
+    }
+
+    fn cached(&self) -> Result<&CachedInode> {
+        // SAFETY: Set once (before `attached`) from a leaked `Arc` that
+        // `release` takes back.
+        unsafe { self.inode.load(Acquire).as_ref() }.ok_or(ENOTCONN)
     }
 
     /// Calls `f` on the FCM through the slot.
     fn call<R>(&self, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
         call_fcm(self.slot()?, f)
+    }
+
+    fn stats(&self) -> Result<FcmStats> {
+        let mut s = FcmStats::default();
+        // SAFETY: `s` is writable; the object is live for the call.
+        self.call(|ops, obj, call| unsafe { (ops.stats)(obj, call, &mut s) })?;
+        Ok(s)
+    }
+
+    /// Reports a write-back failure this opener has not been told of yet
+    /// (once per failure and opener, like `errseq`); else `result`.
+    fn with_write_back_errors(&self, result: Result) -> Result {
+        let s = self.stats()?;
+        let seen = self.wb_seen.xchg(s.wb_errors, Relaxed);
+        if seen == s.wb_errors {
+            return result;
+        }
+        let reported = i32::try_from(s.wb_errno)
+            .ok()
+            .filter(|e| (-4095..0).contains(e))
+            .map_or(EIO, Error::from_errno);
+        result.and(Err(reported))
+    }
+
+    /// Writes the inode's dirty pages back (`SYNC_FILE`: and syncs), then
+    /// reports what failed.
+    fn sync(&self, start: i64, end: i64, flags: u32) -> Result {
+        let ret = self.call(|ops, obj, call| {
+            // SAFETY: The object is live for the call.
+            unsafe { (ops.sync)(obj, call, start, end, flags) }
+        })?;
+        self.with_write_back_errors(kernel::error::to_result(ret))
     }
 }
 
@@ -131,6 +268,196 @@ fn default_impl() -> Option<crate::api::Name> {
     registry.find_impl(&fcm, &shared).then_some(shared)
 }
 
+impl CachedInode {
+    /// A new FCM for the inode of `backing`, through a file of its own.
+    fn create(inode: usize, backing: &FileRef, writable: bool) -> Result<Arc<Self>> {
+        // SAFETY: `backing` is live.
+        let own = FileRef::new(unsafe { hotswap_file_open_backing(backing.as_ptr(), writable) })?;
+        let fcm = crate::api::name_from_cstr(crate::fcm::INTERFACE)?;
+        let args = FcmCreate {
+            file: own.as_ptr(),
+            capacity: CAPACITY.load(Acquire),
+        };
+        let object = objects::create(
+            &fcm,
+            default_impl().as_ref(),
+            core::ptr::from_ref(&args).cast(),
+        )?;
+        let fcm = object.clone();
+        let made = Arc::pin_init(
+            pin_init!(Self {
+                inode,
+                fcm,
+                file: own.0,
+                append <- new_mutex!(()),
+                state <- new_mutex!(InodeState {
+                    openers: 0,
+                    writable,
+                    upgrading: false,
+                    life: Life::Open,
+                }),
+                changed <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        );
+        match made {
+            Ok(cached) => {
+                crate::policy::ensure_monitor(&object);
+                Ok(cached)
+            }
+            Err(err) => {
+                objects::destroy(&object);
+                Err(err)
+            }
+        }
+    }
+
+    /// Counts a new opener in, handing the FCM a writable file first if
+    /// the opener writes and the FCM's file cannot. `Ok(false)` if the
+    /// FCM was closing: it is gone now, and the caller looks again.
+    fn join(self: &Arc<Self>, backing: &FileRef, writes: bool) -> Result<bool> {
+        let mut state = self.state.lock();
+        loop {
+            if state.life != Life::Open {
+                while state.life != Life::Gone {
+                    if self.changed.wait_interruptible(&mut state) {
+                        return Err(ERESTARTSYS);
+                    }
+                }
+                return Ok(false);
+            }
+            if !writes || state.writable {
+                state.openers += 1;
+                return Ok(true);
+            }
+            if state.upgrading {
+                if self.changed.wait_interruptible(&mut state) {
+                    return Err(ERESTARTSYS);
+                }
+                continue;
+            }
+            // The FCM writes back through the first opener's file, which
+            // cannot write: hand it one that can, or a reader would lock
+            // every writer out. Not under the lock: the call may wait for
+            // a swap. Counted in meanwhile, so that the last other opener
+            // leaving does not end the FCM under the call.
+            state.openers += 1;
+            state.upgrading = true;
+            drop(state);
+            let handed = self.hand_writable_file(backing);
+            state = self.state.lock();
+            state.upgrading = false;
+            if handed.is_ok() {
+                state.writable = true;
+            }
+            self.changed.notify_all();
+            drop(state);
+            return match handed {
+                Ok(()) => Ok(true),
+                Err(err) => {
+                    self.leave();
+                    Err(err)
+                }
+            };
+        }
+    }
+
+    fn hand_writable_file(&self, backing: &FileRef) -> Result {
+        // SAFETY: `backing` is live (checked writable by the caller).
+        let own = FileRef::new(unsafe { hotswap_file_open_backing(backing.as_ptr(), true) })?;
+        let ret = call_fcm(&self.fcm, |ops, obj, call| {
+            // SAFETY: `own` is live until it is dropped below; the FCM
+            // takes its own reference.
+            unsafe { (ops.set_file)(obj, call, own.as_ptr()) }
+        })?;
+        kernel::error::to_result(ret)
+    }
+
+    /// Counts an opener out; the last one writes the FCM back and ends it.
+    fn leave(self: &Arc<Self>) {
+        {
+            let mut state = self.state.lock();
+            state.openers -= 1;
+            if state.openers != 0 {
+                return;
+            }
+            state.life = Life::Closing;
+        }
+        // No lock held: the write-back may take as long as the backing
+        // filesystem takes. What it cannot write here (a fatal signal
+        // interrupts the closer's writes; a transient error) a worker tries
+        // once more, in a kernel thread, before the FCM ends with it.
+        let written = call_fcm(&self.fcm, |ops, obj, call| {
+            // SAFETY: The object is live for the call.
+            unsafe { (ops.sync)(obj, call, 0, i64::MAX, 0) }
+        });
+        if !matches!(written, Ok(0)) {
+            let cached = self.clone();
+            if crate::deferred::spawn(move || cached.end()).is_ok() {
+                return;
+            }
+        }
+        self.end();
+    }
+
+    /// Destroys the FCM (writing back what is left) and lets waiting
+    /// openers of the inode make a new one.
+    fn end(self: &Arc<Self>) {
+        objects::destroy(&self.fcm);
+        remove(self);
+        self.state.lock().life = Life::Gone;
+        self.changed.notify_all();
+    }
+}
+
+fn find(inode: usize) -> Option<Arc<CachedInode>> {
+    CACHED.lock().iter().find(|c| c.inode == inode).cloned()
+}
+
+fn remove(cached: &Arc<CachedInode>) {
+    let mut table = CACHED.lock();
+    if let Some(pos) = table.iter().position(|c| Arc::ptr_eq(c, cached)) {
+        // `pos` is in bounds.
+        let _ = table.remove(pos);
+    }
+}
+
+/// The inode's entry, with the caller counted in as an opener: the one in
+/// the table, or a new one.
+fn join_or_create(inode: usize, backing: &FileRef, writes: bool) -> Result<Arc<CachedInode>> {
+    // SAFETY: `backing` is live.
+    let writable = unsafe { hotswap_file_writable(backing.as_ptr()) };
+    loop {
+        let cached = match find(inode) {
+            Some(cached) => cached,
+            None => {
+                // Created outside the table lock (it allocates and may
+                // interpose); a racing creator may win, then ours goes.
+                let made = CachedInode::create(inode, backing, writable)?;
+                let mut table = CACHED.lock();
+                match table.iter().find(|c| c.inode == inode).cloned() {
+                    Some(other) => {
+                        drop(table);
+                        objects::destroy(&made.fcm);
+                        other
+                    }
+                    None => {
+                        if let Err(err) = table.push(made.clone(), GFP_KERNEL) {
+                            drop(table);
+                            objects::destroy(&made.fcm);
+                            return Err(err.into());
+                        }
+                        made
+                    }
+                }
+            }
+        };
+        if cached.join(backing, writes)? {
+            return Ok(cached);
+        }
+    }
+}
+
 fn attach(file: *mut c_void, fd: u32) -> Result {
     // SAFETY: Called from this device's ioctl.
     let me = unsafe { opener(file) };
@@ -139,94 +466,39 @@ fn attach(file: *mut c_void, fd: u32) -> Result {
         return Err(EBUSY);
     }
     // SAFETY: FFI; a reference is taken if the descriptor is valid.
-    let backing = unsafe { fget(fd) };
-    if backing.is_null() {
-        return Err(EBADF);
+    let backing = FileRef::new(unsafe { fget(fd) })?;
+    // SAFETY: Both files are live.
+    kernel::error::to_result(unsafe { hotswap_file_check_backing(backing.as_ptr(), file) })?;
+    // SAFETY: A live file.
+    let writes = unsafe { hotswap_file_writable(file) };
+    // SAFETY: A live file has an inode.
+    let inode = unsafe { (*backing.0.as_ptr()).f_inode } as usize;
+    let cached = join_or_create(inode, &backing, writes)?;
+    let slot: *const Slot = &*cached.fcm;
+    me.inode.store(Arc::into_raw(cached), Release);
+    // Earlier write-back failures are not this opener's to hear of.
+    match me.stats() {
+        Ok(s) => me.wb_seen.store(s.wb_errors, Relaxed),
+        Err(_) => me.wb_seen.store(0, Relaxed),
     }
-    let result = (|| -> Result<(Arc<Slot>, usize)> {
-        // SAFETY: Both files are live.
-        kernel::error::to_result(unsafe { hotswap_file_check_backing(backing, file) })?;
-        // SAFETY: Both are live files.
-        let (wants_write, backing_writable) =
-            unsafe { (hotswap_file_writable(file), hotswap_file_writable(backing)) };
-        // SAFETY: A live file has an inode.
-        let inode = unsafe { (*backing.cast::<kernel::bindings::file>()).f_inode } as usize;
-        let mut table = CACHED.lock();
-        if let Some(entry) = table.iter_mut().find(|e| e.inode == inode) {
-            if wants_write && !entry.writable {
-                // The FCM writes back through the first opener's file,
-                // which cannot write: hand it this one (checked writable
-                // above), or a reader would lock every writer out.
-                let ret = call_fcm(&entry.slot, |ops, obj, call| {
-                    // SAFETY: `backing` is live until the `fput` below.
-                    unsafe { (ops.set_file)(obj, call, backing) }
-                })?;
-                kernel::error::to_result(ret)?;
-                entry.writable = true;
-            }
-            entry.openers += 1;
-            return Ok((entry.slot.clone(), inode));
-        }
-        table.reserve(1, GFP_KERNEL)?;
-        let fcm = crate::api::name_from_cstr(crate::fcm::INTERFACE)?;
-        let args = FcmCreate {
-            file: backing,
-            capacity: CAPACITY.load(Acquire),
-        };
-        let slot = objects::create(
-            &fcm,
-            default_impl().as_ref(),
-            core::ptr::from_ref(&args).cast(),
-        )?;
-        crate::policy::ensure_monitor(&slot);
-        // Capacity was reserved above.
-        let _ = table.push(
-            Entry {
-                inode,
-                slot: slot.clone(),
-                openers: 1,
-                writable: backing_writable,
-            },
-            GFP_KERNEL,
-        );
-        Ok((slot, inode))
-    })();
-    // SAFETY: Taken by `fget` above; the FCM holds its own reference.
-    unsafe { fput(backing) };
-    let (slot, inode) = result?;
-    me.inode.store(inode, Release);
     // Ordering: publishes the slot to the lock-free readers in `slot()`.
-    me.attached.store(Arc::into_raw(slot).cast_mut(), Release);
+    me.attached.store(slot, Release);
     Ok(())
 }
 
 fn detach(me: &Opener) {
-    let slot = me.attached.load(Acquire);
-    if slot.is_null() {
+    let cached = me.inode.load(Acquire);
+    if cached.is_null() {
         return;
     }
     // SAFETY: The leaked `Arc` from `attach`, taken back once.
-    let slot = unsafe { Arc::from_raw(slot) };
-    let inode = me.inode.load(Acquire);
-    let mut table = CACHED.lock();
-    if let Some(pos) = table.iter().position(|e| e.inode == inode) {
-        table[pos].openers -= 1;
-        if table[pos].openers == 0 {
-            // Under the lock: a new opener of the inode must not get a
-            // second FCM while this one still writes back.
-            if let Ok(entry) = table.remove(pos) {
-                objects::destroy(&entry.slot);
-            }
-        }
-    }
-    drop(slot);
+    let cached = unsafe { Arc::from_raw(cached) };
+    cached.leave();
 }
 
 fn info(me: &Opener) -> Result<FileInfo> {
     let id = me.slot()?.id;
-    let mut s = FcmStats::default();
-    // SAFETY: `s` is writable; the object is live for the call.
-    me.call(|ops, obj, call| unsafe { (ops.stats)(obj, call, &mut s) })?;
+    let s = me.stats()?;
     Ok(FileInfo {
         object: id,
         reserved: 0,
@@ -240,11 +512,51 @@ fn info(me: &Opener) -> Result<FileInfo> {
         dirty: s.dirty,
         allocated: s.allocated,
         freed: s.freed,
+        wb_errors: s.wb_errors,
+        wb_errno: s.wb_errno,
     })
 }
 
 // SAFETY: `FileInfo` is `#[repr(C)]` integers with explicit padding.
 unsafe impl kernel::transmute::AsBytes for FileInfo {}
+
+/// A write through the FCM: checked against the backing file's limits,
+/// at the end of the file if the device was opened `O_APPEND`.
+fn write(
+    file: *mut c_void,
+    me: &Opener,
+    buf: *const u8,
+    len: usize,
+    at: &mut i64,
+) -> Result<isize> {
+    // SAFETY: A live file.
+    if !unsafe { hotswap_file_writable(file) } {
+        return Err(EBADF);
+    }
+    let cached = me.cached()?;
+    // SAFETY: A live file.
+    let _appending = if unsafe { hotswap_file_appends(file) } {
+        let guard = cached.append.lock();
+        // SAFETY: The object is live for the call.
+        *at = me.call(|ops, obj, call| unsafe { (ops.size)(obj, call) })?;
+        Some(guard)
+    } else {
+        None
+    };
+    let mut count = len;
+    // SAFETY: The inode's file is live; `count` is a valid in/out count.
+    kernel::error::to_result(unsafe {
+        hotswap_file_write_limits(cached.file.as_ptr().cast(), *at, &mut count)
+    })?;
+    let pos = *at;
+    let n = me.call(|ops, obj, call| {
+        // SAFETY: The FCM copies from the user buffer, checking it.
+        unsafe { (ops.write)(obj, call, pos, buf as usize, count, 1) }
+    })?;
+    let n = checked_count(n, count)?;
+    *at += n as i64;
+    Ok(n)
+}
 
 /// `open`: a fresh opener with nothing attached.
 ///
@@ -255,8 +567,9 @@ unsafe impl kernel::transmute::AsBytes for FileInfo {}
 pub(crate) unsafe extern "C" fn hotswap_file_open(_inode: *mut c_void, file: *mut c_void) -> c_int {
     let made = KBox::pin_init(
         pin_init!(Opener {
-            attached: Atomic::new(core::ptr::null_mut()),
-            inode: Atomic::new(0),
+            attached: Atomic::new(core::ptr::null()),
+            inode: Atomic::new(core::ptr::null()),
+            wb_seen: Atomic::new(0),
             attach <- new_mutex!(()),
         }),
         GFP_KERNEL,
@@ -287,6 +600,27 @@ pub(crate) unsafe extern "C" fn hotswap_file_release(
     let me = unsafe { KBox::from_raw(hotswap_file_private(file).cast::<Opener>()) };
     detach(&me);
     0
+}
+
+/// `flush` (each `close(2)`): a descriptor open for writing writes the
+/// inode's dirty pages back and reports write-back failures it has not
+/// been told of.
+///
+/// # Safety
+///
+/// Called by the VFS through `cached_file.c` with that hook's arguments.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_file_flush(file: *mut c_void, _id: *mut c_void) -> c_int {
+    // SAFETY: A file of this device.
+    let me = unsafe { opener(file) };
+    // SAFETY: A live file.
+    if me.slot().is_err() || !unsafe { hotswap_file_writable(file) } {
+        return 0;
+    }
+    match me.sync(0, i64::MAX, 0) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// `read`/`pread`.
@@ -328,19 +662,7 @@ pub(crate) unsafe extern "C" fn hotswap_file_write(
 ) -> isize {
     // SAFETY: A file of this device; `pos` is the VFS's position.
     let (me, at) = unsafe { (opener(file), &mut *pos) };
-    errno((|| {
-        // SAFETY: A live file.
-        if !unsafe { hotswap_file_writable(file) } {
-            return Err(EBADF);
-        }
-        let n = me.call(|ops, obj, call| {
-            // SAFETY: The FCM copies from the user buffer, checking it.
-            unsafe { (ops.write)(obj, call, *at, buf as usize, len, 1) }
-        })?;
-        let n = checked_count(n, len)?;
-        *at += n as i64;
-        Ok(n)
-    })())
+    errno(write(file, me, buf, len, at))
 }
 
 /// `lseek`: positions within the cached file's size.
@@ -364,7 +686,8 @@ pub(crate) unsafe extern "C" fn hotswap_file_llseek(
     }
 }
 
-/// `fsync`: writes dirty pages in the range back and syncs the file.
+/// `fsync`: writes dirty pages in the range back and syncs the file, then
+/// reports any write-back failure this opener was not told of.
 ///
 /// # Safety
 ///
@@ -378,14 +701,43 @@ pub(crate) unsafe extern "C" fn hotswap_file_fsync(
 ) -> c_int {
     // SAFETY: A file of this device.
     let me = unsafe { opener(file) };
-    // SAFETY: The object is live for the call.
-    match me.call(|ops, obj, call| unsafe { (ops.sync)(obj, call, start, end) }) {
-        Ok(ret) => ret,
+    match me.sync(start, end, SYNC_FILE) {
+        Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
-/// `ioctl`: attach a backing file, or report on it.
+/// `posix_fadvise(POSIX_FADV_DONTNEED)`: writes the file's dirty pages
+/// back and drops its cached pages.
+///
+/// # Safety
+///
+/// Called by the VFS through `cached_file.c` with a file of this device.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_file_drop_cache(file: *mut c_void) -> c_int {
+    // SAFETY: A file of this device.
+    let me = unsafe { opener(file) };
+    // SAFETY: The object is live for the call.
+    match me.call(|ops, obj, call| unsafe { (ops.evict)(obj, call, 0) }) {
+        Ok(ret) if ret < 0 => ret as c_int,
+        Ok(_) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The truncate ioctl: the device must be open for writing.
+fn truncate(file: *mut c_void, me: &Opener, size: u64) -> Result {
+    // SAFETY: A live file.
+    if !unsafe { hotswap_file_writable(file) } {
+        return Err(EBADF);
+    }
+    let size = i64::try_from(size).map_err(|_| EINVAL)?;
+    // SAFETY: The object is live for the call.
+    let ret = me.call(|ops, obj, call| unsafe { (ops.truncate)(obj, call, size) })?;
+    kernel::error::to_result(ret)
+}
+
+/// `ioctl`: attach a backing file, report on it, or truncate it.
 ///
 /// # Safety
 ///
@@ -396,20 +748,19 @@ pub(crate) unsafe extern "C" fn hotswap_file_ioctl(
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {
+    let user = |len| UserSlice::new(UserPtr::from_addr(arg as usize), len);
     let run = || -> Result {
         match cmd {
-            HOTSWAP_FILE_IOC_ATTACH => {
-                let fd: u32 = UserSlice::new(UserPtr::from_addr(arg as usize), 4)
-                    .reader()
-                    .read()?;
-                attach(file, fd)
-            }
+            HOTSWAP_FILE_IOC_ATTACH => attach(file, user(4).reader().read()?),
             HOTSWAP_FILE_IOC_INFO => {
                 // SAFETY: A file of this device.
                 let info = info(unsafe { opener(file) })?;
-                UserSlice::new(UserPtr::from_addr(arg as usize), size_of::<FileInfo>())
-                    .writer()
-                    .write(&info)
+                user(size_of::<FileInfo>()).writer().write(&info)
+            }
+            HOTSWAP_FILE_IOC_TRUNCATE => {
+                let size: u64 = user(8).reader().read()?;
+                // SAFETY: A file of this device.
+                truncate(file, unsafe { opener(file) }, size)
             }
             _ => Err(ENOTTY),
         }

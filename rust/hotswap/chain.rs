@@ -72,7 +72,7 @@ impl Chain {
 
     #[cold]
     fn resolve_mediated(mediator: &Arc<Mediator>, call: &mut Call) -> Result {
-        let (target, tracked) = mediator.enter()?;
+        let (target, task) = mediator.enter()?;
         let instance = match target {
             Target::Old => &mediator.old,
             Target::New => &mediator.new,
@@ -80,7 +80,8 @@ impl Chain {
         call.methods = instance.methods();
         call.obj = instance.obj;
         call.mediator = Arc::as_ptr(mediator).cast();
-        call.tracked = u32::from(tracked);
+        call.tracked = u32::from(task.is_some());
+        call.task = task.unwrap_or(0);
         Ok(())
     }
 }

@@ -359,13 +359,14 @@ fn swap_objects(req: &mut SwapRequest) -> Result {
         GFP_KERNEL,
     )?;
     write_entries(req.results, req.capacity, &blank)?;
+    // Allocated before anything changes: a swap that ran must be reported.
+    let mut out = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
     if req.object == 0 {
         REGISTRY.lock().set_default(&interface, &target)?;
     }
     let start = Instant::<Monotonic>::now();
     let results = swap::swap(&slots, &target, timeout)?;
     req.total_ns = start.elapsed().as_nanos() as u64;
-    let mut out = KVec::with_capacity(results.len(), GFP_KERNEL)?;
     for (slot, result) in slots.iter().zip(results.iter()) {
         let mut r = SwapResult {
             id: slot.id,
@@ -391,7 +392,8 @@ fn swap_objects(req: &mut SwapRequest) -> Result {
                 r.errno = err.to_errno();
             }
         }
-        out.push(r, GFP_KERNEL)?;
+        // Capacity is one place per slot.
+        let _ = out.push_within_capacity(r);
     }
     let tally = swap::Tally::of(&results);
     req.count = out.len() as u32;

@@ -143,15 +143,6 @@ pub(crate) fn passed(deadline: Instant<Monotonic>) -> bool {
     (Instant::<Monotonic>::now() - deadline).as_nanos() >= 0
 }
 
-/// The later of two instants.
-pub(crate) fn later(a: Instant<Monotonic>, b: Instant<Monotonic>) -> Instant<Monotonic> {
-    if (a - b).as_nanos() >= 0 {
-        a
-    } else {
-        b
-    }
-}
-
 /// Polls until `done()` or `deadline`; `ETIMEDOUT` if the deadline passes
 /// first. Sleeps between polls, starting at 100 µs and backing off to 10 ms,
 /// so a grace period that ends quickly is noticed quickly.

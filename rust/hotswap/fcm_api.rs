@@ -37,6 +37,10 @@ pub const FORMAT_PAGEMAP: u32 = 1;
 /// State format: page descriptors (see the module docs).
 pub const FORMAT_DESCRIPTORS: u32 = 2;
 
+/// [`FcmOps::sync`] flag: after writing dirty pages back, sync the backing
+/// file to its storage (`fsync`); without it, only write back (`close`).
+pub const SYNC_FILE: u32 = 1;
+
 /// Creation argument of an FCM (`arg` of `create`; NULL for a
 /// replacement, whose state arrives by import).
 #[repr(C)]
@@ -73,6 +77,12 @@ pub struct FcmStats {
     pub size: i64,
     /// Capacity bound in pages (0: none).
     pub capacity: u64,
+    /// Write-backs that failed, ever (carried across swaps). The front end
+    /// reports each new one once to every opener, at its next `fsync` or
+    /// `close`, as the VFS's `errseq` does.
+    pub wb_errors: u64,
+    /// The errno of the latest failed write-back (negative; 0: none).
+    pub wb_errno: i64,
 }
 
 /// The `fcm` method table. `buf` is a user address when `user` is 1, a
@@ -85,10 +95,15 @@ pub struct FcmOps {
     /// Writes `len` bytes at `pos` into the cache (marking pages dirty and
     /// growing the file); returns the count or a negative errno.
     pub write: unsafe extern "C" fn(*mut c_void, *const Call, i64, usize, usize, u32) -> isize,
-    /// Writes dirty pages in `[start, end]` back and syncs the file.
-    pub sync: unsafe extern "C" fn(*mut c_void, *const Call, i64, i64) -> c_int,
+    /// Writes dirty pages in `[start, end]` back, every one it can, and
+    /// with [`SYNC_FILE`] in `flags` syncs the file; 0 or the first error.
+    pub sync: unsafe extern "C" fn(*mut c_void, *const Call, i64, i64, u32) -> c_int,
     /// The file size.
     pub size: unsafe extern "C" fn(*mut c_void, *const Call) -> i64,
+    /// Sets the file's size (the backing file's first, so a refusal changes
+    /// nothing): cached pages past it go, dirty or not, and the rest of the
+    /// last page reads as zeros. 0 or a negative errno.
+    pub truncate: unsafe extern "C" fn(*mut c_void, *const Call, i64) -> c_int,
     /// Evicts until at most `keep` pages are cached (dirty ones written
     /// back first); returns pages evicted or a negative errno.
     pub evict: unsafe extern "C" fn(*mut c_void, *const Call, u64) -> i64,
@@ -147,36 +162,66 @@ impl Buffer {
         }
     }
 
-    /// Copies `data` to offset `at` of the buffer.
-    pub fn put(self, at: usize, data: &[u8]) -> Result {
+    /// Copies `len` bytes from `src` to offset `at` of the buffer, all or
+    /// nothing, never taking a page fault: it runs under an FCM's locks,
+    /// and a fault there could wait on anything (a FUSE-backed buffer, the
+    /// same file's cache). Returns false if the user buffer is not there
+    /// to copy into; [`crate::fcm_pages::read_chunk`] faults it in with no
+    /// lock held and tries again.
+    ///
+    /// # Safety
+    ///
+    /// `src` is valid for reads of `len` bytes. Other CPUs may copy into
+    /// the same bytes meanwhile (a cached page, see `fcm_pages.rs`): the
+    /// copy goes through raw pointers, never a Rust reference.
+    pub unsafe fn copy_to(self, at: usize, src: *const u8, len: usize) -> bool {
         match self {
             Self::User(addr) => {
-                let ptr = kernel::uaccess::UserPtr::from_addr(addr.checked_add(at).ok_or(EFAULT)?);
-                kernel::uaccess::UserSlice::new(ptr, data.len())
-                    .writer()
-                    .write_slice(data)
+                let Some(to) = addr.checked_add(at) else {
+                    return false;
+                };
+                // SAFETY: `src` is readable for `len` bytes (the caller's
+                // contract); the copy checks the user range itself and
+                // fails rather than fault. The kernel crate's writer takes
+                // a `&[u8]`, which would assert that no other CPU writes
+                // the page meanwhile, and may fault.
+                unsafe {
+                    kernel::bindings::copy_to_user_nofault(to as *mut c_void, src.cast(), len) == 0
+                }
             }
             Self::Kernel(p) => {
                 // SAFETY: The caller of the FCM method promised `p` is valid
-                // for the whole request, which `at + data.len()` is within.
-                unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), p.add(at), data.len()) };
-                Ok(())
+                // for the whole request, which `at + len` is within; `src`
+                // is readable (this function's contract).
+                unsafe { core::ptr::copy_nonoverlapping(src, p.add(at), len) };
+                true
             }
         }
     }
 
-    /// Fills `out` from offset `at` of the buffer.
-    pub fn get(self, at: usize, out: &mut [u8]) -> Result {
+    /// Fills `dst` (`len` bytes) from offset `at` of the buffer: all of
+    /// it, or `EFAULT` (then `dst` may hold part of the bytes).
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writes of `len` bytes and nothing else accesses
+    /// them during the call (a staging page only this call owns).
+    pub unsafe fn copy_from(self, at: usize, dst: *mut u8, len: usize) -> Result {
         match self {
             Self::User(addr) => {
                 let ptr = kernel::uaccess::UserPtr::from_addr(addr.checked_add(at).ok_or(EFAULT)?);
-                kernel::uaccess::UserSlice::new(ptr, out.len())
+                // SAFETY: `dst` is valid and exclusive for `len` bytes (the
+                // caller's contract); `MaybeUninit<u8>` has `u8`'s layout.
+                let out = unsafe {
+                    core::slice::from_raw_parts_mut(dst.cast::<core::mem::MaybeUninit<u8>>(), len)
+                };
+                kernel::uaccess::UserSlice::new(ptr, len)
                     .reader()
-                    .read_slice(out)
+                    .read_raw(out)
             }
             Self::Kernel(p) => {
-                // SAFETY: As in `put`.
-                unsafe { core::ptr::copy_nonoverlapping(p.add(at), out.as_mut_ptr(), out.len()) };
+                // SAFETY: As in `copy_to`, the other way round.
+                unsafe { core::ptr::copy_nonoverlapping(p.add(at), dst, len) };
                 Ok(())
             }
         }
@@ -197,7 +242,9 @@ pub trait FcmImpl: Sized + Send + Sync {
     /// See [`FcmOps::write`].
     fn write(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize>;
     /// See [`FcmOps::sync`].
-    fn sync(&self, start: i64, end: i64) -> Result;
+    fn sync(&self, start: i64, end: i64, flags: u32) -> Result;
+    /// See [`FcmOps::truncate`].
+    fn truncate(&self, size: i64) -> Result;
     /// See [`FcmOps::size`].
     fn size(&self) -> i64;
     /// See [`FcmOps::evict`].
@@ -265,9 +312,15 @@ unsafe extern "C" fn sync_shim<T: FcmImpl>(
     _: *const Call,
     start: i64,
     end: i64,
+    flags: u32,
 ) -> c_int {
     // SAFETY: As in `read_shim`.
-    errno(unsafe { this::<T>(o) }.sync(start, end), |()| 0) as c_int
+    errno(unsafe { this::<T>(o) }.sync(start, end, flags), |()| 0) as c_int
+}
+
+unsafe extern "C" fn truncate_shim<T: FcmImpl>(o: *mut c_void, _: *const Call, size: i64) -> c_int {
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.truncate(size), |()| 0) as c_int
 }
 
 unsafe extern "C" fn size_shim<T: FcmImpl>(o: *mut c_void, _: *const Call) -> i64 {
@@ -363,6 +416,7 @@ pub const fn fcm_methods<T: FcmImpl>() -> FcmOps {
         read: read_shim::<T>,
         write: write_shim::<T>,
         sync: sync_shim::<T>,
+        truncate: truncate_shim::<T>,
         size: size_shim::<T>,
         evict: evict_shim::<T>,
         stats: stats_shim::<T>,

@@ -5,7 +5,7 @@
 //! `fcm_api.rs`.
 
 use crate::fcm_api::{
-    Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE,
+    Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE,
 };
 use kernel::bindings;
 use kernel::prelude::*;
@@ -177,7 +177,7 @@ pub fn writes_past_eof_reach_the_file_on_sync<T: FcmImpl>() -> Result {
     check_eq!(fcm.size(), 10_005);
     check_eq!(file.contents()?.len(), 5000);
     check_eq!(fcm.stats().dirty, 1);
-    fcm.sync(0, i64::MAX)?;
+    fcm.sync(0, i64::MAX, SYNC_FILE)?;
     let on_disk = file.contents()?;
     check_eq!(on_disk.len(), 10_005);
     check_eq!(&on_disk[..5000], &content[..]);
@@ -232,7 +232,7 @@ pub fn set_file_moves_write_back<T: FcmImpl>() -> Result {
     write(&fcm, 2, b"ab")?;
     let second = TempFile::new(c"fcm_test_second", b"0123456789")?;
     fcm.set_file(second.as_ptr())?;
-    fcm.sync(0, i64::MAX)?;
+    fcm.sync(0, i64::MAX, SYNC_FILE)?;
     check_eq!(&second.contents()?[..], b"01ab456789");
     check_eq!(&first.contents()?[..], b"0123456789");
     check_eq!(&read(&fcm, 0, 10)?[..], b"01ab456789");
@@ -261,7 +261,7 @@ pub fn descriptor_transfer_moves_pages_without_rereading<T: FcmImpl>() -> Result
         &content[PAGE_SIZE..3 * PAGE_SIZE]
     );
     check_eq!(new.stats().fills, 3);
-    new.sync(0, i64::MAX)?;
+    new.sync(0, i64::MAX, SYNC_FILE)?;
     check_eq!(&file.contents()?[5..10], b"moved");
     check!(balanced(&new.stats()));
     new.destroy(false);
@@ -308,7 +308,7 @@ pub fn pagemap_transfer_hands_the_map_over<T: FcmImpl>() -> Result {
         &content[PAGE_SIZE..4 * PAGE_SIZE]
     );
     check_eq!(new.stats().fills, 4);
-    new.sync(0, i64::MAX)?;
+    new.sync(0, i64::MAX, SYNC_FILE)?;
     check_eq!(&file.contents()?[3..6], b"map");
     check!(balanced(&new.stats()));
     new.destroy(false);
@@ -330,5 +330,168 @@ pub fn aborted_pagemap_transfer_restores_the_map<T: FcmImpl>() -> Result {
     check_eq!(old.stats().fills, 2);
     old.destroy(false);
     check_eq!(&file.contents()?[..4], b"mine");
+    Ok(())
+}
+
+/// An address that faults: KUnit cases run in a kernel thread, which has
+/// no user address space at all.
+const FAULTING: Buffer = Buffer::User(0x10000);
+
+/// Conformance: a write whose buffer faults changes nothing. It used to
+/// cache a zeroed page on a whole-page miss before the copy failed, which
+/// later reads returned and a later write-back wrote over the file.
+pub fn faulting_write_changes_nothing<T: FcmImpl>() -> Result {
+    let content = patterned(2 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_fault", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    // A whole page that is not cached yet.
+    check_eq!(fcm.write(0, FAULTING, PAGE_SIZE), Err(EFAULT));
+    check_eq!(&read(&fcm, 0, PAGE_SIZE)?[..], &content[..PAGE_SIZE]);
+    // Part of a cached page, and bytes past the end of the file.
+    read(&fcm, PAGE_SIZE as i64, PAGE_SIZE)?;
+    check_eq!(fcm.write(PAGE_SIZE as i64 + 10, FAULTING, 100), Err(EFAULT));
+    check_eq!(fcm.write(2 * PAGE_SIZE as i64, FAULTING, 10), Err(EFAULT));
+    check_eq!(fcm.size(), 2 * PAGE_SIZE as i64);
+    check_eq!(&read(&fcm, 0, 2 * PAGE_SIZE)?[..], &content[..]);
+    check_eq!(fcm.stats().dirty, 0);
+    fcm.sync(0, i64::MAX, SYNC_FILE)?;
+    fcm.destroy(false);
+    check_eq!(&file.contents()?[..], &content[..]);
+    Ok(())
+}
+
+/// A page index past 2 GiB: the test files are opened without
+/// `O_LARGEFILE`, so a write-back there fails (`EFBIG`) as the VFS checks
+/// any write, a failing backing file without a broken device.
+const PAST_2GIB: usize = 600_000;
+
+/// Another `struct file` of `file`'s inode, opened `O_RDWR | O_LARGEFILE`:
+/// write-back through it reaches past 2 GiB.
+struct LargeTwin(*mut bindings::file);
+
+impl LargeTwin {
+    fn of(file: &TempFile) -> Result<Self> {
+        let raw = file.as_ptr().cast::<bindings::file>();
+        let flags = (bindings::O_RDWR | bindings::O_LARGEFILE) as i32;
+        // SAFETY: `raw` is a live file, whose path is valid while it is.
+        let twin =
+            unsafe { bindings::dentry_open(&(*raw).__bindgen_anon_1.f_path, flags, (*raw).f_cred) };
+        if (twin as isize) < 0 && (twin as isize) >= -4095 {
+            return Err(Error::from_errno(twin as i32));
+        }
+        Ok(Self(twin))
+    }
+
+    /// `len` bytes of the file at `pos`.
+    fn read(&self, pos: usize, len: usize) -> Result<KVec<u8>> {
+        let mut out = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        let mut at = pos as i64;
+        // SAFETY: `out` is writable for `len` bytes; the file is live.
+        let ret = unsafe { bindings::kernel_read(self.0, out.as_mut_ptr().cast(), len, &mut at) };
+        out.truncate(ret.max(0) as usize);
+        Ok(out)
+    }
+}
+
+impl Drop for LargeTwin {
+    fn drop(&mut self) {
+        // SAFETY: Opened by `of`, put once.
+        unsafe { bindings::fput(self.0) };
+    }
+}
+
+/// Conformance: a dirty page whose write-back fails stays cached and
+/// dirty, the failure is counted (for `fsync` and `close` to report), and
+/// reads go on: eviction passes the page over instead of failing every
+/// call that needs room.
+pub fn failed_write_back_keeps_the_page_and_reads_go_on<T: FcmImpl>() -> Result {
+    let content = patterned(12 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_wb_error", &content)?;
+    let fcm = file.fcm::<T>(4)?;
+    let (first, second) = (PAST_2GIB * PAGE_SIZE, (PAST_2GIB + 1) * PAGE_SIZE);
+    write(&fcm, first as i64, b"first")?;
+    write(&fcm, second as i64, b"second")?;
+    // Eight more pages through a cache of four: the dirty ones, the least
+    // recently used, cannot go; clean ones must.
+    for i in 0..8 {
+        let at = i * PAGE_SIZE;
+        check_eq!(
+            &read(&fcm, at as i64, PAGE_SIZE)?[..],
+            &content[at..at + PAGE_SIZE]
+        );
+    }
+    let s = fcm.stats();
+    check!(s.cached <= 4);
+    check_eq!(s.dirty, 2);
+    check!(s.wb_errors > 0);
+    check_eq!(s.wb_errno, EFBIG.to_errno() as i64);
+    check_eq!(fcm.sync(0, i64::MAX, SYNC_FILE), Err(EFBIG));
+    // A file that can reach there: everything gets written.
+    let twin = LargeTwin::of(&file)?;
+    fcm.set_file(twin.0.cast())?;
+    fcm.sync(0, i64::MAX, SYNC_FILE)?;
+    check_eq!(fcm.stats().dirty, 0);
+    check_eq!(&twin.read(first, 5)?[..], b"first");
+    check_eq!(&twin.read(second, 6)?[..], b"second");
+    check!(balanced(&fcm.stats()));
+    fcm.destroy(false);
+    Ok(())
+}
+
+/// Conformance: truncation shrinks the cache and the file together (dirty
+/// pages past the end go unwritten), and growing again reads zeros.
+pub fn truncate_shrinks_and_grows<T: FcmImpl>() -> Result {
+    let content = patterned(3 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_truncate", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    read(&fcm, 0, 3 * PAGE_SIZE)?;
+    write(&fcm, 2 * PAGE_SIZE as i64 + 5, b"gone")?;
+    let end = PAGE_SIZE + 100;
+    fcm.truncate(end as i64)?;
+    check_eq!(fcm.size(), end as i64);
+    check_eq!(&read(&fcm, 0, 3 * PAGE_SIZE)?[..], &content[..end]);
+    let s = fcm.stats();
+    check_eq!((s.cached, s.dirty), (2, 0));
+    check!(balanced(&s));
+    check_eq!(&file.contents()?[..], &content[..end]);
+    // Growing: the old bytes past `end` do not come back.
+    fcm.truncate(3 * PAGE_SIZE as i64)?;
+    write(&fcm, 3 * PAGE_SIZE as i64 - 4, b"tail")?;
+    let grown = read(&fcm, 0, 3 * PAGE_SIZE)?;
+    check_eq!(&grown[..end], &content[..end]);
+    check!(grown[end..3 * PAGE_SIZE - 4].iter().all(|b| *b == 0));
+    check_eq!(&grown[3 * PAGE_SIZE - 4..], b"tail");
+    fcm.sync(0, i64::MAX, SYNC_FILE)?;
+    check_eq!(&file.contents()?[..], &grown[..]);
+    check_eq!(fcm.truncate(-1), Err(EINVAL));
+    check_eq!(fcm.size(), 3 * PAGE_SIZE as i64);
+    fcm.destroy(false);
+    Ok(())
+}
+
+/// Conformance: an aborted descriptor transfer leaves the old FCM exactly
+/// as it was without allocating anything (the pages were only lent), and
+/// a completed one leaves the old FCM owning nothing.
+pub fn descriptor_transfer_lends_the_pages<T: FcmImpl>() -> Result {
+    let content = patterned(3 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_lend", &content)?;
+    let old = file.fcm::<T>(0)?;
+    read(&old, 0, 3 * PAGE_SIZE)?;
+    write(&old, 1, b"lent")?;
+    let state = old.export(FORMAT_DESCRIPTORS)?;
+    // While lent, the exporter still has every page (it is quiescent).
+    check_eq!(old.stats().cached, 3);
+    old.release(FORMAT_DESCRIPTORS, state, false);
+    check_eq!(&read(&old, 1, 4)?[..], b"lent");
+    check_eq!(old.stats().fills, 3);
+    let state = old.export(FORMAT_DESCRIPTORS)?;
+    let new = T::create_empty()?;
+    new.import(FORMAT_DESCRIPTORS, state)?;
+    old.release(FORMAT_DESCRIPTORS, state, true);
+    old.destroy(true);
+    check_eq!(&read(&new, 1, 4)?[..], b"lent");
+    check_eq!(new.stats().fills, 3);
+    new.destroy(false);
+    check_eq!(&file.contents()?[1..5], b"lent");
     Ok(())
 }

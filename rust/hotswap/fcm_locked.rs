@@ -6,12 +6,22 @@
 //!
 //! Pages live in the page map (`fcm_pages.rs`: an XArray by index), which
 //! a swap hands over whole. Each access stamps the page with a clock tick;
-//! when the cache grows past its capacity, one scan picks the least
+//! when a miss finds the cache at its capacity, one scan picks the least
 //! recently used eighth and evicts it (dirty pages are written back
-//! first), so eviction costs O(1) per page amortized.
+//! first), so eviction costs O(log n) per page amortized.
+//!
+//! Writes are staged outside the lock a page at a time (`fcm_pages::Stager`):
+//! a chunk lands whole or not at all, so a faulting user buffer leaves the
+//! cache exactly as far as the write got. A dirty page whose write-back
+//! fails stays cached and dirty (the error is counted for the next `fsync`
+//! and `close` of every opener); eviction passes it over, and a miss that
+//! finds no room because of such pages fails with that error.
 
-use crate::fcm_api::{Buffer, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE};
-use crate::fcm_pages::{self, BackingFile, CachePage, DescriptorExport, Entry, PageMap};
+use crate::fcm_api::{Buffer, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE};
+use crate::fcm_pages::{
+    self, partial, whole_page, BackingFile, CachePage, Chunk, DescriptorExport, Entry, PageMap,
+    Stager,
+};
 use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
@@ -35,37 +45,92 @@ impl Inner {
         self.file.as_ref().ok_or(EBADF)
     }
 
-    /// The cached page `index`, brought in on a miss. `fill` is false when
-    /// the caller overwrites the whole page (no read needed).
-    fn page(&mut self, index: u64, fill: bool) -> Result<&Entry> {
+    /// Stamps page `index` as just used.
+    fn touch(&mut self, index: u64) -> Result<&Entry> {
         self.clock += 1;
-        let stamp = self.clock;
+        let entry = self.pages.get(index).ok_or(EINVAL)?;
+        entry.stamp.store(self.clock, Relaxed);
+        entry.referenced.store(true, Relaxed);
+        Ok(entry)
+    }
+
+    /// Room for one more page: at the capacity, evicts the least recently
+    /// used eighth (at least one page). Fails with the write-back error if
+    /// dirty pages that cannot be written back leave no room.
+    fn make_room(&mut self) -> Result {
+        if self.capacity == 0 || self.stats.cached < self.capacity {
+            return Ok(());
+        }
+        let keep = self.capacity - (self.capacity / 8).max(1);
+        self.evict_to(keep)?;
+        if self.stats.cached < self.capacity {
+            Ok(())
+        } else {
+            Err(EIO)
+        }
+    }
+
+    /// Caches `page` as page `index` (a miss), making room first.
+    fn insert(&mut self, index: u64, page: CachePage, dirty: bool) -> Result {
+        self.make_room()?;
+        self.pages.insert(index, Entry::boxed(page, dirty, true)?)?;
+        self.stats.allocated += 1;
+        self.stats.cached += 1;
+        if dirty {
+            self.stats.dirty += 1;
+        }
+        Ok(())
+    }
+
+    /// A new page for `index` holding the file's bytes (zeros past EOF).
+    fn filled(&mut self, index: u64) -> Result<CachePage> {
+        let mut page = CachePage::alloc()?;
+        if (index as i64) * PAGE < self.size {
+            self.file()?.fill(index, &mut page)?;
+            self.stats.fills += 1;
+        }
+        Ok(page)
+    }
+
+    /// The cached page `index`, brought in from the file on a miss.
+    fn page_for_read(&mut self, index: u64) -> Result<&Entry> {
         if self.pages.get(index).is_some() {
             self.stats.hits += 1;
         } else {
             self.stats.misses += 1;
-            let page = CachePage::alloc()?;
-            self.stats.allocated += 1;
-            let beyond_eof = (index as i64) * PAGE >= self.size;
-            if fill && !beyond_eof {
-                let filled = self.file().and_then(|f| f.fill(index, &page));
-                if let Err(err) = filled {
-                    self.stats.freed += 1;
-                    return Err(err);
-                }
-                self.stats.fills += 1;
-            }
-            let inserted = Entry::boxed(page, false, true)
-                .and_then(|e| self.pages.insert(index, e).map(|_| ()));
-            if let Err(err) = inserted {
-                self.stats.freed += 1;
-                return Err(err);
-            }
-            self.stats.cached += 1;
+            let page = self.filled(index)?;
+            self.insert(index, page, false)?;
         }
-        let entry = self.pages.get(index).ok_or(EINVAL)?;
-        entry.stamp.store(stamp, Relaxed);
-        Ok(entry)
+        self.touch(index)
+    }
+
+    /// Lands chunk `c` of a write, staged in `staged`, in the cache. Gives
+    /// the staging page back unless it became the cached page (a whole
+    /// page missing from the cache).
+    fn store(&mut self, c: &Chunk, staged: CachePage) -> Result<Option<CachePage>> {
+        let spare = if let Some(entry) = self.pages.get(c.index) {
+            self.stats.hits += 1;
+            entry.page.copy_from_page(&staged, c.offset, c.len);
+            if !entry.dirty.xchg(true, Relaxed) {
+                self.stats.dirty += 1;
+            }
+            Some(staged)
+        } else {
+            self.stats.misses += 1;
+            if whole_page(c) {
+                self.insert(c.index, staged, true)?;
+                None
+            } else {
+                let page = self.filled(c.index)?;
+                page.copy_from_page(&staged, c.offset, c.len);
+                self.insert(c.index, page, true)?;
+                Some(staged)
+            }
+        };
+        self.touch(c.index)?;
+        let end = (c.index as i64) * PAGE + (c.offset + c.len) as i64;
+        self.size = self.size.max(end);
+        Ok(spare)
     }
 
     /// Bytes of page `index` that belong to the file.
@@ -76,18 +141,30 @@ impl Inner {
 
     fn write_back_one(&mut self, index: u64) -> Result {
         let len = self.valid_len(index);
-        let file = self.file.as_ref().ok_or(EBADF)?;
-        if let Some(entry) = self.pages.get(index) {
-            if entry.dirty.load(Relaxed) {
-                file.write_back(index, &entry.page, len)?;
-                entry.dirty.store(false, Relaxed);
+        let result = match (self.file.as_ref(), self.pages.get(index)) {
+            (Some(file), Some(entry)) if entry.dirty.load(Relaxed) => {
+                file.write_back(index, &entry.page, len).inspect(|()| {
+                    entry.dirty.store(false, Relaxed);
+                })
+            }
+            (None, Some(entry)) if entry.dirty.load(Relaxed) => Err(EBADF),
+            _ => return Ok(()),
+        };
+        match result {
+            Ok(()) => {
                 self.stats.dirty -= 1;
                 self.stats.writebacks += 1;
             }
+            Err(err) => {
+                self.stats.wb_errors += 1;
+                self.stats.wb_errno = err.to_errno().into();
+            }
         }
-        Ok(())
+        result
     }
 
+    /// Writes back every dirty page in `[first, last]`, each one it can;
+    /// the first error, if any.
     fn write_back_range(&mut self, first: u64, last: u64) -> Result {
         let mut dirty = KVec::new();
         let mut failed = None;
@@ -101,10 +178,13 @@ impl Inner {
         if let Some(err) = failed {
             return Err(err.into());
         }
+        let mut result = Ok(());
         for index in dirty {
-            self.write_back_one(index)?;
+            if let Err(err) = self.write_back_one(index) {
+                result = result.and(Err(err));
+            }
         }
-        Ok(())
+        result
     }
 
     fn evict_one(&mut self, index: u64) -> Result {
@@ -117,9 +197,11 @@ impl Inner {
         Ok(())
     }
 
-    /// Evicts least recently used pages until at most `keep` are cached.
+    /// Evicts least recently used pages until at most `keep` are cached,
+    /// passing over dirty pages whose write-back fails. Fails with that
+    /// error only if they kept it from reaching `keep`.
     fn evict_to(&mut self, keep: u64) -> Result<u64> {
-        let excess = self.stats.cached.saturating_sub(keep) as usize;
+        let excess = self.stats.cached.saturating_sub(keep);
         if excess == 0 {
             return Ok(0);
         }
@@ -128,22 +210,52 @@ impl Inner {
             // Capacity is the number of entries.
             let _ = by_age.push_within_capacity((entry.stamp.load(Relaxed), index));
         });
-        let excess = excess.min(by_age.len());
-        if excess == 0 {
-            return Ok(0);
+        // The oldest `excess` first; the rest (newer, in no order) only
+        // stand in for pages whose write-back failed.
+        let excess_len = (excess as usize).min(by_age.len());
+        if excess_len > 0 {
+            by_age.select_nth_unstable(excess_len - 1);
         }
-        by_age.select_nth_unstable(excess - 1);
-        for (_, index) in by_age[..excess].iter() {
-            self.evict_one(*index)?;
+        let mut evicted = 0;
+        let mut failed = None;
+        for (_, index) in by_age {
+            if evicted == excess {
+                break;
+            }
+            match self.evict_one(index) {
+                Ok(()) => evicted += 1,
+                Err(err) => failed = Some(err),
+            }
         }
-        Ok(excess as u64)
+        match failed {
+            Some(err) if evicted < excess => Err(err),
+            _ => Ok(evicted),
+        }
     }
 
-    /// Keeps the cache within its capacity, evicting an eighth at a time.
-    fn respect_capacity(&mut self) -> Result {
-        if self.capacity != 0 && self.stats.cached > self.capacity {
-            self.evict_to(self.capacity - self.capacity / 8)?;
+    /// Sets the size: the backing file's first, then the cache's (pages
+    /// past the end go, the last page's tail is zeroed).
+    fn truncate(&mut self, size: i64) -> Result {
+        if size < 0 {
+            return Err(EINVAL);
         }
+        self.file()?.truncate(size)?;
+        if size < self.size {
+            let first_gone = (size as u64).div_ceil(PAGE as u64);
+            while let Some((_, entry)) = self.pages.pop_from(first_gone) {
+                if entry.dirty.load(Relaxed) {
+                    self.stats.dirty -= 1;
+                }
+                self.stats.cached -= 1;
+                self.stats.freed += 1;
+            }
+            if size % PAGE != 0 {
+                if let Some(entry) = self.pages.get((size / PAGE) as u64) {
+                    entry.page.zero_from((size % PAGE) as usize);
+                }
+            }
+        }
+        self.size = size;
         Ok(())
     }
 
@@ -188,15 +300,16 @@ impl LockedCache {
         Ok(Self { inner })
     }
 
-    /// Ends the cache: unless `quiet`, writes dirty pages back and syncs.
+    /// Ends the cache: unless `quiet`, writes dirty pages back first.
     pub fn destroy(&self, quiet: bool) {
         let mut inner = self.inner.lock();
         if !quiet && inner.file.is_some() {
-            let size = inner.size;
             if let Err(err) = inner.write_back_range(0, u64::MAX) {
-                pr_err!("write-back on close failed ({:?}); dirty data lost\n", err);
-            } else if let Some(file) = inner.file.as_ref() {
-                let _ = file.sync(0, size);
+                pr_err!(
+                    "write-back at the last close failed ({:?}): {} dirty page(s) lost\n",
+                    err,
+                    inner.stats.dirty
+                );
             }
         }
         inner.discard_pages();
@@ -204,47 +317,65 @@ impl LockedCache {
 
     /// Reads up to `len` bytes at `pos` into `buf`.
     pub fn read(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
-        let end = fcm_pages::byte_range(pos, len)?;
-        let mut inner = self.inner.lock();
-        let end = end.min(inner.size);
+        let end = fcm_pages::byte_range(pos, len)?.min(self.size());
+        let mut done = 0;
         for c in fcm_pages::chunks(pos, end) {
-            let entry = inner.page(c.index, true)?;
-            entry
-                .page
-                .with_bytes(|bytes| buf.put(c.at, &bytes[c.offset..c.offset + c.len]))?;
+            let copied = fcm_pages::read_chunk(&c, buf, |len| {
+                let mut inner = self.inner.lock();
+                let entry = inner.page_for_read(c.index)?;
+                Ok(entry.page.copy_out(c.offset, len, buf, c.at))
+            });
+            match copied {
+                Ok(n) if n == c.len => done += n,
+                Ok(n) => return partial(done + n, EFAULT),
+                Err(err) => return partial(done, err),
+            }
         }
-        inner.respect_capacity()?;
-        Ok((end.max(pos) - pos) as usize)
+        Ok(done)
     }
 
     /// Writes `len` bytes from `buf` at `pos`.
     pub fn write(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize> {
         let end = fcm_pages::byte_range(pos, len)?;
-        let mut inner = self.inner.lock();
-        inner.file()?;
+        let mut stager = Stager::default();
+        let mut done = 0;
         for c in fcm_pages::chunks(pos, end) {
-            let entry = inner.page(c.index, c.len != PAGE_SIZE)?;
-            entry
-                .page
-                .with_bytes(|bytes| buf.get(c.at, &mut bytes[c.offset..c.offset + c.len]))?;
-            if !entry.dirty.xchg(true, Relaxed) {
-                inner.stats.dirty += 1;
+            let staged = match stager.stage(&c, buf) {
+                Ok(page) => page,
+                Err(err) => return partial(done, err),
+            };
+            let mut inner = self.inner.lock();
+            if inner.file.is_none() {
+                return partial(done, EBADF);
             }
-            inner.size = inner.size.max(pos + (c.at + c.len) as i64);
+            match inner.store(&c, staged) {
+                Ok(Some(page)) => stager.give_back(page),
+                Ok(None) => {}
+                Err(err) => return partial(done, err),
+            }
+            done += c.len;
         }
-        inner.respect_capacity()?;
-        Ok((end - pos) as usize)
+        Ok(done)
     }
 
-    /// Writes dirty pages in `[start, end]` back and syncs the file.
-    pub fn sync(&self, start: i64, end: i64) -> Result {
+    /// Writes dirty pages in `[start, end]` back and, with [`SYNC_FILE`],
+    /// syncs the file.
+    pub fn sync(&self, start: i64, end: i64, flags: u32) -> Result {
         if start < 0 || end < start {
             return Err(EINVAL);
         }
         let mut inner = self.inner.lock();
-        inner.write_back_range((start / PAGE) as u64, (end / PAGE) as u64)?;
-        let size = inner.size;
-        inner.file()?.sync(start, end.min(size))
+        let written = inner.write_back_range((start / PAGE) as u64, (end / PAGE) as u64);
+        if flags & SYNC_FILE == 0 {
+            return written;
+        }
+        let synced = inner.file()?.sync(start, end);
+        written.and(synced)
+    }
+
+    /// Sets the file's size.
+    pub fn truncate(&self, size: i64) -> Result {
+        self.inner.lock().truncate(size)
     }
 
     /// The file size as the cache sees it.
@@ -282,12 +413,8 @@ impl LockedCache {
             // The whole map changes hands: O(1), whatever the size.
             FORMAT_PAGEMAP => fcm_pages::export_map(file, stats, &mut inner.pages),
             FORMAT_DESCRIPTORS => {
-                let mut export = DescriptorExport::new(file, stats, inner.pages.len() as usize)?;
-                while let Some((index, entry)) = inner.pages.pop_first() {
-                    let Entry { page, dirty, .. } = KBox::into_inner(entry);
-                    export.push(index, page, dirty.load(Relaxed), true);
-                }
-                Ok(export.finish())
+                let export = DescriptorExport::new(file, stats, inner.pages.len() as usize)?;
+                Ok(export.lend_all(&inner.pages).finish())
             }
             _ => Err(EINVAL),
         }

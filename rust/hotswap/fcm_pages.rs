@@ -3,16 +3,26 @@
 //! can move between modules, and the backing file they are filled from and
 //! written back to. Compiled into each FCM module next to `fcm_api.rs`.
 
-use crate::fcm_api::{DescriptorState, FcmStats, PageDescriptor, PAGE_SIZE};
+use crate::fcm_api::{Buffer, DescriptorState, FcmStats, PageDescriptor, PAGE_SIZE};
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use kernel::bindings;
 use kernel::fs::File;
 use kernel::prelude::*;
 use kernel::sync::aref::ARef;
-use kernel::sync::atomic::Atomic;
+use kernel::sync::atomic::{Acquire, Atomic, Relaxed};
 
 /// One order-0 page of file data, owned.
+///
+/// # Page contents and concurrency
+///
+/// Bytes move in and out of a page only by raw copies ([`CachePage::copy_out`],
+/// [`CachePage::copy_from_page`], [`BackingFile::write_back`]); no Rust
+/// reference to a page's memory ever exists once the page is in a cache.
+/// `fcm_distributed` lets a reader on one CPU copy out of a page while a
+/// writer on another copies into it (each holds only its own CPU's lock):
+/// the reader may see a mix of old and new bytes, as a read racing a write
+/// of the same bytes may in Linux's page cache, and nothing else goes wrong.
 ///
 /// # Invariants
 ///
@@ -22,15 +32,25 @@ pub struct CachePage(NonNull<bindings::page>);
 
 // SAFETY: A page may be used and freed from any CPU.
 unsafe impl Send for CachePage {}
-// SAFETY: Shared access only reads the pointer; contents are accessed
-// under the owning FCM's lock.
+// SAFETY: Shared access copies bytes only through raw pointers (see the
+// type's docs); the pointer itself never changes.
 unsafe impl Sync for CachePage {}
 
 impl CachePage {
     /// A zeroed page.
     pub fn alloc() -> Result<Self> {
+        Self::alloc_flags(bindings::GFP_KERNEL | bindings::__GFP_ZERO)
+    }
+
+    /// A page whose bytes are stale: for staging a whole page of a write,
+    /// which overwrites every byte before anything reads it.
+    pub fn alloc_for_staging() -> Result<Self> {
+        Self::alloc_flags(bindings::GFP_KERNEL)
+    }
+
+    fn alloc_flags(gfp: bindings::gfp_t) -> Result<Self> {
         // SAFETY: FFI call with no requirements.
-        let page = unsafe { bindings::alloc_pages(bindings::GFP_KERNEL | bindings::__GFP_ZERO, 0) };
+        let page = unsafe { bindings::alloc_pages(gfp, 0) };
         // INVARIANT: A fresh page with one reference, now ours.
         NonNull::new(page).map(Self).ok_or(ENOMEM)
     }
@@ -52,18 +72,61 @@ impl CachePage {
         NonNull::new(raw.cast()).map(Self)
     }
 
-    /// Runs `f` on the page's bytes (mapped for the duration).
-    pub fn with_bytes<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    /// The `struct page *`, still owned here (for a descriptor that lends it).
+    pub fn as_raw(&self) -> *mut c_void {
+        self.0.as_ptr().cast()
+    }
+
+    /// Runs `f` on the address of the page's bytes, mapped for the call.
+    fn mapped<R>(&self, f: impl FnOnce(*mut u8) -> R) -> R {
         // SAFETY: By the invariants the page is valid; the mapping lasts
         // until `kunmap_local` below.
         let addr = unsafe { bindings::kmap_local_page(self.0.as_ptr()) };
-        // SAFETY: A mapped page is PAGE_SIZE bytes; only the owning FCM,
-        // under its lock, touches them.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(addr.cast::<u8>(), PAGE_SIZE) };
-        let ret = f(bytes);
+        let ret = f(addr.cast());
         // SAFETY: Unmaps the mapping made above.
         unsafe { bindings::kunmap_local(addr) };
         ret
+    }
+
+    /// Copies bytes `[offset, offset + len)` of the page to `buf` at `at`,
+    /// without taking a page fault; false if the user buffer must be
+    /// faulted in first (see [`Buffer::copy_to`]).
+    pub fn copy_out(&self, offset: usize, len: usize, buf: Buffer, at: usize) -> bool {
+        let len = len.min(PAGE_SIZE.saturating_sub(offset));
+        // SAFETY: `offset + len` is within the mapped page; concurrent
+        // copies into it are tolerated (see the type's docs).
+        self.mapped(|p| unsafe { buf.copy_to(at, p.add(offset), len) })
+    }
+
+    /// Fills bytes `[offset, offset + len)` of this page, which only the
+    /// caller can see (`&mut`), from `buf` at `at`: all of them or `EFAULT`.
+    pub fn stage(&mut self, offset: usize, len: usize, buf: Buffer, at: usize) -> Result {
+        if offset.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        // SAFETY: In bounds (checked above); `&mut self` means no other
+        // access to the page.
+        self.mapped(|p| unsafe { buf.copy_from(at, p.add(offset), len) })
+    }
+
+    /// Copies bytes `[offset, offset + len)` of `src` into the same bytes
+    /// of this page (a staged write landing in a cached page).
+    pub fn copy_from_page(&self, src: &CachePage, offset: usize, len: usize) {
+        let len = len.min(PAGE_SIZE.saturating_sub(offset));
+        src.mapped(|from| {
+            self.mapped(|to| {
+                // SAFETY: Both ranges are within their mapped pages, which
+                // are different pages; see the type's docs on races.
+                unsafe { core::ptr::copy_nonoverlapping(from.add(offset), to.add(offset), len) }
+            })
+        })
+    }
+
+    /// Zeroes bytes `[offset, PAGE_SIZE)` (the tail past a new end of file).
+    pub fn zero_from(&self, offset: usize) {
+        let len = PAGE_SIZE.saturating_sub(offset);
+        // SAFETY: Within the mapped page; see the type's docs on races.
+        self.mapped(|p| unsafe { core::ptr::write_bytes(p.add(offset.min(PAGE_SIZE)), 0, len) })
     }
 }
 
@@ -74,9 +137,22 @@ impl Drop for CachePage {
     }
 }
 
-/// The file an FCM caches.
+/// The file an FCM caches: its own `struct file`, opened by the front end
+/// with the attacher's credentials and plain flags (no `O_APPEND`,
+/// `O_DIRECT` or `O_SYNC` of any opener), so write-back lands where the
+/// cache says.
 pub struct BackingFile {
     file: ARef<File>,
+}
+
+extern "C" {
+    /// `kernel_write` free of the caller's `RLIMIT_FSIZE` (hotswap.ko's
+    /// `fcm_io.c`): a page is written back in the context of whichever
+    /// call needed it written, a reader's miss included. The `struct file *`
+    /// travels as `*mut c_void`: the binding's type is not FFI-safe as Rust
+    /// sees it.
+    fn hotswap_fcm_write(file: *mut c_void, buf: *const c_void, len: usize, pos: *mut i64)
+        -> isize;
 }
 
 fn io_result(ret: isize) -> Result<usize> {
@@ -112,17 +188,19 @@ impl BackingFile {
         unsafe { (*(*self.file.as_ptr()).f_inode).i_size }
     }
 
-    /// Fills `page` with the file's bytes of page `index` (zeros past EOF).
-    pub fn fill(&self, index: u64, page: &CachePage) -> Result {
+    /// Fills `page`, which only the caller can see, with the file's bytes
+    /// of page `index` (zeros past EOF).
+    pub fn fill(&self, index: u64, page: &mut CachePage) -> Result {
         let mut pos = (index * PAGE_SIZE as u64) as i64;
-        page.with_bytes(|bytes| {
+        page.mapped(|bytes| {
             let mut done = 0;
             while done < PAGE_SIZE {
-                // SAFETY: `bytes[done..]` is valid for writes; the file is live.
+                // SAFETY: `bytes + done` is valid for `PAGE_SIZE - done`
+                // bytes of the mapped page; the file is live.
                 let ret = unsafe {
                     bindings::kernel_read(
                         self.file.as_ptr(),
-                        bytes[done..].as_mut_ptr().cast(),
+                        bytes.add(done).cast(),
                         PAGE_SIZE - done,
                         &mut pos,
                     )
@@ -132,22 +210,25 @@ impl BackingFile {
                     n => done += n,
                 }
             }
-            bytes[done..].fill(0);
+            // SAFETY: The rest of the mapped page.
+            unsafe { core::ptr::write_bytes(bytes.add(done), 0, PAGE_SIZE - done) };
             Ok(())
         })
     }
 
     /// Writes the first `len` bytes of `page` at page `index`.
     pub fn write_back(&self, index: u64, page: &CachePage, len: usize) -> Result {
+        let len = len.min(PAGE_SIZE);
         let mut pos = (index * PAGE_SIZE as u64) as i64;
-        page.with_bytes(|bytes| {
+        page.mapped(|bytes| {
             let mut done = 0;
             while done < len {
-                // SAFETY: `bytes[done..len]` is valid for reads; file live.
+                // SAFETY: `bytes + done` is valid for `len - done` bytes of
+                // the mapped page; the file is live.
                 let ret = unsafe {
-                    bindings::kernel_write(
-                        self.file.as_ptr(),
-                        bytes[done..len].as_ptr().cast(),
+                    hotswap_fcm_write(
+                        self.file.as_ptr().cast(),
+                        bytes.add(done).cast(),
                         len - done,
                         &mut pos,
                     )
@@ -168,10 +249,23 @@ impl BackingFile {
             bindings::vfs_fsync_range(self.file.as_ptr(), start, end, 0)
         })
     }
+
+    /// Sets the file's size (`truncate(2)` on its path, with the caller's
+    /// credentials checked).
+    pub fn truncate(&self, size: i64) -> Result {
+        // SAFETY: The file is live and its path stays valid while it is;
+        // `f_path` is the union member every file has.
+        kernel::error::to_result(unsafe {
+            bindings::vfs_truncate(&(*self.file.as_ptr()).__bindgen_anon_1.f_path, size)
+        })
+    }
 }
 
-/// Builds a [`DescriptorState`] for an export. Everything is allocated in
-/// [`DescriptorExport::new`], so moving pages in cannot fail half-way.
+/// Builds a [`DescriptorState`] for an export. The descriptors *lend*
+/// the exporter's pages: its map keeps them until the transfer ends, so an
+/// aborted swap has nothing to put back (and nothing to allocate), and a
+/// completed one only forgets them ([`release_state`]). Everything is
+/// allocated in [`DescriptorExport::new`], so lending cannot fail half-way.
 pub struct DescriptorExport {
     state: KBox<DescriptorState>,
     pages: KVec<PageDescriptor>,
@@ -195,20 +289,22 @@ impl DescriptorExport {
         })
     }
 
-    /// Moves `page` (page `index`) into the state.
-    pub fn push(&mut self, index: u64, page: CachePage, dirty: bool, referenced: bool) {
+    /// Describes `entry` (page `index`) in the state.
+    pub fn lend(&mut self, index: u64, entry: &Entry) {
         let descriptor = PageDescriptor {
             index,
-            page: page.into_raw(),
-            dirty: u32::from(dirty),
-            referenced: u32::from(referenced),
+            page: entry.page.as_raw(),
+            dirty: u32::from(entry.dirty.load(Acquire)),
+            referenced: u32::from(entry.referenced.load(Relaxed)),
         };
-        // `new` reserved one place per page; a caller pushing more pages
-        // than it announced gets the extra ones freed, not leaked.
-        if let Err(err) = self.pages.push_within_capacity(descriptor) {
-            // SAFETY: The page was given up just above and not shared.
-            drop(unsafe { CachePage::from_raw(err.0.page) });
-        }
+        // `new` reserved one place per page of the map being described.
+        let _ = self.pages.push_within_capacity(descriptor);
+    }
+
+    /// Describes every page of `map`.
+    pub fn lend_all(mut self, map: &PageMap) -> Self {
+        map.for_each(|index, entry| self.lend(index, entry));
+        self
     }
 
     /// The state handle for hotswap.
@@ -239,19 +335,14 @@ pub unsafe fn descriptors<'a>(
     Ok((state, pages))
 }
 
-/// Ends a descriptor transfer on the exporter: frees the state and, unless
-/// the importer took the pages, hands each back to `restore` (index, page,
-/// dirty, referenced).
+/// Frees a descriptor state made by this exporter; the pages it lent
+/// stay where they are.
 ///
 /// # Safety
 ///
 /// `state` came from this exporter's [`DescriptorExport::finish`] and is
 /// released once.
-pub unsafe fn release_descriptors(
-    state: *mut c_void,
-    taken: bool,
-    mut restore: impl FnMut(u64, CachePage, bool, bool),
-) {
+pub unsafe fn free_descriptors(state: *mut c_void) {
     if state.is_null() {
         return;
     }
@@ -259,16 +350,7 @@ pub unsafe fn release_descriptors(
     let state = unsafe { KBox::from_raw(state.cast::<DescriptorState>()) };
     // SAFETY: `finish` made `pages` from a KVec of `count` elements (its
     // capacity is forgotten; kmalloc frees by address).
-    let pages = unsafe { KVec::from_raw_parts(state.pages, state.count, state.count) };
-    if taken {
-        return;
-    }
-    for d in pages.iter() {
-        // SAFETY: Pages from the exporter's own `push`, not taken by anyone.
-        if let Some(page) = unsafe { CachePage::from_raw(d.page) } {
-            restore(d.index, page, d.dirty != 0, d.referenced != 0);
-        }
-    }
+    drop(unsafe { KVec::from_raw_parts(state.pages, state.count, state.count) });
 }
 
 /// End of the byte range `[pos, pos + len)`: `EINVAL` for a negative
@@ -476,7 +558,12 @@ impl PageMap {
 
     /// Takes the first entry out.
     pub fn pop_first(&mut self) -> Option<(u64, KBox<Entry>)> {
-        let mut index: usize = 0;
+        self.pop_from(0)
+    }
+
+    /// Takes the first entry at or after `first` out.
+    pub fn pop_from(&mut self, first: u64) -> Option<(u64, KBox<Entry>)> {
+        let mut index = usize::try_from(first).ok()?;
         // SAFETY: `xa` is live; `index` is a valid in/out cursor.
         let found =
             unsafe { bindings::xa_find(self.xa, &mut index, usize::MAX, bindings::XA_PRESENT) };
@@ -484,6 +571,14 @@ impl PageMap {
             return None;
         }
         self.remove(index as u64).map(|e| (index as u64, e))
+    }
+
+    /// Empties the map without freeing the pages: someone else owns them
+    /// now (a successor that imported them from descriptors).
+    pub fn forget_pages(&mut self) {
+        while let Some((_, entry)) = self.pop_first() {
+            let _ = KBox::into_inner(entry).page.into_raw();
+        }
     }
 
     /// Frees every entry and its page.
@@ -559,11 +654,7 @@ pub unsafe fn import_descriptors(state: *mut c_void) -> Result<(BackingFile, Fcm
     // SAFETY: The caller promises a live state.
     let (state, descriptors) = unsafe { descriptors(state)? };
     let mut map = PageMap::new()?;
-    let forget = |map: &mut PageMap| {
-        while let Some((_, entry)) = map.pop_first() {
-            let _ = KBox::into_inner(entry).page.into_raw();
-        }
-    };
+    let forget = |map: &mut PageMap| map.forget_pages();
     for d in descriptors {
         let Ok(slot) = KBox::<Entry>::new_uninit(GFP_KERNEL) else {
             forget(&mut map);
@@ -596,8 +687,10 @@ pub unsafe fn import_descriptors(state: *mut c_void) -> Result<(BackingFile, Fcm
     Ok((file, stats, map))
 }
 
-/// Ends a transfer on the exporter whose map is `pages` (empty since the
-/// export): frees the state and, if the swap aborted, puts every page back.
+/// Ends a transfer on the exporter whose map is `pages`: frees the state;
+/// if the swap completed, lets go of what the successor now owns; if it
+/// aborted, puts the page map back (descriptors lent pages the map kept,
+/// so for them nothing needs putting back).
 ///
 /// # Safety
 ///
@@ -612,17 +705,99 @@ pub unsafe fn release_state(format: u32, state: *mut c_void, taken: bool, pages:
             }
         }
         crate::fcm_api::FORMAT_DESCRIPTORS => {
+            if taken {
+                // The successor owns every page now.
+                pages.forget_pages();
+            }
             // SAFETY: The caller promises the state `DescriptorExport` made.
-            unsafe {
-                release_descriptors(state, taken, |index, page, dirty, referenced| {
-                    let restored = Entry::boxed(page, dirty, referenced)
-                        .and_then(|e| pages.insert(index, e).map(|_| ()));
-                    if restored.is_err() {
-                        pr_err!("no memory to restore page {}; it is lost\n", index);
-                    }
-                })
-            };
+            unsafe { free_descriptors(state) };
         }
         _ => {}
     }
+}
+
+/// What a call that moves bytes chunk by chunk returns when chunk `err`
+/// stops it after `done` bytes: the short count, or the error if nothing
+/// was done (`read(2)` and `write(2)` semantics).
+pub fn partial(done: usize, err: Error) -> Result<usize> {
+    if done > 0 {
+        Ok(done)
+    } else {
+        Err(err)
+    }
+}
+
+/// A write's bytes, staged a page-sized chunk at a time from the caller's
+/// buffer *before* any lock is taken: a user buffer that faults (or is
+/// slow to fault in) then costs nothing but this call, and a chunk lands
+/// in the cache whole or not at all. A staged full page becomes the cached
+/// page itself on a miss (no second copy); otherwise its bytes are copied
+/// into the cached page and the staging page serves the next chunk.
+#[derive(Default)]
+pub struct Stager {
+    spare: Option<CachePage>,
+}
+
+impl Stager {
+    /// A page holding chunk `c` of `buf` at the chunk's offset in the page
+    /// (its other bytes are stale).
+    pub fn stage(&mut self, c: &Chunk, buf: Buffer) -> Result<CachePage> {
+        let mut page = match self.spare.take() {
+            Some(page) => page,
+            None => CachePage::alloc_for_staging()?,
+        };
+        match page.stage(c.offset, c.len, buf, c.at) {
+            Ok(()) => Ok(page),
+            Err(err) => {
+                self.spare = Some(page);
+                Err(err)
+            }
+        }
+    }
+
+    /// Keeps a staging page the cache did not take, for the next chunk.
+    pub fn give_back(&mut self, page: CachePage) {
+        self.spare = Some(page);
+    }
+}
+
+/// Whether chunk `c` covers its whole page.
+pub fn whole_page(c: &Chunk) -> bool {
+    c.offset == 0 && c.len == PAGE_SIZE
+}
+
+/// Reads chunk `c` into `buf` through `attempt(len)`, which copies the
+/// chunk's first `len` bytes holding the cache's locks and must not take a
+/// page fault there (it returns false when the user buffer has to be
+/// faulted in). Faults the buffer in with no lock held and tries again;
+/// where part of it cannot be faulted in, the part before that is copied.
+/// Returns the bytes copied: the chunk's length, fewer, or 0 if the
+/// buffer faults at its start.
+pub fn read_chunk(
+    c: &Chunk,
+    buf: Buffer,
+    mut attempt: impl FnMut(usize) -> Result<bool>,
+) -> Result<usize> {
+    let mut len = c.len;
+    // A page faulted in can be reclaimed before the next try: a few rounds,
+    // then give up on this chunk as if it faulted.
+    for _ in 0..8 {
+        if len == 0 {
+            return Ok(0);
+        }
+        if attempt(len)? {
+            return Ok(len);
+        }
+        let Buffer::User(addr) = buf else {
+            return Ok(0);
+        };
+        let Some(start) = addr.checked_add(c.at) else {
+            return Ok(0);
+        };
+        // SAFETY: Touches only user memory, which it checks; no lock held.
+        let missing =
+            unsafe { bindings::fault_in_writeable(start as *mut kernel::ffi::c_char, len) };
+        len -= missing.min(len);
+    }
+    Ok(0)
 }

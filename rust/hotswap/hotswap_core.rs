@@ -17,6 +17,7 @@ pub mod api;
 mod cached_file;
 mod chain;
 mod control;
+mod deferred;
 mod domain;
 pub mod entry;
 mod fcm;
@@ -58,6 +59,7 @@ struct Hotswap {
     _control: Pin<KBox<kernel::miscdevice::MiscDeviceRegistration<control::Control>>>,
     _status: Pin<KBox<status::Status>>,
     _fcm: api::InterfaceRegistration,
+    _deferred: deferred::Deferred,
     // Last: fields drop in declaration order, and the registrations above
     // still use the tables when they go.
     _tables: GlobalTables,
@@ -90,6 +92,7 @@ impl kernel::Module for Hotswap {
             module_parameters::fcm_capacity.value(),
             kernel::sync::atomic::Release,
         );
+        let deferred = deferred::Deferred::new()?;
         let fcm = api::InterfaceRegistration::new(fcm::INTERFACE, module)?;
         let status = KBox::pin_init(status::Status::new(), GFP_KERNEL)?;
         let control = KBox::pin_init(control::register(), GFP_KERNEL)?;
@@ -100,6 +103,7 @@ impl kernel::Module for Hotswap {
             _control: control,
             _status: status,
             _fcm: fcm,
+            _deferred: deferred,
             _tables: GlobalTables,
         })
     }

@@ -20,12 +20,31 @@
 //!   period of the slot's domain says they have all finished.
 //! * **Blocked**: new calls wait; tracked calls drain. A thread that is
 //!   already inside a tracked call (a recursive call) passes through, or
-//!   it would wait for itself.
+//!   it would wait for itself. A waiting caller can be interrupted by a
+//!   signal (the call fails with `ERESTARTSYS`, so a restartable system
+//!   call restarts) and waits at most twice the swap's timeout (then
+//!   `ETIMEDOUT`): no caller sleeps unkillably behind a swap.
 //! * **Transfer**: no thread is inside the old object; old and new
 //!   negotiate a state format and the state moves (see `transfer.rs`).
 //! * **Completed**: the slot points at the new object and blocked callers
 //!   resume on it. **Aborted**: the slot points at the old object again
 //!   and blocked callers resume there.
+//!
+//! # Recursion, and who counts as inside
+//!
+//! * A tracked call is recorded against the task that *began* it: if it
+//!   ends on another task (a call handed to a worker), its end still
+//!   removes the right entry, and the ending task gains no pass.
+//! * The task driving the swap gets `EDEADLK` if it calls into the object
+//!   while it is Blocked or in Transfer (from an `export` or `import`, or a
+//!   nested operation): it would wait for itself. A swap or interposition
+//!   requested from there gets `EBUSY` (the slot is claimed).
+//! * A swap requested from inside a call on the same object waits for
+//!   that call in Forward, so it times out and aborts; nothing is lost.
+//! * Across objects in one batch, each object moves on by itself
+//!   (`swap.rs`): a tracked call of A that calls B while B is Blocked waits
+//!   until B completes, then A drains. Only a cycle (A's call waiting on B
+//!   while B's call waits on A) holds both until their timeouts abort them.
 //!
 //! The phase is an atomic moved only by compare-exchange along the arrows
 //! above. In a small swap every move logs one line
@@ -94,6 +113,48 @@ impl Phase {
     }
 }
 
+/// Wakes a batch's driver when one of its mediators drains; shared by the
+/// mediators of one batch (`swap.rs` waits on it while callers wait in
+/// Blocked, so the last tracked call's end moves the swap on at once).
+#[pin_data]
+pub(crate) struct DrainSignal {
+    #[pin]
+    events: Mutex<u64>,
+    #[pin]
+    changed: CondVar,
+}
+
+impl DrainSignal {
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                events <- new_mutex!(0),
+                changed <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn notify(&self) {
+        *self.events.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    /// Drains signalled so far.
+    pub(crate) fn events(&self) -> u64 {
+        *self.events.lock()
+    }
+
+    /// Waits for a drain after the first `seen`, one jiffy at most
+    /// (returning at once if one came already, or on a signal).
+    pub(crate) fn wait_after(&self, seen: u64) {
+        let mut events = self.events.lock();
+        if *events == seen {
+            let _ = self.changed.wait_interruptible_timeout(&mut events, 1);
+        }
+    }
+}
+
 /// Which object a call through the mediator goes to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -117,6 +178,12 @@ pub(crate) struct Mediator {
     log_phases: bool,
     /// Tracked calls in flight.
     tracked: Atomic<i64>,
+    /// The task driving the swap: it must never wait at its own gate.
+    driver: usize,
+    /// Longest a caller waits at the gate before giving up.
+    max_wait: Delta,
+    /// The batch's driver waits on this for drains.
+    drained: Arc<DrainSignal>,
     /// Threads inside tracked calls, once per nesting level.
     #[pin]
     inside: Mutex<KVec<usize>>,
@@ -136,13 +203,16 @@ pub(crate) struct Mediator {
 
 impl Mediator {
     /// A mediator for replacing `old` by `new` in slot `id`, logging its
-    /// phase moves if `log_phases`.
+    /// phase moves if `log_phases`; each phase may last `timeout`; its
+    /// drain wakes whoever waits on `drained`.
     pub(crate) fn new(
         old: Arc<Instance>,
         new: Arc<Instance>,
         interface: Name,
         id: u32,
         log_phases: bool,
+        timeout: Delta,
+        drained: Arc<DrainSignal>,
     ) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
@@ -154,6 +224,9 @@ impl Mediator {
                 id,
                 log_phases,
                 tracked: Atomic::new(0),
+                driver: Task::current_raw() as usize,
+                max_wait: timeout + timeout,
+                drained,
                 inside <- new_mutex!(KVec::new()),
                 gate <- new_mutex!(()),
                 changed <- new_condvar!(),
@@ -237,9 +310,11 @@ impl Mediator {
         self.changed.notify_all();
     }
 
-    /// A call arrives at the mediator. Returns where it goes and whether it
-    /// is tracked (then [`Mediator::exit`] must follow). May sleep.
-    pub(crate) fn enter(&self) -> Result<(Target, bool)> {
+    /// A call arrives at the mediator. Returns where it goes and, if it is
+    /// tracked, the task it is recorded against (then [`Mediator::exit`]
+    /// must follow with it). May sleep: interruptibly, and at most twice
+    /// the swap's timeout (`ERESTARTSYS`, `ETIMEDOUT`).
+    pub(crate) fn enter(&self) -> Result<(Target, Option<usize>)> {
         let me = Task::current_raw() as usize;
         loop {
             // Ordering: full; see `move_to`.
@@ -250,7 +325,7 @@ impl Mediator {
                         self.untrack();
                         return Err(err.into());
                     }
-                    return Ok((Target::Old, true));
+                    return Ok((Target::Old, Some(me)));
                 }
                 Phase::Blocked | Phase::Transfer => {
                     let mut inside = self.inside.lock();
@@ -262,28 +337,32 @@ impl Mediator {
                             self.untrack();
                             return Err(err.into());
                         }
-                        return Ok((Target::Old, true));
+                        return Ok((Target::Old, Some(me)));
                     }
                     drop(inside);
                     self.untrack();
-                    self.wait_while_blocked();
+                    if me == self.driver {
+                        // The swap's own thread (an export or import calling
+                        // back in): waiting would be waiting for itself.
+                        return Err(EDEADLK);
+                    }
+                    self.wait_while_blocked()?;
                 }
                 // Normal only after Completed/Aborted: the mediator is
                 // published in Forward and detached in Normal.
                 Phase::Normal | Phase::Completed | Phase::Aborted => {
                     self.untrack();
-                    return Ok((self.winner(), false));
+                    return Ok((self.winner(), None));
                 }
             }
         }
     }
 
-    /// A tracked call leaves.
-    pub(crate) fn exit(&self) {
-        let me = Task::current_raw() as usize;
+    /// A tracked call that `task` began leaves.
+    pub(crate) fn exit(&self, task: usize) {
         {
             let mut inside = self.inside.lock();
-            if let Some(pos) = inside.iter().rposition(|t| *t == me) {
+            if let Some(pos) = inside.iter().rposition(|t| *t == task) {
                 // `remove` only fails out of bounds; `pos` is in bounds.
                 let _ = inside.remove(pos);
             }
@@ -296,16 +375,33 @@ impl Mediator {
         let before = self.tracked.fetch_sub(1, Full);
         if before == 1 && self.phase() == Phase::Blocked {
             self.wake_all();
+            self.drained.notify();
         }
     }
 
-    fn wait_while_blocked(&self) {
+    /// Waits while the phase is Blocked or Transfer: interruptibly, and
+    /// at most `max_wait`.
+    fn wait_while_blocked(&self) -> Result {
         let start = Instant::<Monotonic>::now();
         let since = (start - self.created).as_nanos() + 1;
         let _ = self.first_wait.cmpxchg(0, since, Relaxed);
+        let deadline = start + self.max_wait;
         let mut gate = self.gate.lock();
+        let mut result = Ok(());
         while matches!(self.phase(), Phase::Blocked | Phase::Transfer) {
-            self.changed.wait(&mut gate);
+            let left: Delta = deadline - Instant::<Monotonic>::now();
+            if left.as_millis() <= 0 {
+                result = Err(ETIMEDOUT);
+                break;
+            }
+            let jiffies =
+                msecs_to_jiffies(left.as_millis_ceil().clamp(1, i64::from(u32::MAX)) as u32);
+            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
+                self.changed.wait_interruptible_timeout(&mut gate, jiffies)
+            {
+                result = Err(ERESTARTSYS);
+                break;
+            }
         }
         drop(gate);
         let waited = start.elapsed().as_nanos();
@@ -316,27 +412,12 @@ impl Mediator {
                 Err(now) => longest = now,
             }
         }
+        result
     }
 
-    /// Blocked: waits until no tracked call is in flight, or `deadline`
-    /// (`ETIMEDOUT`), or a signal (`EINTR`).
-    pub(crate) fn drain(&self, deadline: Instant<Monotonic>) -> Result {
-        let mut gate = self.gate.lock();
-        loop {
-            // Ordering: full (via `move_to`'s cmpxchg before this); see there.
-            if self.tracked.load(Acquire) == 0 {
-                return Ok(());
-            }
-            let left: Delta = deadline - Instant::<Monotonic>::now();
-            if left.as_millis() <= 0 {
-                return Err(ETIMEDOUT);
-            }
-            let jiffies = msecs_to_jiffies(left.as_millis_ceil() as u32);
-            if let kernel::sync::CondVarTimeoutResult::Signal { .. } =
-                self.changed.wait_interruptible_timeout(&mut gate, jiffies)
-            {
-                return Err(EINTR);
-            }
-        }
+    /// Whether no tracked call is in flight (Blocked may end).
+    pub(crate) fn drained(&self) -> bool {
+        // Ordering: full (via `move_to`'s cmpxchg before this); see there.
+        self.tracked.load(Acquire) == 0
     }
 }

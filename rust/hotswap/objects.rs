@@ -11,17 +11,44 @@ use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// Live slots, in creation order, and the next id to hand out.
+/// Live slots, in creation order, and the ids to hand out.
 pub(crate) struct ObjectTable {
     slots: KVec<Arc<Slot>>,
-    next_id: u32,
+    ids: Ids,
+}
+
+/// Object ids: handed out in order from 1, wrapping past `u32::MAX`, and
+/// never one in use (a lookup by id, for a swap or a policy step, must
+/// not reach another object after the wrap). Never 0.
+pub(crate) struct Ids {
+    next: u32,
+}
+
+impl Ids {
+    /// Ids from `next` on.
+    pub(crate) const fn from(next: u32) -> Self {
+        Self { next }
+    }
+
+    /// The next id `used` says is free; `EBUSY` if none is.
+    pub(crate) fn take(&mut self, used: impl Fn(u32) -> bool) -> Result<u32> {
+        let mut id = self.next;
+        for _ in 0..u32::MAX {
+            if id != 0 && !used(id) {
+                self.next = id.wrapping_add(1);
+                return Ok(id);
+            }
+            id = id.wrapping_add(1);
+        }
+        Err(EBUSY)
+    }
 }
 
 kernel::sync::global_lock! {
     // SAFETY: Initialized in module init before any entry point can run.
     pub(crate) unsafe(uninit) static OBJECTS: Mutex<ObjectTable> = ObjectTable {
         slots: KVec::new(),
-        next_id: 1,
+        ids: Ids::from(1),
     };
 }
 
@@ -51,9 +78,9 @@ pub(crate) fn create(
         let object = Instance::create(pin, arg)?;
         let mut table = OBJECTS.lock();
         table.slots.reserve(1, GFP_KERNEL)?;
-        let id = table.next_id;
+        let ObjectTable { slots, ids } = &mut *table;
+        let id = ids.take(|id| slots.iter().any(|s| s.id == id))?;
         let slot = Slot::new(id, *interface, object)?;
-        table.next_id = table.next_id.checked_add(1).unwrap_or(1);
         // Capacity was reserved above.
         let _ = table.slots.push(slot.clone(), GFP_KERNEL);
         Ok(slot)
@@ -117,4 +144,26 @@ pub(crate) fn release_storage() {
 /// Number of live objects.
 pub(crate) fn count() -> usize {
     OBJECTS.lock().slots.len()
+}
+
+#[kunit_tests(hotswap_object_ids)]
+mod tests {
+    use super::Ids;
+
+    #[test]
+    fn ids_count_up_from_one() {
+        let mut ids = Ids::from(1);
+        assert_eq!(ids.take(|_| false), Ok(1));
+        assert_eq!(ids.take(|_| false), Ok(2));
+    }
+
+    #[test]
+    fn a_wrapped_id_skips_those_in_use_and_zero() {
+        let mut ids = Ids::from(u32::MAX);
+        let in_use = |id| id == u32::MAX || id == 1 || id == 2;
+        assert_eq!(ids.take(in_use), Ok(3));
+        let mut ids = Ids::from(u32::MAX);
+        assert_eq!(ids.take(|_| false), Ok(u32::MAX));
+        assert_eq!(ids.take(|_| false), Ok(1));
+    }
 }

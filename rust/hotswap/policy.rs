@@ -7,8 +7,9 @@
 //! borderline load does not flap. Off by default: turning it on interposes
 //! the monitor on every FCM, which costs a little on every call.
 //!
-//! The swap runs on a workqueue, never inside the call that noticed the
-//! load (a swap waits for calls to finish, that one included). Each
+//! The swap runs on hotswap.ko's own workqueue (`deferred.rs`), never
+//! inside the call that noticed the load (a swap waits for calls to
+//! finish, that one included), and never after the module is gone. Each
 //! automatic swap logs its reason.
 
 use crate::api::{name_from_cstr, Name};
@@ -132,11 +133,7 @@ pub(crate) fn sample(slot: &Slot, active: u32) {
         return;
     };
     let id = slot.id;
-    // system_long: a swap may wait seconds (timeouts); system_unbound is
-    // deprecated in 7.3 and has no Rust binding under its new name.
-    let queued = kernel::workqueue::system_long().try_spawn(GFP_KERNEL, move || {
-        run(id, current, to, active, windows);
-    });
+    let queued = crate::deferred::spawn(move || run(id, current, to, active, windows));
     if queued.is_err() {
         slot.with_policy(|c| c.pending = false);
     }

@@ -59,14 +59,28 @@ pub(crate) struct Admin {
     policy: crate::policy::Counters,
 }
 
-/// One slot of the object translation table.
-#[pin_data(PinnedDrop)]
-pub(crate) struct Slot {
-    pub(crate) id: u32,
-    pub(crate) interface: Name,
+/// What every call through a slot reads, alone on its cache line: the
+/// slot's `Arc` reference count (written by every clone, as each listing
+/// and status makes) and the admin state (written by every swap and
+/// status) live on other lines, so those writes never bounce the line the
+/// call path reads.
+#[repr(C, align(64))]
+struct CallPath {
     domain: ReadDomain,
     /// The published chain (owned; see `publish`).
     chain: Atomic<*mut Chain>,
+}
+
+/// One slot of the object translation table.
+///
+/// `#[repr(C)]` with the call path first: the slot is 64-byte aligned, so
+/// the call path starts a line of its own, after the `Arc`'s counter.
+#[pin_data(PinnedDrop)]
+#[repr(C)]
+pub(crate) struct Slot {
+    hot: CallPath,
+    pub(crate) id: u32,
+    pub(crate) interface: Name,
     #[pin]
     admin: Mutex<Admin>,
 }
@@ -105,10 +119,12 @@ impl Slot {
         };
         Arc::pin_init(
             pin_init!(Self {
+                hot: CallPath {
+                    domain,
+                    chain: Atomic::new(chain),
+                },
                 id,
                 interface,
-                domain,
-                chain: Atomic::new(chain),
                 admin <- new_mutex!(Admin {
                     busy: false,
                     dying: false,
@@ -138,13 +154,13 @@ impl Slot {
     pub(crate) fn begin(&self, call: &mut Call) -> Result {
         // Ordering: the load is an acquire that pairs with the fully
         // ordered exchange in `publish`.
-        let (token, chain) = self.domain.enter_and_load(&self.chain);
+        let (token, chain) = self.hot.domain.enter_and_load(&self.hot.chain);
         // SAFETY: A published chain is freed only after a grace period that
         // started after it was replaced; this call is inside the domain.
         let result = unsafe { &*chain }.resolve(0, call);
         if result.is_err() {
             // SAFETY: `token` came from `enter` above.
-            unsafe { self.domain.exit(token) };
+            unsafe { self.hot.domain.exit(token) };
             return result;
         }
         call.slot = core::ptr::from_ref(self).cast();
@@ -182,7 +198,7 @@ impl Slot {
         }
         if !call.token.is_null() {
             // SAFETY: The token came from `begin` on this slot.
-            unsafe { self.domain.exit(call.token) };
+            unsafe { self.hot.domain.exit(call.token) };
         }
         call.token = core::ptr::null_mut();
         call.tracked = 0;
@@ -198,12 +214,12 @@ impl Slot {
     unsafe fn end_tracked(call: &Call) {
         // SAFETY: A tracked call's mediator lives in its chain, which the
         // call keeps alive.
-        unsafe { &*call.mediator.cast::<crate::mediator::Mediator>() }.exit();
+        unsafe { &*call.mediator.cast::<crate::mediator::Mediator>() }.exit(call.task);
     }
 
     /// Calls made through this slot.
     pub(crate) fn calls(&self) -> u64 {
-        self.domain.calls()
+        self.hot.domain.calls()
     }
 
     /// Runs `f` on the published chain. Only administrative code calls
@@ -211,7 +227,7 @@ impl Slot {
     pub(crate) fn with_chain<R>(&self, _claim: &Claim<'_>, f: impl FnOnce(&Chain) -> R) -> R {
         // Ordering: pairs with `publish`; the claim excludes other writers.
         // SAFETY: Only `publish` replaces the chain, and it needs the claim.
-        f(unsafe { &*self.chain.load(Acquire) })
+        f(unsafe { &*self.hot.chain.load(Acquire) })
     }
 
     /// A snapshot for status: the phase, the chain (interposers and
@@ -226,7 +242,7 @@ impl Slot {
         // SAFETY: Chains are retired only by `publish` and freed only by a
         // reap, both under the admin lock held here; `destroy` takes the
         // chain away only after setting `dying`, checked above.
-        let chain = unsafe { &*self.chain.load(Acquire) };
+        let chain = unsafe { &*self.hot.chain.load(Acquire) };
         let phase = chain.mediator.as_ref().map_or(Phase::Normal, |m| m.phase());
         Ok(f(phase, chain, &admin))
     }
@@ -272,29 +288,52 @@ impl Slot {
 
     /// Publishes `chain` and retires the previous one. Returns the cookie
     /// of the grace period after which the retired chain is freed.
-    pub(crate) fn publish(&self, _claim: &Claim<'_>, chain: KBox<Chain>) -> Result<Cookie> {
+    pub(crate) fn publish(&self, claim: &Claim<'_>, chain: KBox<Chain>) -> Result<Cookie> {
+        self.reserve_retirements(claim, 1)?;
+        Ok(self.publish_reserved(claim, chain))
+    }
+
+    /// Makes room for `n` retired chains, so that the next `n`
+    /// [`Slot::publish_reserved`] under this claim cannot fail.
+    pub(crate) fn reserve_retirements(&self, _claim: &Claim<'_>, n: usize) -> Result {
+        Ok(self.admin.lock().graveyard.reserve(n, GFP_KERNEL)?)
+    }
+
+    /// [`Slot::publish`] into room reserved by
+    /// [`Slot::reserve_retirements`]: allocates nothing, cannot fail.
+    pub(crate) fn publish_reserved(&self, _claim: &Claim<'_>, chain: KBox<Chain>) -> Cookie {
         let mut admin = self.admin.lock();
-        admin.graveyard.reserve(1, GFP_KERNEL)?;
         // Ordering: full (release side): the chain's contents are visible
         // before its address; pairs with the acquire load in `begin`.
-        let old = self.chain.xchg(KBox::into_raw(chain), Full);
+        let old = self.hot.chain.xchg(KBox::into_raw(chain), Full);
         // SAFETY: `old` was published and is now unreachable for new calls.
         let old = unsafe { KBox::from_raw(old) };
-        let cookie = self.domain.start_grace_period();
-        // Capacity was reserved above.
-        let _ = admin.graveyard.push(
-            Retired {
-                cookie,
-                _chain: old,
-            },
-            GFP_KERNEL,
-        );
-        Ok(cookie)
+        let cookie = self.hot.domain.start_grace_period();
+        let retired = Retired {
+            cookie,
+            _chain: old,
+        };
+        if let Err(err) = admin.graveyard.push_within_capacity(retired) {
+            // No room was reserved (a caller's bug): wait the grace period
+            // out here rather than free a chain a call may still use.
+            drop(admin);
+            pr_err!(
+                "{}/{}: retired a chain without room\n",
+                self.label().0,
+                self.id
+            );
+            let _ = wait_until(
+                Instant::<Monotonic>::now() + Delta::from_millis(60_000),
+                || self.hot.domain.grace_period_done(cookie),
+            );
+            drop(err);
+        }
+        cookie
     }
 
     /// Whether the grace period of `cookie` is over.
     pub(crate) fn grace_period_done(&self, cookie: Cookie) -> bool {
-        self.domain.grace_period_done(cookie)
+        self.hot.domain.grace_period_done(cookie)
     }
 
     /// Frees retired chains whose grace period is over (destroying the
@@ -302,7 +341,7 @@ impl Slot {
     fn reap(&self, admin: &mut Admin) {
         admin
             .graveyard
-            .retain(|r| !self.domain.grace_period_done(r.cookie));
+            .retain(|r| !self.hot.domain.grace_period_done(r.cookie));
     }
 
     /// Waits up to `deadline` for `cookie`, then frees what it can.
@@ -323,10 +362,10 @@ impl Slot {
             drop(admin);
             fsleep(Delta::from_millis(1));
         }
-        self.domain.synchronize();
+        self.hot.domain.synchronize();
         // No caller is left and none can come (the client gave up its
         // handle): take the chain out and free everything.
-        let chain = self.chain.xchg(core::ptr::null_mut(), Full);
+        let chain = self.hot.chain.xchg(core::ptr::null_mut(), Full);
         let mut admin = self.admin.lock();
         admin.graveyard.clear();
         drop(admin);
@@ -340,11 +379,29 @@ impl Slot {
 #[pinned_drop]
 impl PinnedDrop for Slot {
     fn drop(self: Pin<&mut Self>) {
-        let chain = self.chain.load(Acquire);
+        let chain = self.hot.chain.load(Acquire);
         if !chain.is_null() {
             // SAFETY: A slot dropped without `destroy` was never handed
             // out (creation failed part-way); nobody can be calling.
             drop(unsafe { KBox::from_raw(chain) });
         }
+    }
+}
+
+#[kunit_tests(hotswap_slot_layout)]
+mod tests {
+    use super::{CallPath, Slot};
+    use core::mem::{align_of, offset_of, size_of};
+
+    /// The lines a call reads are written by nothing but swaps publishing
+    /// a chain: not by `Arc` clones (the counter precedes the 64-byte
+    /// aligned slot), nor by status and claims (the admin state follows).
+    #[test]
+    fn call_path_has_a_line_of_its_own() {
+        assert_eq!(align_of::<Slot>(), 64);
+        assert_eq!(offset_of!(Slot, hot), 0);
+        assert!(size_of::<CallPath>() <= 64);
+        assert!(offset_of!(Slot, id) >= 64);
+        assert!(offset_of!(Slot, admin) >= 64);
     }
 }

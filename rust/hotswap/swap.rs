@@ -2,32 +2,36 @@
 //! Swapping objects to another implementation: the mediator's phases
 //! driven for a batch of slots at once.
 //!
-//! A batch moves every slot through each phase before the next phase
-//! starts, and waits for the whole batch at once: the grace periods of all
-//! slots run together (each slot has its own domain, but their waits are
-//! the same RCU grace periods, see `domain.rs`), so swapping N objects
-//! costs about one grace period plus N small steps, not N grace periods.
-//! A single swap is a batch of one.
+//! A batch starts every slot's swap, then polls them all, each moving on
+//! as soon as its own wait ends: Forward until its grace period is over,
+//! Blocked until its own tracked calls have drained, then Transfer and
+//! Completed at once. The grace periods of all slots run together (each
+//! slot has its own domain, but their waits are the same RCU grace
+//! periods, see `domain.rs`), so swapping N objects costs about one grace
+//! period plus N small steps, not N grace periods; and an object with a
+//! stuck call holds up nobody else's callers and aborts alone at its own
+//! deadline. A single swap is a batch of one.
 //!
 //! Batches of up to [`LOG_PHASES_UP_TO`] objects log every phase move of
 //! every object; every batch logs one summary line.
 //!
 //! Everything a swap may need to allocate after Forward begins (the two
-//! possible final chains, room in the graveyard) is allocated before it
-//! begins, so completing or aborting cannot fail half-way.
+//! possible final chains, room in the graveyard for the mediated chain
+//! and the final one) is allocated before it begins, so completing or
+//! aborting cannot fail half-way and strand the state.
 
 use crate::api::{Name, KIND_OBJECT};
 use crate::chain::Chain;
-use crate::domain::{later, passed, wait_until, Cookie};
+use crate::domain::{passed, wait_until, Cookie};
 use crate::instance::Instance;
-use crate::mediator::{Mediator, Phase, Target};
+use crate::mediator::{DrainSignal, Mediator, Phase, Target};
 use crate::registry::{name_str, REGISTRY};
 use crate::slot::{Claim, Slot};
 use crate::stats::SwapOutcome;
 use crate::transfer;
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use kernel::time::{Delta, Instant, Monotonic};
+use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
 
 /// The largest batch whose objects log each phase move.
 const LOG_PHASES_UP_TO: usize = 8;
@@ -78,6 +82,8 @@ struct Swap<'a> {
     aborted_chain: Option<KBox<Chain>>,
     timeout: Delta,
     start: Instant<Monotonic>,
+    /// When Blocked began (the start until then).
+    blocked_at: Instant<Monotonic>,
     cookie: Cookie,
     format: u32,
     /// Set once the slot is on one object again.
@@ -92,6 +98,7 @@ impl<'a> Swap<'a> {
         target: &Name,
         timeout_ms: Option<u32>,
         log_phases: bool,
+        drained: &Arc<DrainSignal>,
     ) -> Result<Option<Self>> {
         let claim = slot.claim()?;
         let pin = REGISTRY.lock().pin(&slot.interface, Some(target))?;
@@ -117,10 +124,21 @@ impl<'a> Swap<'a> {
         let aborted_chain =
             slot.with_chain(&claim, |chain| chain.layers_with_object(chain.object()))?;
         let aborted_chain = Chain::new(aborted_chain, None)?;
-        let mediator = Mediator::new(old, new, slot.interface, slot.id, log_phases)?;
-        let mediated = Chain::new(layers, Some(mediator.clone()))?;
         let timeout =
             Delta::from_millis(i64::from(timeout_ms.unwrap_or_else(|| slot.timeout_ms())));
+        let mediator = Mediator::new(
+            old,
+            new,
+            slot.interface,
+            slot.id,
+            log_phases,
+            timeout,
+            drained.clone(),
+        )?;
+        let mediated = Chain::new(layers, Some(mediator.clone()))?;
+        // Room for the two chains this swap retires: the one it replaces
+        // now and the mediated one it replaces at the end.
+        slot.reserve_retirements(&claim, 2)?;
         let start = Instant::<Monotonic>::now();
         mediator.move_to(Phase::Normal, Phase::Forward)?;
         let cookie = match slot.publish(&claim, mediated) {
@@ -141,6 +159,7 @@ impl<'a> Swap<'a> {
             aborted_chain: Some(aborted_chain),
             timeout,
             start,
+            blocked_at: start,
             cookie,
             format: 0,
             outcome: None,
@@ -175,16 +194,8 @@ impl<'a> Swap<'a> {
             );
         }
         if let Some(chain) = chain {
-            match self.slot.publish(&self.claim, chain) {
-                Ok(cookie) => self.cookie = cookie,
-                // The graveyard had no room: the mediator stays in the
-                // chain and keeps routing every call to the winner.
-                Err(_) => pr_warn!(
-                    "{}/{}: out of memory, mediator stays\n",
-                    self.slot.label().0,
-                    self.slot.id
-                ),
-            }
+            // Room was reserved in `start`: this cannot fail.
+            self.cookie = self.slot.publish_reserved(&self.claim, chain);
         }
         let _ = self.mediator.move_to(to, Phase::Normal);
         let outcome = SwapOutcome {
@@ -213,6 +224,75 @@ impl<'a> Swap<'a> {
     }
 }
 
+impl Swap<'_> {
+    /// Moves the swap on as far as it can go without waiting.
+    fn step(&mut self) {
+        if self.mediator.phase() == Phase::Forward {
+            if self.slot.grace_period_done(self.cookie) {
+                let _ = self.mediator.move_to(Phase::Forward, Phase::Blocked);
+                self.blocked_at = Instant::<Monotonic>::now();
+            } else {
+                if passed(self.start + self.timeout) {
+                    self.finish(false, ETIMEDOUT);
+                }
+                return;
+            }
+        }
+        if self.running() && kernel::current!().signal_pending() {
+            // The requester was signalled: give the slot back untouched.
+            self.finish(false, EINTR);
+            return;
+        }
+        if self.mediator.phase() != Phase::Blocked {
+            return;
+        }
+        if self.mediator.drained() {
+            let _ = self.mediator.move_to(Phase::Blocked, Phase::Transfer);
+            match transfer::transfer(&self.mediator.old, &self.mediator.new) {
+                Ok(format) => {
+                    self.format = format;
+                    self.finish(true, EINVAL);
+                }
+                Err(err) => self.finish(false, err),
+            }
+        } else if passed(self.blocked_at + self.timeout) {
+            self.finish(false, ETIMEDOUT);
+        }
+    }
+}
+
+/// Polls every running swap of `swaps` until all are over. Between
+/// rounds it naps, briefly at first, while only grace periods are awaited;
+/// while callers wait in Blocked it sleeps on `drained` instead, which the
+/// last tracked call's end wakes. Every swap is stepped each round, not
+/// just up to the first still running: polling is what moves a grace
+/// period along.
+fn drive(swaps: &mut [Swap<'_>], drained: &DrainSignal) {
+    let mut nap = Delta::from_micros(20);
+    loop {
+        let seen = drained.events();
+        let mut running = false;
+        let mut draining = false;
+        for s in swaps.iter_mut().filter(|s| s.running()) {
+            s.step();
+            if s.running() {
+                running = true;
+                draining |= s.mediator.phase() == Phase::Blocked;
+            }
+        }
+        if !running {
+            return;
+        }
+        if draining {
+            drained.wait_after(seen);
+        } else {
+            fsleep(nap);
+            let most = Delta::from_millis(10);
+            nap = if nap + nap < most { nap + nap } else { most };
+        }
+    }
+}
+
 /// Swaps every slot in `slots` to implementation `target`.
 /// `timeout_ms` overrides each slot's own per-phase timeout.
 pub(crate) fn swap(
@@ -225,61 +305,26 @@ pub(crate) fn swap(
     let mut index = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
     let log_phases = slots.len() <= LOG_PHASES_UP_TO;
     let begun = Instant::<Monotonic>::now();
+    let drained = DrainSignal::new()?;
 
     // Normal -> Forward, for the whole batch.
     for slot in slots {
-        let result = match Swap::start(slot, target, timeout_ms, log_phases) {
+        // The vectors have one place per slot: pushing cannot fail (and
+        // must not, once a swap has started).
+        let result = match Swap::start(slot, target, timeout_ms, log_phases, &drained) {
             Ok(Some(swap)) => {
-                index.push(results.len(), GFP_KERNEL)?;
-                swaps.push(swap, GFP_KERNEL)?;
+                let _ = index.push_within_capacity(results.len());
+                let _ = swaps.push_within_capacity(swap);
                 SlotResult::Unchanged // replaced below
             }
             Ok(None) => SlotResult::Unchanged,
             Err(err) => SlotResult::NotStarted(err),
         };
-        results.push(result, GFP_KERNEL)?;
+        let _ = results.push_within_capacity(result);
     }
 
-    // Forward: wait for the calls that began before tracking, all slots'
-    // grace periods at once, each bounded by its own deadline.
-    let latest = swaps
-        .iter()
-        .map(|s| s.start + s.timeout)
-        .fold(Instant::<Monotonic>::now(), later);
-    // Every slot is polled each time round, not just up to the first that
-    // is not done: polling is what moves a grace period along.
-    let _ = wait_until(latest, || {
-        swaps.iter().fold(true, |all, s| {
-            (s.slot.grace_period_done(s.cookie) || passed(s.start + s.timeout)) && all
-        })
-    });
-    for s in swaps.iter_mut() {
-        if s.slot.grace_period_done(s.cookie) {
-            let _ = s.mediator.move_to(Phase::Forward, Phase::Blocked);
-        } else {
-            s.finish(false, ETIMEDOUT);
-        }
-    }
-
-    // Blocked: new calls wait; drain the tracked ones.
-    let blocked_start = Instant::<Monotonic>::now();
-    for s in swaps.iter_mut().filter(|s| s.running()) {
-        if let Err(err) = s.mediator.drain(blocked_start + s.timeout) {
-            s.finish(false, err);
-        }
-    }
-
-    // Transfer, then Completed (or Aborted on a transfer error).
-    for s in swaps.iter_mut().filter(|s| s.running()) {
-        let _ = s.mediator.move_to(Phase::Blocked, Phase::Transfer);
-        match transfer::transfer(&s.mediator.old, &s.mediator.new) {
-            Ok(format) => {
-                s.format = format;
-                s.finish(true, EINVAL);
-            }
-            Err(err) => s.finish(false, err),
-        }
-    }
+    // Forward, Blocked, Transfer: each slot as fast as its own calls allow.
+    drive(&mut swaps, &drained);
 
     // Free the old objects (or the unused replacements) once the last
     // calls that could see them are done; bounded, the graveyard keeps

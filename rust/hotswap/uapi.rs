@@ -354,12 +354,20 @@ pub struct FileInfo {
     pub allocated: u64,
     /// Pages freed, ever.
     pub freed: u64,
+    /// Write-backs that failed, ever.
+    pub wb_errors: u64,
+    /// The errno of the latest failed write-back (negative; 0: none).
+    pub wb_errno: i64,
 }
 
 /// Attach the backing file whose descriptor is the `u32` argument.
 pub const HOTSWAP_FILE_IOC_ATTACH: u32 = ioc(IOC_WRITE, 0x20, size_of::<u32>());
 /// Facts about the attached file.
 pub const HOTSWAP_FILE_IOC_INFO: u32 = ioc(IOC_READ, 0x21, size_of::<FileInfo>());
+/// Sets the cached file's size to the `u64` argument (`ftruncate(2)`; a
+/// character device has none of its own). The device must be open for
+/// writing.
+pub const HOTSWAP_FILE_IOC_TRUNCATE: u32 = ioc(IOC_WRITE, 0x22, size_of::<u64>());
 
 /// A name as the fixed-size field carries it; `None` unless it is 1 to
 /// `NAME_LEN - 1` bytes of `[a-z0-9_]` (what the kernel accepts).

@@ -21,7 +21,7 @@ import time
 TOOL = sys.argv[1]
 DEV = "/dev/hotswap-file"
 ATTACH = (1 << 30) | (4 << 16) | (0xB7 << 8) | 0x20
-INFO = struct.Struct("<IIqQQQQQQQQQ")
+INFO = struct.Struct("<IIqQQQQQQQQQQq")
 IOC_INFO = (2 << 30) | (INFO.size << 16) | (0xB7 << 8) | 0x21
 SIZE = 52 * 1024 * 1024
 CHUNK = 1024 * 1024

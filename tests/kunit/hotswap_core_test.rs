@@ -47,6 +47,10 @@ static DEAD_CALLS: Atomic<u64> = Atomic::new(0);
 static INTERPOSED_CALLS: Atomic<u64> = Atomic::new(0);
 /// The slot `add(RECURSE)` calls back into.
 static RECURSE_SLOT: Atomic<usize> = Atomic::new(0);
+/// A slot `export` calls into (0: none), and what that call returned
+/// (0, or the negative errno).
+static EXPORT_CALLS_INTO: Atomic<usize> = Atomic::new(0);
+static EXPORT_CALL_RESULT: Atomic<i32> = Atomic::new(0);
 
 /// The `hstest` method table.
 #[repr(C)]
@@ -154,6 +158,11 @@ unsafe extern "C" fn obj_export(obj: *mut c_void, _format: u32, state: *mut *mut
     }
     if EXPORT_OUT_OF_RANGE.load(Acquire) {
         return 7;
+    }
+    let into = EXPORT_CALLS_INTO.load(Acquire) as *const c_void;
+    if !into.is_null() {
+        let result = call_add(into, 1).map_or_else(|e| e.to_errno(), |_| 0);
+        EXPORT_CALL_RESULT.store(result, Release);
     }
     // SAFETY: As in `obj_add`.
     let value = unsafe { &*obj.cast::<TestObj>() }.value.load(Acquire);
@@ -815,6 +824,264 @@ mod tests {
         // Every call counted exactly once, none served by a freed object.
         assert_eq!(add(&obj, 0)?, 2 * PER_WORKER);
         assert_eq!(DEAD_CALLS.load(Acquire), dead_before);
+        Ok(())
+    }
+
+    /// What `swap_all` of `hstest` to `name` reported: completed * 1000 +
+    /// aborted (the objects other tests keep count too).
+    fn swap_all_report(name: &'static CStr, timeout_ms: u32) -> i64 {
+        let (mut done, mut aborted) = (0u32, 0u32);
+        // SAFETY: NUL-terminated names, valid out pointers.
+        unsafe {
+            api::hotswap_swap_all(
+                INTERFACE.as_ptr(),
+                name.as_ptr(),
+                timeout_ms,
+                &mut done,
+                &mut aborted,
+            )
+        };
+        i64::from(done) * 1000 + i64::from(aborted)
+    }
+
+    /// Runs `swap_all_report(name, timeout_ms)` on a worker; the result
+    /// lands in the returned cell (-1 until then).
+    fn swap_all_in_background(
+        name: &'static CStr,
+        timeout_ms: u32,
+    ) -> Result<kernel::sync::Arc<Atomic<i64>>> {
+        let result = kernel::sync::Arc::new(Atomic::new(-1i64), GFP_KERNEL)?;
+        let seen = result.clone();
+        spawn(move || seen.store(swap_all_report(name, timeout_ms), Release))?;
+        Ok(result)
+    }
+
+    #[test]
+    fn a_stuck_object_holds_up_nobody_else_in_a_batch() -> Result {
+        // Each object of a batch moves on by itself: one whose tracked
+        // call is stuck aborts alone at its deadline, and the others
+        // complete as soon as their own calls drain (they used to wait in
+        // Blocked for the stuck one's whole timeout).
+        let stuck = create(c"alpha", 1)?;
+        let free = create(c"alpha", 2)?;
+        let slot = SendSlot(stuck.slot());
+        RELEASE.store(false, Release);
+        RELEASE2.store(false, Release);
+        let early = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        let result = swap_all_in_background(c"beta", 3_000)?;
+        assert!(wait_for(|| phase(&stuck) == FORWARD));
+        let_forward_flip();
+        let tracked = spawn(move || {
+            let _ = call_add(slot.get(), HOLD2);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 2));
+        RELEASE.store(true, Release);
+        // While the stuck object waits in Blocked, the free one is done:
+        // a call on it returns at once, from the new implementation.
+        let stuck_blocked = wait_for(|| phase(&stuck) == BLOCKED);
+        let free_tag = tag(&free);
+        let stuck_phase = phase(&stuck);
+        assert!(wait_for(|| result.load(Acquire) >= 0));
+        RELEASE2.store(true, Release);
+        assert!(wait_for(|| early.load(Acquire) && tracked.load(Acquire)));
+        assert!(stuck_blocked);
+        assert_eq!(free_tag, Ok(2));
+        assert_eq!(stuck_phase, BLOCKED);
+        assert_eq!(result.load(Acquire) % 1000, 1);
+        assert_eq!((tag(&stuck)?, add(&stuck, 0)?), (1, 1));
+        assert_eq!((tag(&free)?, add(&free, 0)?), (2, 2));
+        swap_all_report(c"alpha", 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_call_into_another_object_of_the_batch_lets_both_complete() -> Result {
+        // A's tracked call calls B while B is Blocked: it waits for B to
+        // complete, then A drains. Both complete.
+        let a = create(c"alpha", 0)?;
+        let b = create(c"alpha", 0)?;
+        let (slot_a, slot_b) = (SendSlot(a.slot()), SendSlot(b.slot()));
+        RECURSE_SLOT.store(b.slot() as usize, Release);
+        RELEASE.store(false, Release);
+        RELEASE2.store(false, Release);
+        let early_a = spawn(move || {
+            let _ = call_add(slot_a.get(), HOLD);
+        })?;
+        let early_b = spawn(move || {
+            let _ = call_add(slot_b.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 2));
+        let result = swap_all_in_background(c"beta", 5_000)?;
+        assert!(wait_for(|| phase(&a) == FORWARD && phase(&b) == FORWARD));
+        let_forward_flip();
+        let recursive = spawn(move || {
+            let _ = call_add(slot_a.get(), RECURSE);
+        })?;
+        let tracked_b = spawn(move || {
+            let _ = call_add(slot_b.get(), HOLD2);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 4));
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| phase(&b) == BLOCKED));
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(300));
+        RELEASE2.store(true, Release);
+        assert!(wait_for(|| result.load(Acquire) >= 0));
+        assert!(wait_for(|| {
+            early_a.load(Acquire)
+                && early_b.load(Acquire)
+                && recursive.load(Acquire)
+                && tracked_b.load(Acquire)
+        }));
+        assert_eq!(result.load(Acquire) % 1000, 0);
+        assert_eq!((tag(&a)?, tag(&b)?), (2, 2));
+        assert_eq!(add(&b, 0)?, 1);
+        swap_all_report(c"alpha", 0);
+        Ok(())
+    }
+
+    /// A swap of an object to `beta`, held in Blocked by a tracked call.
+    struct HeldInBlocked {
+        early: kernel::sync::Arc<Atomic<bool>>,
+        tracked: kernel::sync::Arc<Atomic<bool>>,
+        swapper: kernel::sync::Arc<Atomic<bool>>,
+    }
+
+    impl HeldInBlocked {
+        /// Starts the swap of `obj`: an early call keeps it in Forward
+        /// until `during_forward` has run (past the flip, so calls it
+        /// makes are tracked); then a tracked call held on the second gate
+        /// keeps it in Blocked.
+        fn start(obj: &api::Object, during_forward: impl FnOnce() -> Result) -> Result<Self> {
+            let slot = SendSlot(obj.slot());
+            RELEASE.store(false, Release);
+            RELEASE2.store(false, Release);
+            let early = spawn(move || {
+                let _ = call_add(slot.get(), HOLD);
+            })?;
+            assert!(wait_for(|| HELD.load(Acquire) == 1));
+            let swapper = spawn(move || {
+                // SAFETY: Live handle, NUL-terminated name.
+                unsafe {
+                    api::hotswap_object_swap(
+                        slot.get(),
+                        c"beta".as_ptr(),
+                        10_000,
+                        core::ptr::null_mut(),
+                    )
+                };
+            })?;
+            assert!(wait_for(|| phase(obj) == FORWARD));
+            let_forward_flip();
+            during_forward()?;
+            let tracked = spawn(move || {
+                let _ = call_add(slot.get(), HOLD2);
+            })?;
+            assert!(wait_for(|| HELD.load(Acquire) == 2));
+            RELEASE.store(true, Release);
+            assert!(wait_for(|| phase(obj) == BLOCKED));
+            Ok(Self {
+                early,
+                tracked,
+                swapper,
+            })
+        }
+
+        /// Lets the tracked call go and waits for the swap to end.
+        fn finish(self) {
+            RELEASE2.store(true, Release);
+            assert!(wait_for(|| {
+                self.early.load(Acquire) && self.tracked.load(Acquire) && self.swapper.load(Acquire)
+            }));
+        }
+    }
+
+    /// A `Call` handed to another thread.
+    struct SendCall(Call);
+    // SAFETY: A call may be ended on any thread.
+    unsafe impl Send for SendCall {}
+
+    #[test]
+    fn a_call_ended_by_another_task_leaves_no_pass_behind() -> Result {
+        // The call this thread began (tracked) is ended by a worker: the
+        // entry for this thread goes with it, so its next call in Blocked
+        // waits like anyone's instead of passing through to the old object.
+        let obj = create(c"alpha", 0)?;
+        let held = HeldInBlocked::start(&obj, || {
+            let mut call = Call::new();
+            // SAFETY: Live handle; `call` is a valid out pointer.
+            api::to_result(unsafe { api::hotswap_call_begin(obj.slot(), &mut call) })?;
+            assert_eq!(call.tracked, 1);
+            let handed = SendCall(call);
+            let ender = spawn(move || {
+                let mut handed = handed;
+                // SAFETY: Begun above, ended once, here.
+                unsafe { api::hotswap_call_end(&mut handed.0) };
+            })?;
+            assert!(wait_for(|| ender.load(Acquire)));
+            Ok(())
+        })?;
+        let releaser = spawn(|| {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(300));
+            RELEASE2.store(true, Release);
+        })?;
+        let served_by = tag(&obj);
+        held.finish();
+        assert!(wait_for(|| releaser.load(Acquire)));
+        assert_eq!(served_by, Ok(2));
+        Ok(())
+    }
+
+    #[test]
+    fn the_swap_calling_into_its_own_object_gets_edeadlk() -> Result {
+        // An export that calls back into the object being swapped would
+        // wait for its own swap: it gets EDEADLK, and the swap completes.
+        let obj = create(c"alpha", 3)?;
+        EXPORT_CALL_RESULT.store(0, Release);
+        EXPORT_CALLS_INTO.store(obj.slot() as usize, Release);
+        let (ret, report) = swap(&obj, c"beta", 2_000);
+        EXPORT_CALLS_INTO.store(0, Release);
+        assert_eq!((ret, report.completed), (0, 1));
+        assert_eq!(EXPORT_CALL_RESULT.load(Acquire), EDEADLK.to_errno());
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 3));
+        Ok(())
+    }
+
+    #[test]
+    fn a_caller_waiting_in_blocked_can_be_interrupted() -> Result {
+        // A signal ends the wait at once (ERESTARTSYS: a system call
+        // restarts); the swap goes on without the caller.
+        let obj = create(c"alpha", 0)?;
+        let held = HeldInBlocked::start(&obj, || Ok(()))?;
+        let me = kernel::task::Task::current_raw();
+        let signal = kernel::bindings::SIGUSR1 as i32;
+        // SAFETY: This kernel thread lets SIGUSR1 in (`allow_signal`: the
+        // handler value 2, SIG_KTHREAD) and sends it to itself.
+        unsafe {
+            kernel::bindings::kernel_sigaction(
+                signal,
+                core::mem::transmute::<usize, kernel::bindings::__sighandler_t>(2),
+            );
+            kernel::bindings::send_sig(signal, me, 0);
+        }
+        let began = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        let interrupted = add(&obj, 1);
+        let waited_ms = began.elapsed().as_millis();
+        // SAFETY: Drops the signal and ignores SIGUSR1 again (SIG_IGN, 1,
+        // as `disallow_signal` does).
+        unsafe {
+            kernel::bindings::flush_signals(me);
+            kernel::bindings::kernel_sigaction(
+                signal,
+                core::mem::transmute::<usize, kernel::bindings::__sighandler_t>(1),
+            );
+        }
+        held.finish();
+        assert_eq!(interrupted, Err(ERESTARTSYS));
+        assert!(waited_ms < 1_000);
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 0));
         Ok(())
     }
 }

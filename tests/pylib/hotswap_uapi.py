@@ -35,7 +35,7 @@ INTERPOSE = struct.Struct("<32s32sII")
 TIMEOUT = struct.Struct("<II")
 REPORT = struct.Struct("<II1024s")
 POLICY = struct.Struct("<32sIIII")
-FILE_INFO = struct.Struct("<IIqQQQQQQQQQ")
+FILE_INFO = struct.Struct("<IIqQQQQQQQQQQq")
 
 IOC_VERSION = ioc(R, 0x01, VERSION.size)
 IOC_LIST_INTERFACES = ioc(R | W, 0x02, LIST.size)
@@ -51,10 +51,11 @@ IOC_SET_POLICY = ioc(W, 0x0B, POLICY.size)
 IOC_GET_POLICY = ioc(R | W, 0x0C, POLICY.size)
 FILE_IOC_ATTACH = ioc(W, 0x20, 4)
 FILE_IOC_INFO = ioc(R, 0x21, FILE_INFO.size)
+FILE_IOC_TRUNCATE = ioc(W, 0x22, 8)
 
 OUTCOME_COMPLETED, OUTCOME_ABORTED, OUTCOME_UNCHANGED, OUTCOME_NOT_STARTED = 1, 2, 3, 4
 INFO_FIELDS = ("object reserved size hits misses fills writebacks evictions "
-               "cached dirty allocated freed").split()
+               "cached dirty allocated freed wb_errors wb_errno").split()
 RESULT_FIELDS = "id outcome phase errno format reserved in_flight duration_ns blocked_ns".split()
 
 
@@ -73,11 +74,17 @@ def call(fd, cmd, packer, *values):
     return packer.unpack(buf)
 
 
-def open_cached(path, mode=os.O_RDONLY):
-    """Opens /dev/hotswap-file attached to `path`; returns the descriptor."""
+def attach(dev, backing):
+    """Attaches the backing file descriptor `backing` to device descriptor `dev`."""
+    fcntl.ioctl(dev, FILE_IOC_ATTACH, struct.pack("I", backing))
+
+
+def open_cached(path, mode=os.O_RDONLY, dev_mode=None):
+    """Opens /dev/hotswap-file (in `dev_mode`, default `mode`) attached to
+    `path` opened in `mode`; returns the device descriptor."""
     backing = os.open(path, mode)
     try:
-        dev = os.open(FILE_DEVICE, mode)
+        dev = os.open(FILE_DEVICE, mode if dev_mode is None else dev_mode)
         try:
             fcntl.ioctl(dev, FILE_IOC_ATTACH, struct.pack("I", backing))
         except OSError:
@@ -86,6 +93,11 @@ def open_cached(path, mode=os.O_RDONLY):
     finally:
         os.close(backing)
     return dev
+
+
+def truncate(dev, size):
+    """Sets the size of the file attached to `dev` (ftruncate through the FCM)."""
+    fcntl.ioctl(dev, FILE_IOC_TRUNCATE, struct.pack("Q", size))
 
 
 def file_info(dev):
@@ -125,5 +137,5 @@ def object_status(ctl, object_id):
     """(implementation name, swaps_done, swaps_aborted) of one object."""
     out = call(ctl, IOC_STATUS, STATUS, object_id, 0, b"", b"", b"", 0, 0, 0, 0, 0, 0, 0, 0,
                0, 0, 0, 0)
-    return {"implementation": text(out[3]), "calls": out[7], "swaps_done": out[8],
-            "swaps_aborted": out[9]}
+    return {"implementation": text(out[3]), "phase": out[1], "calls": out[7],
+            "swaps_done": out[8], "swaps_aborted": out[9]}

@@ -11,7 +11,7 @@ import random
 import struct
 
 DEV = "/dev/hotswap-file"
-INFO = struct.Struct("<IIqQQQQQQQQQ")
+INFO = struct.Struct("<IIqQQQQQQQQQQq")
 ATTACH = (1 << 30) | (4 << 16) | (0xB7 << 8) | 0x20
 IOC_INFO = (2 << 30) | (INFO.size << 16) | (0xB7 << 8) | 0x21
 PAGE = 4096
@@ -24,7 +24,8 @@ def attach(dev_fd, fd):
 def info(dev_fd):
     buf = bytearray(INFO.size)
     fcntl.ioctl(dev_fd, IOC_INFO, buf, True)
-    names = "object reserved size hits misses fills writebacks evictions cached dirty allocated freed".split()
+    names = ("object reserved size hits misses fills writebacks evictions cached dirty allocated freed "
+             "wb_errors wb_errno").split()
     return dict(zip(names, INFO.unpack(buf)))
 
 

@@ -24,7 +24,7 @@ PAGES = 256
 GENERATIONS = 25
 SWAPS = 16
 ATTACH = (1 << 30) | (4 << 16) | (0xB7 << 8) | 0x20
-INFO = struct.Struct("<IIqQQQQQQQQQ")
+INFO = struct.Struct("<IIqQQQQQQQQQQq")
 IOC_INFO = (2 << 30) | (INFO.size << 16) | (0xB7 << 8) | 0x21
 TOOL = sys.argv[1]
 

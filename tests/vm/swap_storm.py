@@ -4,19 +4,30 @@
 
     swap_storm.py SWAPS [SEED]
 
-FILES real files, each cached by its own FCM through /dev/hotswap-file.
-On every vCPU a writer and a reader run: writers write random 8-aligned
-ranges of their own half of each file and keep a model of it; every 8-byte
-word written at file offset o holds o/8 in its low 40 bits and the writer's
-sequence number above, so readers check each word they read sits where it
-belongs. Meanwhile the driver swaps the FCMs shared <-> distributed (batched
-and one by one), interposes and removes the monitor, and toggles the
-autonomic policy, until SWAPS swaps have completed. Then the files are
-synced and closed and compared byte for byte with the writers' models, and
-every FCM's page accounting must balance (allocated == freed + cached).
-Prints one summary line; exits non-zero on any mismatch.
+FILES real files, each cached by its own FCM through /dev/hotswap-file
+(the capacity, set by swap_storm.sh, is half a file: eviction runs all the
+time). On every vCPU a writer and a reader run: writers write random
+8-aligned ranges of their own slice of each file and keep a model of it;
+every 8-byte word written at file offset o holds o/8 in its low 40 bits and
+the writer's sequence number above, so readers check each word they read
+sits where it belongs. Writers open their files in mixed modes (the backing
+file O_RDWR or O_RDWR|O_APPEND, the device O_RDWR or O_WRONLY), fsync now
+and then, and now and then write from a buffer whose tail is unmapped
+(EFAULT or a short count; the model takes exactly what the write reports).
+GROWERS more files grow and shrink: one worker each appends, writes past
+the end (a hole of zeros), truncates through the device and fsyncs, with a
+model of its own; readers accept a word of those files if it is zero or
+sits where it belongs. A syncer fsyncs random files all the time.
+
+Meanwhile the driver swaps the FCMs shared <-> distributed (batched and one
+by one), interposes and removes the monitor, and toggles the autonomic
+policy, until SWAPS swaps have completed. Then the files are synced and
+closed and compared byte for byte with the models, and every FCM's page
+accounting must balance (allocated == freed + cached). Prints one summary
+line; exits non-zero on any mismatch.
 """
 
+import errno
 import os
 import random
 import struct
@@ -24,14 +35,33 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../pylib"))
+import hotswap_mem as mem  # noqa: E402
 import hotswap_uapi as uapi  # noqa: E402
 
 FILES = 16
+GROWERS = 4
+GROW_MAX = 48 * 4096
 PAGE = 4096
 PAGES = 32
 SIZE = PAGES * PAGE
 LOW = (1 << 40) - 1
 DIR = "/tmp/hotswap-storm"
+
+
+class HoleyBuffer(mem.HoleyBuffer):
+    """A write from here whose source runs past the end faults part-way."""
+
+    def pwrite(self, fd, data, offset):
+        """Writes `data` placed so that only its first `mapped` bytes are
+        mapped; returns (bytes written or -errno, mapped)."""
+        mapped = random.randrange(0, len(data) + 1) // 8 * 8
+        return mem.raw_pwrite(fd, self.place(data, mapped), len(data), offset), mapped
+
+
+def open_mixed(path, rng):
+    """A writer's descriptor of `path`, in one of the modes writers use."""
+    return uapi.open_cached(path, rng.choice((os.O_RDWR, os.O_RDWR | os.O_APPEND)),
+                            rng.choice((os.O_RDWR, os.O_WRONLY)))
 
 
 def words(offset, length, seq):
@@ -46,7 +76,9 @@ def writer(cpu, writers, seed, stop):
     model (file index -> {offset: bytes}) through stdout as it exits."""
     os.sched_setaffinity(0, {cpu % os.cpu_count()})
     rng = random.Random(seed)
-    devs = [uapi.open_cached(os.path.join(DIR, f"f{i}"), os.O_RDWR) for i in range(FILES)]
+    random.seed(seed)
+    devs = [open_mixed(os.path.join(DIR, f"f{i}"), rng) for i in range(FILES)]
+    holey = HoleyBuffer()
     span = SIZE // writers
     base = cpu * span
     model = [bytearray(initial(base, span)) for _ in range(FILES)]
@@ -57,13 +89,22 @@ def writer(cpu, writers, seed, stop):
         length = rng.randrange(1, min(3 * PAGE, span) // 8) * 8
         offset = base + rng.randrange(0, (span - length) // 8 + 1) * 8
         data = words(offset, length, seq)
-        if os.pwrite(devs[f], data, offset) != length:
+        if rng.random() < 0.05:
+            n, mapped = holey.pwrite(devs[f], data, offset)
+            if n == -errno.EFAULT:
+                n = 0
+            if not 0 <= n <= mapped:
+                raise AssertionError(f"a write faulting after {mapped} bytes returned {n}")
+            data = data[:n]
+        elif os.pwrite(devs[f], data, offset) != length:
             raise AssertionError(f"short write to file {f} at {offset}")
-        model[f][offset - base:offset - base + length] = data
+        model[f][offset - base:offset - base + len(data)] = data
+        if seq % 97 == 0:
+            os.fsync(devs[f])
         if seq % 200 == 0:
             # Reopen now and then: openers come and go during swaps.
             os.close(devs[f])
-            devs[f] = uapi.open_cached(os.path.join(DIR, f"f{f}"), os.O_RDWR)
+            devs[f] = open_mixed(os.path.join(DIR, f"f{f}"), rng)
     for dev in devs:
         os.close(dev)
     for f in range(FILES):
@@ -72,12 +113,80 @@ def writer(cpu, writers, seed, stop):
     return seq
 
 
+def grower(index, seed, stop):
+    """Grows and shrinks file g{index}, keeping a model; writes it out as
+    gmodel{index} when it stops."""
+    os.sched_setaffinity(0, {index % os.cpu_count()})
+    rng = random.Random(seed)
+    path = os.path.join(DIR, f"g{index}")
+    dev = uapi.open_cached(path, os.O_RDWR)
+    model = bytearray()
+    seq = 0
+    while not os.path.exists(stop):
+        seq += 1
+        action = rng.random()
+        if action < 0.6 or not model:
+            # Append, sometimes past the end (a hole of zeros first).
+            gap = rng.choice((0, 0, 0, rng.randrange(1, 3 * PAGE // 8) * 8))
+            offset = len(model) + gap
+            length = rng.randrange(1, 2 * PAGE // 8) * 8
+            if offset + length > GROW_MAX:
+                uapi.truncate(dev, 0)
+                del model[:]
+                continue
+            data = words(offset, length, seq)
+            if os.pwrite(dev, data, offset) != length:
+                raise AssertionError(f"short append to g{index} at {offset}")
+            model.extend(bytes(gap))
+            model.extend(data)
+        elif action < 0.8:
+            size = rng.randrange(0, len(model) // 8 + 1) * 8
+            uapi.truncate(dev, size)
+            del model[size:]
+        else:
+            os.fsync(dev)
+        if os.lseek(dev, 0, os.SEEK_END) != len(model):
+            raise AssertionError(f"g{index}: size {os.lseek(dev, 0, os.SEEK_END)}, model {len(model)}")
+    os.close(dev)
+    with open(os.path.join(DIR, f"gmodel{index}"), "wb") as out:
+        out.write(model)
+
+
+def syncer(seed, stop):
+    """Fsyncs random files all the time, racing every writer."""
+    rng = random.Random(seed)
+    devs = [uapi.open_cached(os.path.join(DIR, f"f{i}"), os.O_RDWR) for i in range(FILES)]
+    devs += [uapi.open_cached(os.path.join(DIR, f"g{i}"), os.O_RDWR) for i in range(GROWERS)]
+    while not os.path.exists(stop):
+        os.fsync(rng.choice(devs))
+    for dev in devs:
+        os.close(dev)
+
+
+def check_grown(dev, g, rng):
+    """Reads a random range of grown file g: every word is zero or its own."""
+    size = os.lseek(dev, 0, os.SEEK_END)
+    if size < 8:
+        return 0
+    offset = rng.randrange(0, size // 8) * 8
+    data = os.pread(dev, rng.randrange(1, 2 * PAGE // 8) * 8, offset)
+    for i, w in enumerate(struct.unpack(f"<{len(data) // 8}Q", data[:len(data) // 8 * 8])):
+        if w != 0 and w & LOW != offset // 8 + i:
+            raise AssertionError(f"g{g} word at {offset + 8 * i} says {w & LOW}")
+    return len(data)
+
+
 def reader(cpu, seed, stop):
     os.sched_setaffinity(0, {cpu % os.cpu_count()})
     rng = random.Random(seed)
     devs = [uapi.open_cached(os.path.join(DIR, f"f{i}")) for i in range(FILES)]
+    grown = [uapi.open_cached(os.path.join(DIR, f"g{i}")) for i in range(GROWERS)]
     checked = 0
     while not os.path.exists(stop):
+        if rng.random() < 0.2:
+            g = rng.randrange(GROWERS)
+            checked += check_grown(grown[g], g, rng)
+            continue
         f = rng.randrange(FILES)
         length = rng.randrange(1, 2 * PAGE // 8) * 8
         offset = rng.randrange(0, (SIZE - length) // 8 + 1) * 8
@@ -88,7 +197,7 @@ def reader(cpu, seed, stop):
             if w & LOW != offset // 8 + i:
                 raise AssertionError(f"file {f} word at {offset + 8 * i} says {w & LOW}")
         checked += length
-    for dev in devs:
+    for dev in devs + grown:
         os.close(dev)
     return checked
 
@@ -192,15 +301,20 @@ def main():
     for i in range(FILES):
         with open(os.path.join(DIR, f"f{i}"), "wb") as f:
             f.write(initial(0, SIZE))
+    for i in range(GROWERS):
+        open(os.path.join(DIR, f"g{i}"), "wb").close()
     stop = os.path.join(DIR, "stop")
     if os.path.exists(stop):
         os.remove(stop)
     ctl = os.open(uapi.CONTROL, os.O_RDWR)
     keepers = [uapi.open_cached(os.path.join(DIR, f"f{i}"), os.O_RDWR) for i in range(FILES)]
+    keepers += [uapi.open_cached(os.path.join(DIR, f"g{i}"), os.O_RDWR) for i in range(GROWERS)]
     ids = [uapi.file_info(k)["object"] for k in keepers]
 
     workers = [spawn(writer, cpu, cpus, seed + cpu, stop) for cpu in range(cpus)]
     workers += [spawn(reader, cpu, seed + 100 + cpu, stop) for cpu in range(cpus)]
+    workers += [spawn(grower, g, seed + 200 + g, stop) for g in range(GROWERS)]
+    workers.append(spawn(syncer, seed + 300, stop))
     driver = Driver(ctl, ids, seed)
     start = time.monotonic()
     failed = False
@@ -233,6 +347,14 @@ def main():
         os.fsync(keeper)
         os.close(keeper)
     verified = mismatches = 0
+    for g in range(GROWERS):
+        with open(os.path.join(DIR, f"g{g}"), "rb") as fh:
+            data = fh.read()
+        with open(os.path.join(DIR, f"gmodel{g}"), "rb") as fh:
+            want = fh.read()
+        verified += len(data)
+        if data != want:
+            mismatches += sum(a != b for a, b in zip(data, want)) + abs(len(data) - len(want))
     span = SIZE // cpus
     for f in range(FILES):
         with open(os.path.join(DIR, f"f{f}"), "rb") as fh:
@@ -245,7 +367,7 @@ def main():
             mismatches += sum(a != b for a, b in zip(data, want)) + abs(len(data) - len(want))
     print(f"swap_storm: {driver.done} swaps done, {driver.aborted} aborted, {driver.busy} busy, "
           f"{driver.interposes}/{driver.uninterposes} monitor on/off, {driver.toggles} policy "
-          f"toggles, {FILES} files, {verified} bytes verified, {mismatches} mismatches, "
+          f"toggles, {FILES}+{GROWERS} files, {verified} bytes verified, {mismatches} mismatches, "
           f"{took:.0f} s", flush=True)
     assert not unbalanced, f"page accounting broken: {unbalanced}"
     assert mismatches == 0, "the backing files differ from the writers' models"

@@ -8,6 +8,8 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-load hotswap fcm_shared fcm_distributed fcm_monitor
+# Half a file: every FCM evicts all the time.
+reload hotswap fcm_capacity=16
+load fcm_shared fcm_distributed fcm_monitor
 /usr/bin/python3 "$HOTSWAP_ROOT/tests/vm/swap_storm.py" "${HOTSWAP_STORM_SWAPS:-1000}" \
 	${HOTSWAP_STORM_SEED:+"$HOTSWAP_STORM_SEED"}
