@@ -5,8 +5,9 @@
 # lockdep, PROVE_RCU, KCSAN, UBSAN, kmemleak, SLUB and object debugging),
 # with defaults fit for a kernel that runs several times slower under TCG:
 #
-#   VMTEST=GLOB   in-VM tests (default *swap_*: the swap storms,
-#                 fcm_swap_live and swap_storm); VMTEST='*' runs them all
+#   VMTEST=GLOB   in-VM tests (default: the swap storms, fcm_swap_live and
+#                 swap_storm, and the FCM semantics, races and
+#                 allocation-failure tests); VMTEST='*' runs them all
 #   SUITE=GLOB    KUnit suites only (no in-VM test unless VMTEST is set)
 #   HOTSWAP_VM_TIMEOUT       whole VM, seconds (default 1800)
 #   HOTSWAP_VM_TEST_TIMEOUT  each in-VM test, seconds (default 600)
@@ -18,7 +19,7 @@ set -euo pipefail
 export HOTSWAP_KERNEL_VARIANT=debug
 export HOST=${HOST:-0}
 if [ -z "${SUITE:-}" ]; then
-	export VMTEST=${VMTEST:-*swap_*}
+	export VMTEST=${VMTEST:-*swap_* fcm_semantics fcm_races alloc_failure}
 fi
 export HOTSWAP_VM_TIMEOUT=${HOTSWAP_VM_TIMEOUT:-1800}
 export HOTSWAP_VM_TEST_TIMEOUT=${HOTSWAP_VM_TEST_TIMEOUT:-600}

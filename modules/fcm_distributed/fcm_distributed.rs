@@ -409,10 +409,11 @@ impl DistributedFcm {
         match result {
             Ok(true) => master.stats.writebacks += 1,
             Ok(false) => {}
-            Err(err) => {
+            Err(err) if fcm_pages::reportable(*err) => {
                 master.stats.wb_errors += 1;
                 master.stats.wb_errno = err.to_errno().into();
             }
+            Err(_) => {}
         }
     }
 
@@ -431,9 +432,11 @@ impl DistributedFcm {
                 Ok(true) => written += 1,
                 Ok(false) => {}
                 Err(err) => {
-                    failures += 1;
                     first_error.get_or_insert(err);
-                    latest_error = Some(err);
+                    if fcm_pages::reportable(err) {
+                        failures += 1;
+                        latest_error = Some(err);
+                    }
                 }
             }
         });

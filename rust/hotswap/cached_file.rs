@@ -118,9 +118,65 @@ pub(crate) struct CachedInode {
     changed: CondVar,
 }
 
+/// An inode's FCM being made by one opener, outside the table lock; other
+/// openers of the inode wait for it. Being in the table from the lookup
+/// that found nothing, it keeps anyone else from making another, so the
+/// one FCM of an inode is made after every earlier one ended and reads the
+/// file's size after them.
+#[pin_data]
+pub(crate) struct Creation {
+    #[pin]
+    done: Mutex<bool>,
+    #[pin]
+    changed: CondVar,
+}
+
+impl Creation {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                done <- new_mutex!(false),
+                changed <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Waits (interruptibly) until the FCM is made or failed.
+    fn wait(&self) -> Result {
+        let mut done = self.done.lock();
+        while !*done {
+            if self.changed.wait_interruptible(&mut done) {
+                return Err(ERESTARTSYS);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) {
+        *self.done.lock() = true;
+        self.changed.notify_all();
+    }
+}
+
+/// A cached inode, or one whose FCM is being made.
+pub(crate) enum TableEntry {
+    Creating(usize, Arc<Creation>),
+    Ready(Arc<CachedInode>),
+}
+
+impl TableEntry {
+    fn inode(&self) -> usize {
+        match self {
+            Self::Creating(inode, _) => *inode,
+            Self::Ready(cached) => cached.inode,
+        }
+    }
+}
+
 kernel::sync::global_lock! {
     // SAFETY: Initialized in module init before the device exists.
-    pub(crate) unsafe(uninit) static CACHED: Mutex<KVec<Arc<CachedInode>>> = KVec::new();
+    pub(crate) unsafe(uninit) static CACHED: Mutex<KVec<TableEntry>> = KVec::new();
 }
 
 /// A file reference taken by `fget` or an open, put on drop.
@@ -146,6 +202,9 @@ impl FileRef {
         self.0.as_ptr().cast()
     }
 }
+
+/// `Opener::wb_seen` before the opener could read the FCM's count.
+const UNSEEN: u64 = u64::MAX;
 
 /// Per open file of the device.
 #[pin_data]
@@ -207,7 +266,7 @@ impl Opener {
     fn with_write_back_errors(&self, result: Result) -> Result {
         let s = self.stats()?;
         let seen = self.wb_seen.xchg(s.wb_errors, Relaxed);
-        if seen == s.wb_errors {
+        if seen == s.wb_errors || seen == UNSEEN {
             return result;
         }
         let reported = i32::try_from(s.wb_errno)
@@ -410,16 +469,36 @@ impl CachedInode {
     }
 }
 
-fn find(inode: usize) -> Option<Arc<CachedInode>> {
-    CACHED.lock().iter().find(|c| c.inode == inode).cloned()
-}
-
 fn remove(cached: &Arc<CachedInode>) {
     let mut table = CACHED.lock();
-    if let Some(pos) = table.iter().position(|c| Arc::ptr_eq(c, cached)) {
+    let pos = table
+        .iter()
+        .position(|e| matches!(e, TableEntry::Ready(c) if Arc::ptr_eq(c, cached)));
+    if let Some(pos) = pos {
         // `pos` is in bounds.
         let _ = table.remove(pos);
     }
+}
+
+/// Turns the table's `Creating` entry of `creation` into `made`'s (or
+/// drops it if the FCM could not be made), then lets waiters look again.
+fn created(creation: &Arc<Creation>, made: &Result<Arc<CachedInode>>) {
+    {
+        let mut table = CACHED.lock();
+        let pos = table
+            .iter()
+            .position(|e| matches!(e, TableEntry::Creating(_, c) if Arc::ptr_eq(c, creation)));
+        if let Some(pos) = pos {
+            match made {
+                Ok(cached) => table[pos] = TableEntry::Ready(cached.clone()),
+                Err(_) => {
+                    // `pos` is in bounds.
+                    let _ = table.remove(pos);
+                }
+            }
+        }
+    }
+    creation.finish();
 }
 
 /// The inode's entry, with the caller counted in as an opener: the one in
@@ -428,28 +507,30 @@ fn join_or_create(inode: usize, backing: &FileRef, writes: bool) -> Result<Arc<C
     // SAFETY: `backing` is live.
     let writable = unsafe { hotswap_file_writable(backing.as_ptr()) };
     loop {
-        let cached = match find(inode) {
-            Some(cached) => cached,
+        let mut table = CACHED.lock();
+        let found = table.iter().find(|e| e.inode() == inode).map(|e| match e {
+            TableEntry::Ready(cached) => Ok(cached.clone()),
+            TableEntry::Creating(_, creation) => Err(creation.clone()),
+        });
+        let cached = match found {
+            Some(Ok(cached)) => {
+                drop(table);
+                cached
+            }
+            Some(Err(creation)) => {
+                drop(table);
+                creation.wait()?;
+                continue;
+            }
             None => {
-                // Created outside the table lock (it allocates and may
-                // interpose); a racing creator may win, then ours goes.
-                let made = CachedInode::create(inode, backing, writable)?;
-                let mut table = CACHED.lock();
-                match table.iter().find(|c| c.inode == inode).cloned() {
-                    Some(other) => {
-                        drop(table);
-                        objects::destroy(&made.fcm);
-                        other
-                    }
-                    None => {
-                        if let Err(err) = table.push(made.clone(), GFP_KERNEL) {
-                            drop(table);
-                            objects::destroy(&made.fcm);
-                            return Err(err.into());
-                        }
-                        made
-                    }
-                }
+                let creation = Creation::new()?;
+                table.push(TableEntry::Creating(inode, creation.clone()), GFP_KERNEL)?;
+                drop(table);
+                // Made outside the table lock: it opens a file, allocates
+                // and may interpose.
+                let made = CachedInode::create(inode, backing, writable);
+                created(&creation, &made);
+                made?
             }
         };
         if cached.join(backing, writes)? {
@@ -476,11 +557,10 @@ fn attach(file: *mut c_void, fd: u32) -> Result {
     let cached = join_or_create(inode, &backing, writes)?;
     let slot: *const Slot = &*cached.fcm;
     me.inode.store(Arc::into_raw(cached), Release);
-    // Earlier write-back failures are not this opener's to hear of.
-    match me.stats() {
-        Ok(s) => me.wb_seen.store(s.wb_errors, Relaxed),
-        Err(_) => me.wb_seen.store(0, Relaxed),
-    }
+    // Earlier write-back failures are not this opener's to hear of (if the
+    // count cannot be read now, the first count it reads is the baseline).
+    let seen = me.stats().map_or(UNSEEN, |s| s.wb_errors);
+    me.wb_seen.store(seen, Relaxed);
     // Ordering: publishes the slot to the lock-free readers in `slot()`.
     me.attached.store(slot, Release);
     Ok(())

@@ -361,11 +361,21 @@ fn swap_objects(req: &mut SwapRequest) -> Result {
     write_entries(req.results, req.capacity, &blank)?;
     // Allocated before anything changes: a swap that ran must be reported.
     let mut out = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
+    let previous = REGISTRY.lock().default_impl(&interface);
     if req.object == 0 {
         REGISTRY.lock().set_default(&interface, &target)?;
     }
     let start = Instant::<Monotonic>::now();
-    let results = swap::swap(&slots, &target, timeout)?;
+    let results = match swap::swap(&slots, &target, timeout) {
+        Ok(results) => results,
+        Err(err) => {
+            // Nothing was swapped: new objects keep the old default too.
+            if req.object == 0 {
+                REGISTRY.lock().restore_default(&interface, previous);
+            }
+            return Err(err);
+        }
+    };
     req.total_ns = start.elapsed().as_nanos() as u64;
     for (slot, result) in slots.iter().zip(results.iter()) {
         let mut r = SwapResult {

@@ -154,6 +154,24 @@ pub(crate) fn wait_until(deadline: Instant<Monotonic>, done: impl FnMut() -> boo
     }
 }
 
+/// [`wait_until`], but a pending signal ends the wait too (`EINTR`): for
+/// waits that only tidy up, on behalf of a caller who may want to go.
+pub(crate) fn wait_until_interruptible(
+    deadline: Instant<Monotonic>,
+    mut done: impl FnMut() -> bool,
+) -> Result {
+    let mut interrupted = false;
+    let finished = poll(Some(deadline), || {
+        interrupted = kernel::current!().signal_pending();
+        interrupted || done()
+    });
+    match (finished, interrupted) {
+        (true, false) => Ok(()),
+        (true, true) => Err(EINTR),
+        (false, _) => Err(ETIMEDOUT),
+    }
+}
+
 /// Polls `done()` with growing naps until it says yes (true) or
 /// `deadline` passes (false).
 fn poll(deadline: Option<Instant<Monotonic>>, mut done: impl FnMut() -> bool) -> bool {

@@ -155,10 +155,11 @@ impl Inner {
                 self.stats.dirty -= 1;
                 self.stats.writebacks += 1;
             }
-            Err(err) => {
+            Err(err) if fcm_pages::reportable(err) => {
                 self.stats.wb_errors += 1;
                 self.stats.wb_errno = err.to_errno().into();
             }
+            Err(_) => {}
         }
         result
     }

@@ -761,6 +761,13 @@ impl Stager {
     }
 }
 
+/// Whether a failed write-back counts as one for `fsync` and `close` to
+/// report: not when a signal cut it short (the page stays dirty and the
+/// next write-back tries again; nothing is wrong with the file).
+pub fn reportable(err: Error) -> bool {
+    err != EINTR && err != ERESTARTSYS
+}
+
 /// Whether chunk `c` covers its whole page.
 pub fn whole_page(c: &Chunk) -> bool {
     c.offset == 0 && c.len == PAGE_SIZE

@@ -22,8 +22,8 @@
 //!   already inside a tracked call (a recursive call) passes through, or
 //!   it would wait for itself. A waiting caller can be interrupted by a
 //!   signal (the call fails with `ERESTARTSYS`, so a restartable system
-//!   call restarts) and waits at most twice the swap's timeout (then
-//!   `ETIMEDOUT`): no caller sleeps unkillably behind a swap.
+//!   call restarts) and waits at most twice the swap's timeout and a
+//!   minute (then `ETIMEDOUT`): no caller sleeps unkillably behind a swap.
 //! * **Transfer**: no thread is inside the old object; old and new
 //!   negotiate a state format and the state moves (see `transfer.rs`).
 //! * **Completed**: the slot points at the new object and blocked callers
@@ -225,7 +225,9 @@ impl Mediator {
                 log_phases,
                 tracked: Atomic::new(0),
                 driver: Task::current_raw() as usize,
-                max_wait: timeout + timeout,
+                // Blocked lasts at most `timeout`; Transfer is the
+                // implementations' own work, given a minute.
+                max_wait: timeout + timeout + Delta::from_secs(60),
                 drained,
                 inside <- new_mutex!(KVec::new()),
                 gate <- new_mutex!(()),

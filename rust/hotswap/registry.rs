@@ -462,6 +462,14 @@ impl Registry {
         Ok(())
     }
 
+    /// Puts back a default read by [`Registry::default_impl`] (`None`: the
+    /// first registered object implementation again).
+    pub(crate) fn restore_default(&mut self, interface: &Name, previous: Option<Name>) {
+        if let Some(i) = self.interfaces.iter_mut().find(|i| i.name == *interface) {
+            i.default_impl = previous.unwrap_or([0; NAME_LEN]);
+        }
+    }
+
     /// The default implementation of `interface`, if one was set.
     pub(crate) fn default_impl(&self, interface: &Name) -> Option<Name> {
         self.interface(interface)

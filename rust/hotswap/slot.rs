@@ -24,7 +24,7 @@
 
 use crate::api::{Call, Name};
 use crate::chain::Chain;
-use crate::domain::{wait_until, Cookie, ReadDomain};
+use crate::domain::{wait_until, wait_until_interruptible, Cookie, ReadDomain};
 use crate::instance::Instance;
 use crate::mediator::Phase;
 use crate::registry::name_str;
@@ -344,10 +344,16 @@ impl Slot {
             .retain(|r| !self.hot.domain.grace_period_done(r.cookie));
     }
 
-    /// Waits up to `deadline` for `cookie`, then frees what it can.
-    pub(crate) fn settle(&self, cookie: Cookie, deadline: Instant<Monotonic>) {
-        let _ = wait_until(deadline, || self.grace_period_done(cookie));
+    /// Frees retired chains whose grace period is over.
+    pub(crate) fn reap_retired(&self) {
         self.reap(&mut self.admin.lock());
+    }
+
+    /// Waits up to `deadline` (or a signal) for `cookie`, then frees what
+    /// it can.
+    pub(crate) fn settle(&self, cookie: Cookie, deadline: Instant<Monotonic>) {
+        let _ = wait_until_interruptible(deadline, || self.grace_period_done(cookie));
+        self.reap_retired();
     }
 
     /// Tears the slot down: waits out any administrative operation, then

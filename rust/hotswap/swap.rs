@@ -22,7 +22,7 @@
 
 use crate::api::{Name, KIND_OBJECT};
 use crate::chain::Chain;
-use crate::domain::{passed, wait_until, Cookie};
+use crate::domain::{passed, wait_until_interruptible, Cookie};
 use crate::instance::Instance;
 use crate::mediator::{DrainSignal, Mediator, Phase, Target};
 use crate::registry::{name_str, REGISTRY};
@@ -227,6 +227,11 @@ impl<'a> Swap<'a> {
 impl Swap<'_> {
     /// Moves the swap on as far as it can go without waiting.
     fn step(&mut self) {
+        if kernel::current!().signal_pending() {
+            // The requester was signalled: give the slot back untouched.
+            self.finish(false, EINTR);
+            return;
+        }
         if self.mediator.phase() == Phase::Forward {
             if self.slot.grace_period_done(self.cookie) {
                 let _ = self.mediator.move_to(Phase::Forward, Phase::Blocked);
@@ -237,11 +242,6 @@ impl Swap<'_> {
                 }
                 return;
             }
-        }
-        if self.running() && kernel::current!().signal_pending() {
-            // The requester was signalled: give the slot back untouched.
-            self.finish(false, EINTR);
-            return;
         }
         if self.mediator.phase() != Phase::Blocked {
             return;
@@ -326,24 +326,32 @@ pub(crate) fn swap(
     // Forward, Blocked, Transfer: each slot as fast as its own calls allow.
     drive(&mut swaps, &drained);
 
-    // Free the old objects (or the unused replacements) once the last
-    // calls that could see them are done; bounded, the graveyard keeps
-    // whatever is still in use.
-    let settle_by = Instant::<Monotonic>::now()
-        + Delta::from_millis(i64::from(
-            timeout_ms.unwrap_or(crate::slot::DEFAULT_TIMEOUT_MS),
-        ));
-    let _ = wait_until(settle_by, || {
-        swaps
-            .iter()
-            .fold(true, |all, s| s.slot.grace_period_done(s.cookie) && all)
-    });
     for (s, i) in swaps.iter().zip(index.iter()) {
-        s.slot.settle(s.cookie, Instant::<Monotonic>::now());
         if let Some(outcome) = s.outcome {
             results[*i] = SlotResult::Swapped(outcome);
         }
     }
+
+    // Free the old objects (or the unused replacements) once the last
+    // calls that could see them are done, each slot let go (its claim
+    // dropped) as soon as its own grace period is over. Bounded by the
+    // timeout and cut short by a signal: the graveyard keeps whatever is
+    // still in use, for the slot's next operation to free.
+    let settle_by = Instant::<Monotonic>::now()
+        + Delta::from_millis(i64::from(
+            timeout_ms.unwrap_or(crate::slot::DEFAULT_TIMEOUT_MS),
+        ));
+    let _ = wait_until_interruptible(settle_by, || {
+        swaps.retain(|s| {
+            let over = s.slot.grace_period_done(s.cookie);
+            if over {
+                s.slot.reap_retired();
+            }
+            !over
+        });
+        swaps.is_empty()
+    });
+    drop(swaps);
     log_summary(slots, target, &results, begun);
     Ok(results)
 }

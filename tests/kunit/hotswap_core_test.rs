@@ -1055,33 +1055,106 @@ mod tests {
         // restarts); the swap goes on without the caller.
         let obj = create(c"alpha", 0)?;
         let held = HeldInBlocked::start(&obj, || Ok(()))?;
-        let me = kernel::task::Task::current_raw();
+        signal_self();
+        let began = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        let interrupted = add(&obj, 1);
+        let waited_ms = began.elapsed().as_millis();
+        unsignal_self();
+        held.finish();
+        assert_eq!(interrupted, Err(ERESTARTSYS));
+        assert!(waited_ms < 1_000);
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 0));
+        Ok(())
+    }
+
+    /// Makes this kernel thread take SIGUSR1 and sends it one; undone by
+    /// [`unsignal_self`].
+    fn signal_self() {
         let signal = kernel::bindings::SIGUSR1 as i32;
-        // SAFETY: This kernel thread lets SIGUSR1 in (`allow_signal`: the
-        // handler value 2, SIG_KTHREAD) and sends it to itself.
+        // SAFETY: Lets SIGUSR1 in (`allow_signal`: the handler value 2,
+        // SIG_KTHREAD) and sends it to this thread.
         unsafe {
             kernel::bindings::kernel_sigaction(
                 signal,
                 core::mem::transmute::<usize, kernel::bindings::__sighandler_t>(2),
             );
-            kernel::bindings::send_sig(signal, me, 0);
+            kernel::bindings::send_sig(signal, kernel::task::Task::current_raw(), 0);
         }
-        let began = kernel::time::Instant::<kernel::time::Monotonic>::now();
-        let interrupted = add(&obj, 1);
-        let waited_ms = began.elapsed().as_millis();
-        // SAFETY: Drops the signal and ignores SIGUSR1 again (SIG_IGN, 1,
-        // as `disallow_signal` does).
+    }
+
+    /// Drops this thread's pending signals and ignores SIGUSR1 again.
+    fn unsignal_self() {
+        // SAFETY: SIG_IGN (1), as `disallow_signal` does.
         unsafe {
-            kernel::bindings::flush_signals(me);
+            kernel::bindings::flush_signals(kernel::task::Task::current_raw());
             kernel::bindings::kernel_sigaction(
-                signal,
+                kernel::bindings::SIGUSR1 as i32,
                 core::mem::transmute::<usize, kernel::bindings::__sighandler_t>(1),
             );
         }
-        held.finish();
-        assert_eq!(interrupted, Err(ERESTARTSYS));
-        assert!(waited_ms < 1_000);
-        assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 0));
+    }
+
+    #[test]
+    fn a_signalled_requester_gets_its_swap_back_at_once() -> Result {
+        // A call stuck since before the swap keeps it in Forward: a signal
+        // to the requester aborts it there (EINTR) instead of after the
+        // whole timeout, and the settling that follows does not wait either.
+        let obj = create(c"alpha", 6)?;
+        let slot = SendSlot(obj.slot());
+        RELEASE.store(false, Release);
+        let early = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        signal_self();
+        let began = kernel::time::Instant::<kernel::time::Monotonic>::now();
+        let (ret, report) = swap(&obj, c"beta", 5_000);
+        let took_ms = began.elapsed().as_millis();
+        unsignal_self();
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| early.load(Acquire)));
+        assert_eq!((ret, report.completed), (EINTR.to_errno(), 0));
+        assert!(took_ms < 1_000);
+        assert_eq!((tag(&obj)?, add(&obj, 0)?), (1, 6));
+        Ok(())
+    }
+
+    #[test]
+    fn a_settling_batch_lets_go_of_the_objects_it_is_done_with() -> Result {
+        // A's swap aborts (a call stuck since before it); its old chain
+        // cannot be freed while that call runs, so the batch waits for it
+        // until the timeout. B completed long before: it must be free for
+        // the next operation meanwhile, not claimed by the batch.
+        let a = create(c"alpha", 1)?;
+        let b = create(c"alpha", 2)?;
+        let slot = SendSlot(a.slot());
+        RELEASE.store(false, Release);
+        let early = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        let result = swap_all_in_background(c"beta", 1_500)?;
+        assert!(wait_for(|| tag(&b) == Ok(2)));
+        // A aborts at 1.5 s; the batch then settles for up to 1.5 s more.
+        assert!(wait_for(|| phase(&a) == 0));
+        let mut interposed = interpose(&b, c"counter");
+        for _ in 0..100 {
+            if interposed == 0 || result.load(Acquire) >= 0 {
+                break;
+            }
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(5));
+            interposed = interpose(&b, c"counter");
+        }
+        let still_settling = result.load(Acquire) < 0;
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| early.load(Acquire) && result.load(Acquire) >= 0));
+        if interposed == 0 {
+            api::to_result(uninterpose(&b, c"counter"))?;
+        }
+        assert!(still_settling);
+        assert_eq!(interposed, 0);
+        assert_eq!((tag(&a)?, tag(&b)?), (1, 2));
+        swap_all_report(c"alpha", 0);
         Ok(())
     }
 }

@@ -18,6 +18,13 @@ small enough that eviction runs all the time, under each FCM):
                    length and cleaned the page, and the record never
                    reached the file.
 
+  attach_churn     an appender attaches, appends a record (O_APPEND on the
+                   device) and closes, over and over, while a prober
+                   attaches and closes the same file. A new FCM made while
+                   the previous one was still live elsewhere could read
+                   the size before the last append and put the next one
+                   over it.
+
 Every record carries its own offset; at the end the file is checked
 record by record. Usage: fcm_races.py ROUNDS [SEED].
 """
@@ -26,6 +33,7 @@ import os
 import random
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../pylib"))
 import hotswap_uapi as uapi  # noqa: E402
@@ -138,6 +146,35 @@ def append_vs_fsync(round_, records):
     return missing(path, range(0, records * PAGE, PAGE), round_), 0
 
 
+def attach_churn(round_, records):
+    path = os.path.join(DIR, f"churn{round_}")
+    open(path, "wb").close()
+    stop = path + ".stop"
+
+    def appender():
+        pinned(0)
+        for i in range(records):
+            dev = uapi.open_cached(path, os.O_RDWR, os.O_RDWR | os.O_APPEND)
+            if os.write(dev, record(i * RECORD, round_)) != RECORD:
+                raise AssertionError(f"short append {i}")
+            os.close(dev)
+        open(stop, "w").close()
+
+    def prober():
+        pinned(1)
+        while not os.path.exists(stop):
+            dev = uapi.open_cached(path)
+            os.lseek(dev, 0, os.SEEK_END)
+            time.sleep(0.003)  # the appender joins this FCM meanwhile
+            os.close(dev)
+
+    wait_all([spawn(appender), spawn(prober)])
+    size = os.path.getsize(path)
+    if size != records * RECORD:
+        return [f"size {size}"]
+    return missing(path, range(0, records * RECORD, RECORD), round_)
+
+
 def main():
     rounds = int(sys.argv[1])
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else random.randrange(1 << 32)
@@ -153,6 +190,11 @@ def main():
         bad, _ = append_vs_fsync(r, 512)
         if bad:
             print(f"append_vs_fsync round {r}: {len(bad)} record(s) lost, first at {bad[0]}",
+                  flush=True)
+        lost += len(bad)
+        bad = attach_churn(r, 200)
+        if bad:
+            print(f"attach_churn round {r}: {len(bad)} record(s) lost, first at {bad[0]}",
                   flush=True)
         lost += len(bad)
     print(f"fcm_races: {rounds} round(s), {lost} record(s) lost", flush=True)
