@@ -84,10 +84,16 @@ struct Swap<'a> {
     start: Instant<Monotonic>,
     /// When Blocked began (the start until then).
     blocked_at: Instant<Monotonic>,
+    /// When Forward times out: a timeout after the batch is under way (a
+    /// large batch takes a while to start, and a slot's grace period moves
+    /// only when the batch's driver polls it).
+    forward_by: Instant<Monotonic>,
     cookie: Cookie,
     format: u32,
     /// Set once the slot is on one object again.
     outcome: Option<SwapOutcome>,
+    /// Where the batch's results report this slot.
+    at: usize,
 }
 
 impl<'a> Swap<'a> {
@@ -160,9 +166,11 @@ impl<'a> Swap<'a> {
             timeout,
             start,
             blocked_at: start,
+            forward_by: start + timeout,
             cookie,
             format: 0,
             outcome: None,
+            at: 0,
         }))
     }
 
@@ -225,25 +233,32 @@ impl<'a> Swap<'a> {
 }
 
 impl Swap<'_> {
-    /// Moves the swap on as far as it can go without waiting.
-    fn step(&mut self) {
+    /// In Forward: polls the grace period (which moves it along), and
+    /// moves to Blocked once it is over, or aborts at the deadline or on a
+    /// signal to the requester.
+    fn step_forward(&mut self) {
+        if !self.running() || self.mediator.phase() != Phase::Forward {
+            return;
+        }
         if kernel::current!().signal_pending() {
             // The requester was signalled: give the slot back untouched.
             self.finish(false, EINTR);
+        } else if self.slot.grace_period_done(self.cookie) {
+            let _ = self.mediator.move_to(Phase::Forward, Phase::Blocked);
+            self.blocked_at = Instant::<Monotonic>::now();
+        } else if passed(self.forward_by) {
+            self.finish(false, ETIMEDOUT);
+        }
+    }
+
+    /// In Blocked: once its tracked calls have drained, the transfer and
+    /// Completed (or Aborted); aborts at the deadline or on a signal.
+    fn step_blocked(&mut self) {
+        if !self.running() || self.mediator.phase() != Phase::Blocked {
             return;
         }
-        if self.mediator.phase() == Phase::Forward {
-            if self.slot.grace_period_done(self.cookie) {
-                let _ = self.mediator.move_to(Phase::Forward, Phase::Blocked);
-                self.blocked_at = Instant::<Monotonic>::now();
-            } else {
-                if passed(self.start + self.timeout) {
-                    self.finish(false, ETIMEDOUT);
-                }
-                return;
-            }
-        }
-        if self.mediator.phase() != Phase::Blocked {
+        if kernel::current!().signal_pending() {
+            self.finish(false, EINTR);
             return;
         }
         if self.mediator.drained() {
@@ -261,29 +276,52 @@ impl Swap<'_> {
     }
 }
 
-/// Polls every running swap of `swaps` until all are over. Between
-/// rounds it naps, briefly at first, while only grace periods are awaited;
-/// while callers wait in Blocked it sleeps on `drained` instead, which the
-/// last tracked call's end wakes. Every swap is stepped each round, not
-/// just up to the first still running: polling is what moves a grace
-/// period along.
-fn drive(swaps: &mut [Swap<'_>], drained: &DrainSignal) {
+/// Lets go of every finished swap of `swaps` whose slot's last grace
+/// period is over: its old object (or unused replacement) is freed and
+/// its claim dropped, so the slot is free for its next operation while
+/// the rest of the batch goes on. Its outcome goes to `results` first.
+fn let_go(swaps: &mut KVec<Swap<'_>>, results: &mut [SlotResult]) {
+    swaps.retain(|s| {
+        if s.running() || !s.slot.grace_period_done(s.cookie) {
+            return true;
+        }
+        s.slot.reap_retired();
+        if let Some(outcome) = s.outcome {
+            results[s.at] = SlotResult::Swapped(outcome);
+        }
+        false
+    });
+}
+
+/// Polls every running swap of `swaps` until all are over, letting go of
+/// the finished ones as it can. Each round first polls every slot still
+/// in Forward (polling is what moves a grace period along, so no slot may
+/// wait for another's transfer to be polled), then moves the Blocked ones
+/// on. Between rounds it naps, briefly at first, while only grace periods
+/// are awaited; while callers wait in Blocked it sleeps on `drained`
+/// instead, which the last tracked call's end wakes.
+fn drive(swaps: &mut KVec<Swap<'_>>, results: &mut [SlotResult], drained: &DrainSignal) {
+    let under_way = Instant::<Monotonic>::now();
+    for s in swaps.iter_mut() {
+        s.forward_by = under_way + s.timeout;
+    }
     let mut nap = Delta::from_micros(20);
     loop {
         let seen = drained.events();
-        let mut running = false;
-        let mut draining = false;
-        for s in swaps.iter_mut().filter(|s| s.running()) {
-            s.step();
-            if s.running() {
-                running = true;
-                draining |= s.mediator.phase() == Phase::Blocked;
-            }
+        for s in swaps.iter_mut() {
+            s.step_forward();
         }
-        if !running {
+        for s in swaps.iter_mut() {
+            s.step_blocked();
+        }
+        let_go(swaps, results);
+        if !swaps.iter().any(|s| s.running()) {
             return;
         }
-        if draining {
+        if swaps
+            .iter()
+            .any(|s| s.running() && s.mediator.phase() == Phase::Blocked)
+        {
             drained.wait_after(seen);
         } else {
             fsleep(nap);
@@ -302,7 +340,6 @@ pub(crate) fn swap(
 ) -> Result<KVec<SlotResult>> {
     let mut results = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
     let mut swaps = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
-    let mut index = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
     let log_phases = slots.len() <= LOG_PHASES_UP_TO;
     let begun = Instant::<Monotonic>::now();
     let drained = DrainSignal::new()?;
@@ -312,10 +349,10 @@ pub(crate) fn swap(
         // The vectors have one place per slot: pushing cannot fail (and
         // must not, once a swap has started).
         let result = match Swap::start(slot, target, timeout_ms, log_phases, &drained) {
-            Ok(Some(swap)) => {
-                let _ = index.push_within_capacity(results.len());
+            Ok(Some(mut swap)) => {
+                swap.at = results.len();
                 let _ = swaps.push_within_capacity(swap);
-                SlotResult::Unchanged // replaced below
+                SlotResult::Unchanged // replaced when it ends
             }
             Ok(None) => SlotResult::Unchanged,
             Err(err) => SlotResult::NotStarted(err),
@@ -324,31 +361,23 @@ pub(crate) fn swap(
     }
 
     // Forward, Blocked, Transfer: each slot as fast as its own calls allow.
-    drive(&mut swaps, &drained);
-
-    for (s, i) in swaps.iter().zip(index.iter()) {
+    drive(&mut swaps, &mut results, &drained);
+    for s in swaps.iter() {
         if let Some(outcome) = s.outcome {
-            results[*i] = SlotResult::Swapped(outcome);
+            results[s.at] = SlotResult::Swapped(outcome);
         }
     }
 
-    // Free the old objects (or the unused replacements) once the last
-    // calls that could see them are done, each slot let go (its claim
-    // dropped) as soon as its own grace period is over. Bounded by the
-    // timeout and cut short by a signal: the graveyard keeps whatever is
-    // still in use, for the slot's next operation to free.
+    // The slots still held wait for calls that could see their old chains
+    // (a call stuck since before the swap): bounded by the timeout and cut
+    // short by a signal; the graveyard keeps whatever is still in use, for
+    // the slot's next operation to free.
     let settle_by = Instant::<Monotonic>::now()
         + Delta::from_millis(i64::from(
             timeout_ms.unwrap_or(crate::slot::DEFAULT_TIMEOUT_MS),
         ));
     let _ = wait_until_interruptible(settle_by, || {
-        swaps.retain(|s| {
-            let over = s.slot.grace_period_done(s.cookie);
-            if over {
-                s.slot.reap_retired();
-            }
-            !over
-        });
+        let_go(&mut swaps, &mut results);
         swaps.is_empty()
     });
     drop(swaps);
