@@ -168,6 +168,13 @@ pub struct DistributedFcm {
     size: Atomic<i64>,
     /// Dirty pages (changed only on clean/dirty transitions).
     dirty: Atomic<u64>,
+    /// Pages in the master, as of its last change (for `pages`, which
+    /// reclaim calls without waiting for the master).
+    cached: Atomic<u64>,
+    /// Bumped whenever the file's bytes change under the cache (a page
+    /// written back, a truncation, another file): a page filled with the
+    /// master dropped is stale if it moved meanwhile.
+    io_seq: Atomic<u64>,
 }
 
 impl DistributedFcm {
@@ -208,6 +215,8 @@ impl DistributedFcm {
                 reps,
                 size: Atomic::new(size),
                 dirty: Atomic::new(0),
+                cached: Atomic::new(0),
+                io_seq: Atomic::new(0),
             },
             GFP_KERNEL,
         )?)
@@ -287,6 +296,7 @@ impl DistributedFcm {
             .insert(index, Entry::boxed(page, dirty, true)?)?;
         master.stats.allocated += 1;
         master.stats.cached += 1;
+        self.publish_count(master);
         Ok(ptr)
     }
 
@@ -312,6 +322,21 @@ impl DistributedFcm {
             return Ok(copied);
         }
         let mut master = self.master.lock();
+        if master.pages.get(c.index).is_none() {
+            // Filled with the master dropped (see `BackingFile::page_of`);
+            // the master (held by every write-back) tells if it is stale.
+            let file = master.file.as_ref().ok_or(EBADF)?.clone();
+            let seq = self.io_seq.load(Relaxed);
+            drop(master);
+            let filled = file.page_of(c.index, self.size.load(Acquire));
+            master = self.master.lock();
+            let (page, read) = filled?;
+            if master.pages.get(c.index).is_none() && self.io_seq.load(Relaxed) == seq {
+                master.stats.fills += u64::from(read);
+                self.insert(&mut master, c.index, page, false)?;
+            }
+        }
+        // In the master now, or filled under it if the file moved.
         let cell = self.master_page(&mut master, c.index)?;
         Ok(self.after_miss(master, rep, c.index, cell, copy))
     }
@@ -400,6 +425,7 @@ impl DistributedFcm {
             cell.dirty.store(true, Release);
             return Err(err);
         }
+        self.io_seq.add(1, Relaxed);
         self.dirty.fetch_sub(1, Relaxed);
         Ok(true)
     }
@@ -448,6 +474,54 @@ impl DistributedFcm {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Publishes the master's page count for `pages`.
+    fn publish_count(&self, master: &Master) {
+        self.cached.store(master.pages.len(), Relaxed);
+    }
+
+    /// Forgets `index` in every representative that is not busy; false if
+    /// one was (the page may still be reachable there).
+    fn try_purge(&self, index: u64) -> bool {
+        self.reps.iter().all(|rep| match rep.inner.try_lock() {
+            Some(mut r) => {
+                r.forget(index);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Reclaim (`EVICT_RECLAIM`): CLOCK over clean pages only, from the
+    /// hand, until at most `keep` are cached; writes nothing back, waits
+    /// for no lock and allocates nothing. A page leaves every
+    /// representative before it goes, and must still be clean then (a hit
+    /// there may have dirtied it meanwhile).
+    fn reclaim(&self, master: &mut Master, keep: u64) -> u64 {
+        let mut freed = 0;
+        for pass in 0..3 {
+            let want = master.pages.len().saturating_sub(keep);
+            if want == 0 {
+                break;
+            }
+            let (n, hand) = master
+                .pages
+                .reclaim_clean(want, master.hand, |index, entry| {
+                    if pass < 2 && entry.referenced.load(Relaxed) {
+                        entry.referenced.store(false, Relaxed);
+                        return false;
+                    }
+                    self.try_purge(index)
+                });
+            master.hand = hand;
+            freed += n;
+        }
+        master.stats.cached -= freed;
+        master.stats.freed += freed;
+        master.stats.evictions += freed;
+        self.publish_count(master);
+        freed
+    }
+
     /// Forgets `index` in every representative.
     fn purge(&self, index: u64) {
         for rep in self.reps.iter() {
@@ -469,6 +543,7 @@ impl DistributedFcm {
             master.stats.cached -= 1;
             master.stats.freed += 1;
             master.stats.evictions += 1;
+            self.publish_count(master);
         }
         Ok(())
     }
@@ -530,6 +605,7 @@ impl DistributedFcm {
             rep.inner.lock().forget_from(boundary);
         }
         file.truncate(size)?;
+        self.io_seq.add(1, Relaxed);
         let first_gone = (size as u64).div_ceil(PAGE as u64);
         while let Some((_, entry)) = master.pages.pop_from(first_gone) {
             if entry.dirty.load(Acquire) {
@@ -538,6 +614,7 @@ impl DistributedFcm {
             master.stats.cached -= 1;
             master.stats.freed += 1;
         }
+        self.publish_count(master);
         if size % PAGE != 0 {
             if let Some(entry) = master.pages.get(boundary) {
                 entry.page.zero_from((size % PAGE) as usize);
@@ -555,6 +632,7 @@ impl DistributedFcm {
         master.stats.freed += master.pages.len();
         master.stats.cached = 0;
         master.pages.clear();
+        self.publish_count(master);
         self.dirty.store(0, Relaxed);
     }
 }
@@ -638,9 +716,17 @@ impl FcmImpl for DistributedFcm {
         self.size.load(Acquire)
     }
 
-    fn evict(&self, keep: u64) -> Result<u64> {
+    fn evict(&self, keep: u64, flags: u32) -> Result<u64> {
+        if flags & fcm_api::EVICT_RECLAIM != 0 {
+            let mut master = self.master.try_lock().ok_or(EAGAIN)?;
+            return Ok(self.reclaim(&mut master, keep));
+        }
         let mut master = self.master.lock();
         self.evict_to(&mut master, keep)
+    }
+
+    fn pages(&self) -> u64 {
+        self.cached.load(Relaxed)
     }
 
     fn stats(&self) -> FcmStats {
@@ -661,6 +747,7 @@ impl FcmImpl for DistributedFcm {
         // SAFETY: hotswap passes a live file for the call.
         let file = unsafe { BackingFile::new(file) };
         self.master.lock().file = Some(file);
+        self.io_seq.add(1, Relaxed);
         Ok(())
     }
 
@@ -712,6 +799,8 @@ impl FcmImpl for DistributedFcm {
         // The exporter counted its dirty pages; counting them here would walk
         // every page while callers wait in Blocked.
         self.dirty.store(stats.dirty, Relaxed);
+        drop(first);
+        self.publish_count(&master);
         Ok(())
     }
 
@@ -719,6 +808,7 @@ impl FcmImpl for DistributedFcm {
         let mut master = self.master.lock();
         // SAFETY: `state` is the one `export` made, released once.
         unsafe { fcm_pages::release_state(format, state, taken, &mut master.pages) };
+        self.publish_count(&master);
     }
 }
 
@@ -828,5 +918,10 @@ mod tests {
     #[test]
     fn descriptor_transfer_lends_the_pages() -> Result {
         c::descriptor_transfer_lends_the_pages::<DistributedFcm>()
+    }
+
+    #[test]
+    fn reclaim_takes_clean_pages_only() -> Result {
+        c::reclaim_takes_clean_pages_only::<DistributedFcm>()
     }
 }

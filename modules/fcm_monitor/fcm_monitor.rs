@@ -255,14 +255,34 @@ unsafe extern "C" fn size(o: *mut c_void, call: *const Call) -> i64 {
     ) as i64
 }
 
-unsafe extern "C" fn evict(o: *mut c_void, call: *const Call, keep: u64) -> i64 {
-    // SAFETY: Forwarding the caller's own arguments.
-    forward(
-        o,
-        call,
-        Kind::Other,
-        |ops, obj, next| unsafe { (ops.evict)(obj, next, keep) } as isize,
-    ) as i64
+unsafe extern "C" fn evict(o: *mut c_void, call: *const Call, keep: u64, flags: u32) -> i64 {
+    let f = |ops: &FcmOps, obj, next: &Call| {
+        // SAFETY: Forwarding the caller's own arguments.
+        unsafe { (ops.evict)(obj, next, keep, flags) as isize }
+    };
+    if flags & fcm_api::EVICT_RECLAIM != 0 {
+        // SAFETY: The live call hotswap passes.
+        return passthrough(unsafe { &*call }, f).unwrap_or_else(|e| e.to_errno() as isize) as i64;
+    }
+    forward(o, call, Kind::Other, f) as i64
+}
+
+unsafe extern "C" fn pages(_: *mut c_void, call: *const Call) -> u64 {
+    // SAFETY: The live call hotswap passes; forwarding its arguments.
+    passthrough(unsafe { &*call }, |ops, obj, next| unsafe {
+        (ops.pages)(obj, next) as isize
+    })
+    .unwrap_or(0) as u64
+}
+
+/// Forwards a call of memory reclaim without timing or sampling it:
+/// sampling asks the FCM for its counters, which waits for its lock, and
+/// reclaim may run inside an allocation made under that lock.
+fn passthrough(call: &Call, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> isize) -> Result<isize> {
+    api::forward(call, |methods, next_obj, next| {
+        // SAFETY: Every layer of an `fcm` slot has an `FcmOps` table.
+        f(unsafe { &*methods.cast::<FcmOps>() }, next_obj, next)
+    })
 }
 
 unsafe extern "C" fn stats(o: *mut c_void, call: *const Call, out: *mut FcmStats) {
@@ -296,6 +316,7 @@ static METHODS: FcmOps = FcmOps {
     evict,
     stats,
     set_file,
+    pages,
 };
 
 unsafe extern "C" fn create(_arg: *const c_void, out: *mut *mut c_void) -> core::ffi::c_int {

@@ -18,7 +18,7 @@ use kernel::prelude::*;
 
 /// Version of the ops-table layout. Bump on any change to a `#[repr(C)]`
 /// struct or entry point in this file.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;

@@ -48,6 +48,7 @@
 
 use crate::api::Call;
 use crate::fcm_api::{FcmCreate, FcmOps, FcmStats, SYNC_FILE};
+use crate::fcm_memory;
 use crate::objects;
 use crate::registry::REGISTRY;
 use crate::slot::Slot;
@@ -74,6 +75,38 @@ extern "C" {
     fn hotswap_file_set_private(file: *mut c_void, data: *mut c_void);
     fn hotswap_file_seek(file: *mut c_void, offset: i64, whence: c_int, size: i64) -> i64;
     fn fget(fd: c_uint) -> *mut c_void;
+    fn hotswap_fcm_token_new(
+        owner: *const c_void,
+        have: *const *mut c_void,
+        n: usize,
+    ) -> *mut c_void;
+    fn hotswap_fcm_token_free(token: *mut c_void);
+    fn hotswap_fcm_current_memcg() -> usize;
+}
+
+/// Most memory cgroups an inode's FCM is listed in for their reclaim.
+const MAX_CGROUPS: usize = 8;
+
+/// An inode's tokens on the FCM shrinker's list, one per memory cgroup of
+/// its openers (`fcm_memory.c`), so each cgroup's reclaim finds its FCM.
+struct Cgroups(KVec<*mut c_void>);
+
+// SAFETY: Tokens are plain kernel objects, freed from any thread.
+unsafe impl Send for Cgroups {}
+
+impl Cgroups {
+    fn clear(&mut self) {
+        while let Some(token) = self.0.pop() {
+            // SAFETY: Made by `hotswap_fcm_token_new`, freed once.
+            unsafe { hotswap_fcm_token_free(token) };
+        }
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        self.clear();
+    }
 }
 
 /// Pages an FCM may cache (0: no bound); set by hotswap's module parameter.
@@ -109,6 +142,9 @@ pub(crate) struct CachedInode {
     fcm: Arc<Slot>,
     /// A file of the inode, held for the write-limit checks.
     file: ARef<File>,
+    /// The uid that made the FCM, for the per-user share of the memory
+    /// budget (`fcm_memory.rs`).
+    creator: u32,
     /// Serializes `O_APPEND` writes: each finds the end and writes there.
     #[pin]
     append: Mutex<()>,
@@ -116,6 +152,8 @@ pub(crate) struct CachedInode {
     state: Mutex<InodeState>,
     #[pin]
     changed: CondVar,
+    #[pin]
+    cgroups: Mutex<Cgroups>,
 }
 
 /// An inode's FCM being made by one opener, outside the table lock; other
@@ -217,6 +255,10 @@ struct Opener {
     inode: Atomic<*const CachedInode>,
     /// The FCM's write-back failures this opener has been told of.
     wb_seen: Atomic<u64>,
+    /// The memory cgroup this opener's last read or write ran in (tasks
+    /// move, and descriptors are passed on): a new one gets the FCM listed
+    /// for its reclaim, since its pages are charged there.
+    memcg_seen: Atomic<usize>,
     #[pin]
     attach: Mutex<()>,
 }
@@ -247,6 +289,19 @@ impl Opener {
         // SAFETY: Set once (before `attached`) from a leaked `Arc` that
         // `release` takes back.
         unsafe { self.inode.load(Acquire).as_ref() }.ok_or(ENOTCONN)
+    }
+
+    /// The attached inode, listed for the reclaim of the caller's memory
+    /// cgroup (which the pages this call brings in are charged to).
+    fn cached_here(&self) -> Result<&CachedInode> {
+        // SAFETY: FFI call with no requirements.
+        let memcg = unsafe { hotswap_fcm_current_memcg() };
+        let cached = self.cached()?;
+        if self.memcg_seen.load(Relaxed) != memcg {
+            self.memcg_seen.store(memcg, Relaxed);
+            cached.note_cgroup();
+        }
+        Ok(cached)
     }
 
     /// Calls `f` on the FCM through the slot.
@@ -291,12 +346,169 @@ impl Opener {
 fn call_fcm<R>(slot: &Slot, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
     let mut call = Call::new();
     slot.begin(&mut call)?;
+    Ok(in_call(slot, &mut call, f))
+}
+
+/// [`call_fcm`] for code outside this file.
+pub(crate) fn call<R>(slot: &Slot, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
+    call_fcm(slot, f)
+}
+
+/// Like [`call`], but `EAGAIN` rather than waiting for a swap in progress
+/// (memory reclaim; see [`Slot::try_begin`]).
+pub(crate) fn try_call<R>(
+    slot: &Slot,
+    f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R,
+) -> Result<R> {
+    let mut call = Call::new();
+    slot.try_begin(&mut call)?;
+    Ok(in_call(slot, &mut call, f))
+}
+
+/// Runs `f` in `call`, begun on `slot`, and ends the call.
+fn in_call<R>(slot: &Slot, call: &mut Call, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> R {
     // SAFETY: Every layer of an `fcm` slot has an `FcmOps` table.
     let ops = unsafe { &*call.methods.cast::<FcmOps>() };
-    let ret = f(ops, call.obj, &call);
-    // SAFETY: Begun above.
-    unsafe { slot.end(&mut call) };
-    Ok(ret)
+    let ret = f(ops, call.obj, call);
+    // SAFETY: Begun by the caller.
+    unsafe { slot.end(call) };
+    ret
+}
+
+/// A cached inode kept from ending while held: counted as one more
+/// opener. If it is the last when dropped, the last close (write-back,
+/// end) runs on hotswap's workqueue, not in whoever held it: memory
+/// reclaim holds other files' FCMs, and must not wait on their
+/// filesystems or their swaps when it lets go.
+pub(crate) struct InUse(Arc<CachedInode>);
+
+impl InUse {
+    /// The FCM's slot.
+    pub(crate) fn slot(&self) -> &Slot {
+        &self.0.fcm
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        {
+            let mut state = self.0.state.lock();
+            if state.openers > 1 {
+                state.openers -= 1;
+                return;
+            }
+        }
+        let cached = self.0.clone();
+        if crate::deferred::spawn(move || cached.leave()).is_err() {
+            self.0.leave();
+        }
+    }
+}
+
+/// The cached inode `owner` names (the address of its `CachedInode`,
+/// compared, never followed), held, if it has openers.
+pub(crate) fn pin(owner: *const c_void) -> Option<InUse> {
+    let table = CACHED.lock();
+    table.iter().find_map(|entry| {
+        let TableEntry::Ready(cached) = entry else {
+            return None;
+        };
+        if Arc::as_ptr(cached).cast::<c_void>() != owner {
+            return None;
+        }
+        let mut state = cached.state.lock();
+        if state.life != Life::Open || state.openers == 0 {
+            return None;
+        }
+        state.openers += 1;
+        Some(InUse(cached.clone()))
+    })
+}
+
+/// The cached inodes now, as owners for [`pin`].
+pub(crate) fn owners() -> Result<KVec<*const c_void>> {
+    let table = CACHED.lock();
+    let mut out = KVec::with_capacity(table.len(), GFP_KERNEL)?;
+    for entry in table.iter() {
+        if let TableEntry::Ready(cached) = entry {
+            // Capacity is the table's length.
+            let _ = out.push_within_capacity(Arc::as_ptr(cached).cast::<c_void>());
+        }
+    }
+    Ok(out)
+}
+
+/// For memory reclaim: sums `f` over the slots of every cached inode with
+/// openers (of those `owners` names, if given: addresses of
+/// `CachedInode`s, compared, never followed), waiting for no lock (an
+/// inode whose state is busy is passed over; `None` if the table is). The
+/// inode's state lock is held across `f`, so its FCM cannot end meanwhile.
+pub(crate) fn try_for_each_open(
+    owners: Option<&[*const c_void]>,
+    mut f: impl FnMut(&CachedInode) -> u64,
+) -> Option<u64> {
+    let table = CACHED.try_lock()?;
+    let mut total = 0;
+    for entry in table.iter() {
+        let TableEntry::Ready(cached) = entry else {
+            continue;
+        };
+        let me = Arc::as_ptr(cached).cast::<c_void>();
+        if owners.is_some_and(|o| !o.contains(&me)) {
+            continue;
+        }
+        let Some(state) = cached.state.try_lock() else {
+            continue;
+        };
+        if state.life == Life::Open && state.openers > 0 {
+            total += f(cached);
+        }
+    }
+    Some(total)
+}
+
+/// Bytes a read or write moves per call into the FCM: room is made in the
+/// memory budget for this much at a time, and a huge request is not one
+/// huge demand for pages.
+const SEGMENT: usize = 64 * crate::fcm_api::PAGE_SIZE;
+
+/// Runs `f(pos, offset, len)` over `[pos, pos + len)` a segment at a time
+/// (`offset` into the caller's buffer), making room in the memory budget
+/// before each and trying again when the FCM could not get a page
+/// (`fcm_memory`). Goes on while segments move bytes, so a count short
+/// for lack of memory continues where it stopped; stops at 0 bytes, an
+/// error or a fatal signal. Returns the bytes moved, or the error if none.
+fn in_segments(
+    cached: &CachedInode,
+    pos: i64,
+    len: usize,
+    mut f: impl FnMut(i64, usize, usize) -> Result<isize>,
+) -> Result<isize> {
+    let slot: &Slot = &cached.fcm;
+    let owner = cached.owner();
+    let mut done = 0usize;
+    while done < len {
+        let n = (len - done).min(SEGMENT);
+        let at = pos.saturating_add(done as i64);
+        fcm_memory::make_room(slot, fcm_memory::pages_of(at, n));
+        let mut attempt = 0;
+        let moved = loop {
+            match f(at, done, n) {
+                Err(e) if e == ENOMEM && fcm_memory::retry(slot, owner, attempt) => attempt += 1,
+                other => break other,
+            }
+        };
+        match moved {
+            Ok(0) => break,
+            Ok(m) => done += m as usize,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+        if fcm_memory::fatal_signal_pending() {
+            break;
+        }
+    }
+    Ok(done as isize)
 }
 
 /// Checks a byte count an FCM returned for a request of `len` bytes.
@@ -328,6 +540,22 @@ fn default_impl() -> Option<crate::api::Name> {
 }
 
 impl CachedInode {
+    /// The FCM's slot.
+    pub(crate) fn slot(&self) -> &Slot {
+        &self.fcm
+    }
+
+    /// The address that names this inode to reclaim (compared, never
+    /// followed).
+    pub(crate) fn owner(&self) -> *const c_void {
+        core::ptr::from_ref(self).cast()
+    }
+
+    /// The uid that made the FCM.
+    pub(crate) fn creator(&self) -> u32 {
+        self.creator
+    }
+
     /// A new FCM for the inode of `backing`, through a file of its own.
     fn create(inode: usize, backing: &FileRef, writable: bool) -> Result<Arc<Self>> {
         // SAFETY: `backing` is live.
@@ -348,6 +576,7 @@ impl CachedInode {
                 inode,
                 fcm,
                 file: own.0,
+                creator: fcm_memory::current_uid(),
                 append <- new_mutex!(()),
                 state <- new_mutex!(InodeState {
                     openers: 0,
@@ -356,6 +585,7 @@ impl CachedInode {
                     life: Life::Open,
                 }),
                 changed <- new_condvar!(),
+                cgroups <- new_mutex!(Cgroups(KVec::new())),
             }),
             GFP_KERNEL,
         );
@@ -421,6 +651,25 @@ impl CachedInode {
         }
     }
 
+    /// Lists the FCM for the reclaim of the caller's memory cgroup, unless
+    /// it is listed there already (or in many cgroups: then only global
+    /// reclaim and the budget find it).
+    fn note_cgroup(&self) {
+        let mut cgroups = self.cgroups.lock();
+        if cgroups.0.len() >= MAX_CGROUPS {
+            return;
+        }
+        let owner = core::ptr::from_ref(self).cast::<c_void>();
+        // SAFETY: `cgroups.0` holds live tokens of this inode.
+        let token = unsafe { hotswap_fcm_token_new(owner, cgroups.0.as_ptr(), cgroups.0.len()) };
+        if !token.is_null() {
+            if cgroups.0.push(token, GFP_KERNEL).is_err() {
+                // SAFETY: Just made, freed once.
+                unsafe { hotswap_fcm_token_free(token) };
+            }
+        }
+    }
+
     fn hand_writable_file(&self, backing: &FileRef) -> Result {
         // SAFETY: `backing` is live (checked writable by the caller).
         let own = FileRef::new(unsafe { hotswap_file_open_backing(backing.as_ptr(), true) })?;
@@ -462,6 +711,7 @@ impl CachedInode {
     /// Destroys the FCM (writing back what is left) and lets waiting
     /// openers of the inode make a new one.
     fn end(self: &Arc<Self>) {
+        self.cgroups.lock().clear();
         objects::destroy(&self.fcm);
         remove(self);
         self.state.lock().life = Life::Gone;
@@ -628,12 +878,13 @@ fn write(
     kernel::error::to_result(unsafe {
         hotswap_file_write_limits(cached.file.as_ptr().cast(), *at, &mut count)
     })?;
-    let pos = *at;
-    let n = me.call(|ops, obj, call| {
-        // SAFETY: The FCM copies from the user buffer, checking it.
-        unsafe { (ops.write)(obj, call, pos, buf as usize, count, 1) }
+    let n = in_segments(me.cached_here()?, *at, count, |pos, offset, len| {
+        let n = me.call(|ops, obj, call| {
+            // SAFETY: The FCM copies from the user buffer, checking it.
+            unsafe { (ops.write)(obj, call, pos, buf as usize + offset, len, 1) }
+        })?;
+        checked_count(n, len)
     })?;
-    let n = checked_count(n, count)?;
     *at += n as i64;
     Ok(n)
 }
@@ -650,6 +901,7 @@ pub(crate) unsafe extern "C" fn hotswap_file_open(_inode: *mut c_void, file: *mu
             attached: Atomic::new(core::ptr::null()),
             inode: Atomic::new(core::ptr::null()),
             wb_seen: Atomic::new(0),
+            memcg_seen: Atomic::new(0),
             attach <- new_mutex!(()),
         }),
         GFP_KERNEL,
@@ -718,11 +970,13 @@ pub(crate) unsafe extern "C" fn hotswap_file_read(
     // SAFETY: A file of this device; `pos` is the VFS's position.
     let (me, at) = unsafe { (opener(file), &mut *pos) };
     errno((|| {
-        let n = me.call(|ops, obj, call| {
-            // SAFETY: The FCM copies to the user buffer, checking it.
-            unsafe { (ops.read)(obj, call, *at, buf as usize, len, 1) }
+        let n = in_segments(me.cached_here()?, *at, len, |pos, offset, len| {
+            let n = me.call(|ops, obj, call| {
+                // SAFETY: The FCM copies to the user buffer, checking it.
+                unsafe { (ops.read)(obj, call, pos, buf as usize + offset, len, 1) }
+            })?;
+            checked_count(n, len)
         })?;
-        let n = checked_count(n, len)?;
         *at += n as i64;
         Ok(n)
     })())
@@ -798,7 +1052,7 @@ pub(crate) unsafe extern "C" fn hotswap_file_drop_cache(file: *mut c_void) -> c_
     // SAFETY: A file of this device.
     let me = unsafe { opener(file) };
     // SAFETY: The object is live for the call.
-    match me.call(|ops, obj, call| unsafe { (ops.evict)(obj, call, 0) }) {
+    match me.call(|ops, obj, call| unsafe { (ops.evict)(obj, call, 0, 0) }) {
         Ok(ret) if ret < 0 => ret as c_int,
         Ok(_) => 0,
         Err(e) => e.to_errno(),

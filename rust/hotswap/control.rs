@@ -46,6 +46,8 @@ plain_data!(
     TimeoutRequest,
     ReportRequest,
     PolicyRequest,
+    FcmMemoryRequest,
+    FcmPages,
 );
 
 // The layouts the ABI promises (no implicit padding anywhere).
@@ -56,6 +58,8 @@ const _: () = assert!(size_of::<ObjectStatus>() == 400);
 const _: () = assert!(size_of::<SwapRequest>() == 112);
 const _: () = assert!(size_of::<SwapResult>() == 48);
 const _: () = assert!(size_of::<InterposeRequest>() == 72);
+const _: () = assert!(size_of::<FcmMemoryRequest>() == 72);
+const _: () = assert!(size_of::<FcmPages>() == 16);
 
 /// The misc device.
 pub(crate) struct Control;
@@ -232,6 +236,41 @@ fn list_objects(req: &mut ListRequest) -> Result {
     }
     req.count = out.len() as u32;
     write_entries(req.entries, req.capacity, &out)
+}
+
+fn fcm_memory(req: &mut FcmMemoryRequest) -> Result {
+    let m = crate::fcm_memory::figures();
+    let mut out = KVec::new();
+    let mut failed = None;
+    // Without waiting: a busy table or inode is left out of this answer.
+    crate::cached_file::try_for_each_open(None, |fcm| {
+        let slot = fcm.slot();
+        let entry = FcmPages {
+            object: slot.id,
+            reserved: 0,
+            pages: crate::fcm_memory::pages(slot).unwrap_or(u64::MAX),
+        };
+        if let Err(err) = out.push(entry, GFP_KERNEL) {
+            failed = Some(err);
+        }
+        0
+    });
+    if let Some(err) = failed {
+        return Err(err.into());
+    }
+    req.budget = m.budget;
+    req.user_budget = m.user_budget;
+    req.used = m.used;
+    req.refused = m.refused;
+    req.reclaimed_pressure = m.reclaimed_pressure;
+    req.reclaimed_budget = m.reclaimed_budget;
+    req.page_size = crate::fcm_api::PAGE_SIZE as u64;
+    req.count = out.len() as u32;
+    write_entries(req.entries, req.capacity, &out)
+}
+
+fn set_fcm_budget(pages: &mut u64) -> Result {
+    crate::fcm_memory::set_budget(*pages)
 }
 
 fn object_status(req: &mut ObjectStatus) -> Result {
@@ -491,6 +530,8 @@ impl MiscDevice for Control {
             HOTSWAP_IOC_OBJECT_REPORTS => with_request(arg, object_reports),
             HOTSWAP_IOC_SET_POLICY => with_change(arg, Answer::None, set_policy),
             HOTSWAP_IOC_GET_POLICY => with_request(arg, get_policy),
+            HOTSWAP_IOC_FCM_MEMORY => with_request(arg, fcm_memory),
+            HOTSWAP_IOC_SET_FCM_BUDGET => with_change(arg, Answer::None, set_fcm_budget),
             _ => Err(ENOTTY),
         }
     }

@@ -41,6 +41,12 @@ pub const FORMAT_DESCRIPTORS: u32 = 2;
 /// file to its storage (`fsync`); without it, only write back (`close`).
 pub const SYNC_FILE: u32 = 1;
 
+/// [`FcmOps::evict`] flag: memory reclaim. Only clean pages go (none is
+/// written back), no lock is waited for (`EAGAIN` if one is held), and
+/// nothing is allocated: the shrinker calls it, possibly from inside an
+/// allocation that holds this very FCM's lock.
+pub const EVICT_RECLAIM: u32 = 1;
+
 /// Creation argument of an FCM (`arg` of `create`; NULL for a
 /// replacement, whose state arrives by import).
 #[repr(C)]
@@ -105,8 +111,9 @@ pub struct FcmOps {
     /// last page reads as zeros. 0 or a negative errno.
     pub truncate: unsafe extern "C" fn(*mut c_void, *const Call, i64) -> c_int,
     /// Evicts until at most `keep` pages are cached (dirty ones written
-    /// back first); returns pages evicted or a negative errno.
-    pub evict: unsafe extern "C" fn(*mut c_void, *const Call, u64) -> i64,
+    /// back first; with [`EVICT_RECLAIM`], clean ones only, in the FCM's
+    /// eviction order); returns pages evicted or a negative errno.
+    pub evict: unsafe extern "C" fn(*mut c_void, *const Call, u64, u32) -> i64,
     /// Fills `*out` with the counters.
     pub stats: unsafe extern "C" fn(*mut c_void, *const Call, *mut FcmStats),
     /// Writes back through `file` from now on: a `struct file *` of the
@@ -115,6 +122,9 @@ pub struct FcmOps {
     /// writer attaches to an FCM that a reader created. 0 or a negative
     /// errno.
     pub set_file: unsafe extern "C" fn(*mut c_void, *const Call, *mut c_void) -> c_int,
+    /// Pages cached now, read without waiting for any lock (it may be a
+    /// moment old): what reclaim and the budget rank FCMs by.
+    pub pages: unsafe extern "C" fn(*mut c_void, *const Call) -> u64,
 }
 
 /// One page in [`FORMAT_DESCRIPTORS`] state.
@@ -248,7 +258,9 @@ pub trait FcmImpl: Sized + Send + Sync {
     /// See [`FcmOps::size`].
     fn size(&self) -> i64;
     /// See [`FcmOps::evict`].
-    fn evict(&self, keep: u64) -> Result<u64>;
+    fn evict(&self, keep: u64, flags: u32) -> Result<u64>;
+    /// See [`FcmOps::pages`].
+    fn pages(&self) -> u64;
     /// See [`FcmOps::stats`].
     fn stats(&self) -> FcmStats;
     /// See [`FcmOps::set_file`]; `file` is never null.
@@ -328,9 +340,19 @@ unsafe extern "C" fn size_shim<T: FcmImpl>(o: *mut c_void, _: *const Call) -> i6
     unsafe { this::<T>(o) }.size()
 }
 
-unsafe extern "C" fn evict_shim<T: FcmImpl>(o: *mut c_void, _: *const Call, keep: u64) -> i64 {
+unsafe extern "C" fn evict_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    keep: u64,
+    flags: u32,
+) -> i64 {
     // SAFETY: As in `read_shim`.
-    errno(unsafe { this::<T>(o) }.evict(keep), |n| n as isize) as i64
+    errno(unsafe { this::<T>(o) }.evict(keep, flags), |n| n as isize) as i64
+}
+
+unsafe extern "C" fn pages_shim<T: FcmImpl>(o: *mut c_void, _: *const Call) -> u64 {
+    // SAFETY: As in `read_shim`.
+    unsafe { this::<T>(o) }.pages()
 }
 
 unsafe extern "C" fn stats_shim<T: FcmImpl>(o: *mut c_void, _: *const Call, out: *mut FcmStats) {
@@ -421,6 +443,7 @@ pub const fn fcm_methods<T: FcmImpl>() -> FcmOps {
         evict: evict_shim::<T>,
         stats: stats_shim::<T>,
         set_file: set_file_shim::<T>,
+        pages: pages_shim::<T>,
     }
 }
 

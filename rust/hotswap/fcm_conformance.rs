@@ -5,7 +5,8 @@
 //! `fcm_api.rs`.
 
 use crate::fcm_api::{
-    Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE,
+    Buffer, FcmCreate, FcmImpl, FcmStats, EVICT_RECLAIM, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP,
+    PAGE_SIZE, SYNC_FILE,
 };
 use kernel::bindings;
 use kernel::prelude::*;
@@ -202,7 +203,7 @@ pub fn capacity_bound_evicts_and_accounts<T: FcmImpl>() -> Result {
     for i in 0..8 {
         write(&fcm, (i * PAGE_SIZE) as i64, b"dirty")?;
     }
-    fcm.evict(0)?;
+    fcm.evict(0, 0)?;
     let s = fcm.stats();
     check_eq!((s.cached, s.dirty), (0, 0));
     check!(balanced(&s));
@@ -493,5 +494,52 @@ pub fn descriptor_transfer_lends_the_pages<T: FcmImpl>() -> Result {
     check_eq!(new.stats().fills, 3);
     new.destroy(false);
     check_eq!(&file.contents()?[1..5], b"lent");
+    Ok(())
+}
+
+/// Conformance: reclaim_takes_clean_pages_only. Memory reclaim frees
+/// clean pages, coldest first, and leaves dirty ones (and their bytes)
+/// alone; `pages` follows the count.
+pub fn reclaim_takes_clean_pages_only<T: FcmImpl>() -> Result {
+    let content = patterned(16 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_reclaim", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    check_eq!(&read(&fcm, 0, 16 * PAGE_SIZE)?[..], &content[..]);
+    for i in [3usize, 7, 11] {
+        write(&fcm, (i * PAGE_SIZE) as i64, b"dirty")?;
+    }
+    check_eq!(fcm.pages(), 16);
+    // Pages 12..15 were used again: reclaim takes colder ones first.
+    check_eq!(
+        &read(&fcm, 12 * PAGE_SIZE as i64, 4 * PAGE_SIZE)?[..],
+        &content[12 * PAGE_SIZE..]
+    );
+    check_eq!(fcm.evict(12, EVICT_RECLAIM)?, 4);
+    check_eq!(fcm.pages(), 12);
+    let before = fcm.stats().fills;
+    check_eq!(
+        &read(&fcm, 12 * PAGE_SIZE as i64, 4 * PAGE_SIZE)?[..],
+        &content[12 * PAGE_SIZE..]
+    );
+    check_eq!(fcm.stats().fills, before);
+    // All the way down: only the dirty pages stay, nothing written back.
+    check_eq!(fcm.evict(0, EVICT_RECLAIM)?, 9);
+    let s = fcm.stats();
+    check_eq!((s.cached, s.dirty, s.writebacks), (3, 3, 0));
+    check_eq!(fcm.pages(), 3);
+    check!(balanced(&s));
+    check_eq!(&file.contents()?[..], &content[..]);
+    let mut expected = KVec::with_capacity(content.len(), GFP_KERNEL)?;
+    expected.extend_from_slice(&content, GFP_KERNEL)?;
+    for i in [3usize, 7, 11] {
+        expected[i * PAGE_SIZE..i * PAGE_SIZE + 5].copy_from_slice(b"dirty");
+    }
+    check_eq!(&read(&fcm, 0, 16 * PAGE_SIZE)?[..], &expected[..]);
+    fcm.sync(0, i64::MAX, 0)?;
+    check_eq!(&file.contents()?[..], &expected[..]);
+    check_eq!(fcm.evict(0, EVICT_RECLAIM)?, 16);
+    check_eq!(fcm.pages(), 0);
+    check!(balanced(&fcm.stats()));
+    fcm.destroy(false);
     Ok(())
 }

@@ -17,15 +17,17 @@
 //! and `close` of every opener); eviction passes it over, and a miss that
 //! finds no room because of such pages fails with that error.
 
-use crate::fcm_api::{Buffer, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE};
+use crate::fcm_api::{
+    Buffer, FcmStats, EVICT_RECLAIM, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE,
+};
 use crate::fcm_pages::{
     self, partial, whole_page, BackingFile, CachePage, Chunk, DescriptorExport, Entry, PageMap,
     Stager,
 };
 use core::ffi::c_void;
 use kernel::prelude::*;
-use kernel::sync::atomic::Relaxed;
-use kernel::sync::{new_mutex, Mutex};
+use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::{new_mutex, Mutex, MutexGuard};
 
 const PAGE: i64 = PAGE_SIZE as i64;
 
@@ -37,6 +39,10 @@ struct Inner {
     size: i64,
     capacity: u64,
     clock: u64,
+    /// Bumped whenever the file's bytes change under the cache (a page
+    /// written back, a truncation, another file): a page filled with the
+    /// lock dropped is stale if it moved meanwhile.
+    io_seq: u64,
     stats: FcmStats,
 }
 
@@ -154,6 +160,7 @@ impl Inner {
             Ok(()) => {
                 self.stats.dirty -= 1;
                 self.stats.writebacks += 1;
+                self.io_seq += 1;
             }
             Err(err) if fcm_pages::reportable(err) => {
                 self.stats.wb_errors += 1;
@@ -234,6 +241,45 @@ impl Inner {
         }
     }
 
+    /// Reclaim ([`EVICT_RECLAIM`]): frees clean pages, least recently used
+    /// first, until at most `keep` are cached or no clean page is left;
+    /// writes nothing back and allocates nothing. Pages older than a
+    /// threshold go; the threshold moves from the oldest stamp toward the
+    /// clock, in proportion to what is wanted, until enough went.
+    fn reclaim(&mut self, keep: u64) -> u64 {
+        let want = self.stats.cached.saturating_sub(keep);
+        if want == 0 {
+            return 0;
+        }
+        let mut oldest = u64::MAX;
+        self.pages
+            .for_each(|_, e| oldest = oldest.min(e.stamp.load(Relaxed)));
+        let span = self.clock.saturating_sub(oldest).saturating_add(1);
+        let cached = self.stats.cached.max(1);
+        let mut freed = 0;
+        for step in 0..5u32 {
+            // span * wanted / cached, without 128-bit division (which the
+            // kernel does not link) and without overflow.
+            let wanted = want.min(cached) << (2 * step);
+            let reach = (span / cached)
+                .saturating_mul(wanted)
+                .saturating_add((span % cached).saturating_mul(wanted) / cached)
+                .min(span);
+            let threshold = oldest.saturating_add(reach);
+            let (n, _) = self
+                .pages
+                .reclaim_clean(want - freed, 0, |_, e| e.stamp.load(Relaxed) <= threshold);
+            freed += n;
+            if freed >= want || reach == span {
+                break;
+            }
+        }
+        self.stats.cached -= freed;
+        self.stats.freed += freed;
+        self.stats.evictions += freed;
+        freed
+    }
+
     /// Sets the size: the backing file's first, then the cache's (pages
     /// past the end go, the last page's tail is zeroed).
     fn truncate(&mut self, size: i64) -> Result {
@@ -241,6 +287,7 @@ impl Inner {
             return Err(EINVAL);
         }
         self.file()?.truncate(size)?;
+        self.io_seq += 1;
         if size < self.size {
             let first_gone = (size as u64).div_ceil(PAGE as u64);
             while let Some((_, entry)) = self.pages.pop_from(first_gone) {
@@ -280,6 +327,33 @@ impl Inner {
 /// FCM interface's ([`crate::fcm_api::FcmImpl`]), minus creation.
 pub struct LockedCache {
     inner: Pin<KBox<Mutex<Inner>>>,
+    /// Pages in the map as of the last unlock, for [`LockedCache::pages`].
+    cached: Atomic<u64>,
+}
+
+/// The cache's lock, held: publishes the page count when released.
+struct Locked<'a> {
+    guard: MutexGuard<'a, Inner>,
+    cached: &'a Atomic<u64>,
+}
+
+impl core::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl core::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.cached.store(self.guard.pages.len(), Relaxed);
+    }
 }
 
 impl LockedCache {
@@ -294,16 +368,32 @@ impl LockedCache {
                 size,
                 capacity,
                 clock: 0,
+                io_seq: 0,
                 stats: FcmStats::default(),
             }),
             GFP_KERNEL,
         )?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            cached: Atomic::new(0),
+        })
+    }
+
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: self.inner.lock(),
+            cached: &self.cached,
+        }
+    }
+
+    /// Pages cached, without taking the lock.
+    pub fn pages(&self) -> u64 {
+        self.cached.load(Relaxed)
     }
 
     /// Ends the cache: unless `quiet`, writes dirty pages back first.
     pub fn destroy(&self, quiet: bool) {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         if !quiet && inner.file.is_some() {
             if let Err(err) = inner.write_back_range(0, u64::MAX) {
                 pr_err!(
@@ -322,8 +412,28 @@ impl LockedCache {
         let mut done = 0;
         for c in fcm_pages::chunks(pos, end) {
             let copied = fcm_pages::read_chunk(&c, buf, |len| {
-                let mut inner = self.inner.lock();
-                let entry = inner.page_for_read(c.index)?;
+                let mut inner = self.lock();
+                let mut inserted = false;
+                if inner.pages.get(c.index).is_none() {
+                    // Filled with the lock dropped (see `BackingFile::page_of`).
+                    let (file, size, seq) = (inner.file()?.clone(), inner.size, inner.io_seq);
+                    drop(inner);
+                    let filled = file.page_of(c.index, size);
+                    inner = self.lock();
+                    let (page, read) = filled?;
+                    if inner.pages.get(c.index).is_none() && inner.io_seq == seq {
+                        inner.stats.misses += 1;
+                        inner.stats.fills += u64::from(read);
+                        inner.insert(c.index, page, false)?;
+                        inserted = true;
+                    }
+                }
+                // Else a hit, or a miss the file moved under: filled locked.
+                let entry = if inserted {
+                    inner.touch(c.index)?
+                } else {
+                    inner.page_for_read(c.index)?
+                };
                 Ok(entry.page.copy_out(c.offset, len, buf, c.at))
             });
             match copied {
@@ -345,7 +455,7 @@ impl LockedCache {
                 Ok(page) => page,
                 Err(err) => return partial(done, err),
             };
-            let mut inner = self.inner.lock();
+            let mut inner = self.lock();
             if inner.file.is_none() {
                 return partial(done, EBADF);
             }
@@ -365,7 +475,7 @@ impl LockedCache {
         if start < 0 || end < start {
             return Err(EINVAL);
         }
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         let written = inner.write_back_range((start / PAGE) as u64, (end / PAGE) as u64);
         if flags & SYNC_FILE == 0 {
             return written;
@@ -376,22 +486,31 @@ impl LockedCache {
 
     /// Sets the file's size.
     pub fn truncate(&self, size: i64) -> Result {
-        self.inner.lock().truncate(size)
+        self.lock().truncate(size)
     }
 
     /// The file size as the cache sees it.
     pub fn size(&self) -> i64 {
-        self.inner.lock().size
+        self.lock().size
     }
 
-    /// Evicts until at most `keep` pages are cached.
-    pub fn evict(&self, keep: u64) -> Result<u64> {
-        self.inner.lock().evict_to(keep)
+    /// Evicts until at most `keep` pages are cached (see
+    /// [`crate::fcm_api::FcmOps::evict`] for `flags`).
+    pub fn evict(&self, keep: u64, flags: u32) -> Result<u64> {
+        if flags & EVICT_RECLAIM == 0 {
+            return self.lock().evict_to(keep);
+        }
+        let guard = self.inner.try_lock().ok_or(EAGAIN)?;
+        let mut locked = Locked {
+            guard,
+            cached: &self.cached,
+        };
+        Ok(locked.reclaim(keep))
     }
 
     /// The counters.
     pub fn stats(&self) -> FcmStats {
-        self.inner.lock().counters()
+        self.lock().counters()
     }
 
     /// Writes back through `file` (a live `struct file *`) from now on.
@@ -402,12 +521,14 @@ impl LockedCache {
     pub unsafe fn set_file(&self, file: *mut c_void) {
         // SAFETY: The caller promises a live file.
         let file = unsafe { BackingFile::new(file) };
-        self.inner.lock().file = Some(file);
+        let mut inner = self.lock();
+        inner.file = Some(file);
+        inner.io_seq += 1;
     }
 
     /// Moves the state out in `format`.
     pub fn export(&self, format: u32) -> Result<*mut c_void> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         let stats = inner.counters();
         let file = inner.file()?.as_raw();
         match format {
@@ -441,8 +562,9 @@ impl LockedCache {
     /// Takes over `file`, counters `stats` and `pages`: the parts of an
     /// imported state.
     pub fn adopt(&self, file: BackingFile, stats: FcmStats, pages: PageMap) {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.file = Some(file);
+        inner.io_seq += 1;
         inner.pages = pages;
         inner.size = stats.size;
         inner.capacity = stats.capacity;
@@ -456,7 +578,7 @@ impl LockedCache {
     ///
     /// `state` is the one this cache's `export` made, released once.
     pub unsafe fn release(&self, format: u32, state: *mut c_void, taken: bool) {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         // SAFETY: The caller's contract.
         unsafe { fcm_pages::release_state(format, state, taken, &mut inner.pages) };
     }

@@ -36,21 +36,32 @@ unsafe impl Send for CachePage {}
 // type's docs); the pointer itself never changes.
 unsafe impl Sync for CachePage {}
 
+extern "C" {
+    /// An FCM page from hotswap.ko (`fcm_memory.c`): counted against the
+    /// global budget, charged to the caller's memory cgroup; NULL past the
+    /// budget or when memory is short (never the OOM killer).
+    /// (`struct page *` travels as `*mut c_void`: the binding's type is
+    /// not FFI-safe as Rust sees it.)
+    fn hotswap_fcm_page_alloc(zero: bool) -> *mut c_void;
+    /// Frees a page of `hotswap_fcm_page_alloc`.
+    fn hotswap_fcm_page_free(page: *mut c_void);
+}
+
 impl CachePage {
     /// A zeroed page.
     pub fn alloc() -> Result<Self> {
-        Self::alloc_flags(bindings::GFP_KERNEL | bindings::__GFP_ZERO)
+        Self::alloc_zeroed(true)
     }
 
     /// A page whose bytes are stale: for staging a whole page of a write,
     /// which overwrites every byte before anything reads it.
     pub fn alloc_for_staging() -> Result<Self> {
-        Self::alloc_flags(bindings::GFP_KERNEL)
+        Self::alloc_zeroed(false)
     }
 
-    fn alloc_flags(gfp: bindings::gfp_t) -> Result<Self> {
+    fn alloc_zeroed(zero: bool) -> Result<Self> {
         // SAFETY: FFI call with no requirements.
-        let page = unsafe { bindings::alloc_pages(gfp, 0) };
+        let page = unsafe { hotswap_fcm_page_alloc(zero) }.cast::<bindings::page>();
         // INVARIANT: A fresh page with one reference, now ours.
         NonNull::new(page).map(Self).ok_or(ENOMEM)
     }
@@ -132,8 +143,9 @@ impl CachePage {
 
 impl Drop for CachePage {
     fn drop(&mut self) {
-        // SAFETY: By the invariants this value owns one reference.
-        unsafe { bindings::__free_pages(self.0.as_ptr(), 0) };
+        // SAFETY: By the invariants this value owns one reference, to a
+        // page of `hotswap_fcm_page_alloc` (every FCM page is one).
+        unsafe { hotswap_fcm_page_free(self.0.as_ptr().cast()) };
     }
 }
 
@@ -141,6 +153,7 @@ impl Drop for CachePage {
 /// with the attacher's credentials and plain flags (no `O_APPEND`,
 /// `O_DIRECT` or `O_SYNC` of any opener), so write-back lands where the
 /// cache says.
+#[derive(Clone)]
 pub struct BackingFile {
     file: ARef<File>,
 }
@@ -214,6 +227,22 @@ impl BackingFile {
             unsafe { core::ptr::write_bytes(bytes.add(done), 0, PAGE_SIZE - done) };
             Ok(())
         })
+    }
+
+    /// A new page holding page `index` of the file, read now, or zeros if
+    /// it starts at or past `size`; and whether it was read. For a miss
+    /// filled with no cache lock held: I/O under the lock would stall the
+    /// cache's other users, and memory reclaim, which an allocation of the
+    /// backing filesystem may enter, could take no page from this cache.
+    /// The caller must check, under its lock, that no write-back or
+    /// truncation happened meanwhile (the bytes may be stale then).
+    pub fn page_of(&self, index: u64, size: i64) -> Result<(CachePage, bool)> {
+        let mut page = CachePage::alloc()?;
+        let read = (index as i64) * (PAGE_SIZE as i64) < size;
+        if read {
+            self.fill(index, &mut page)?;
+        }
+        Ok((page, read))
     }
 
     /// Writes the first `len` bytes of `page` at page `index`.
@@ -554,6 +583,51 @@ impl PageMap {
             let _ = out.push_within_capacity(i);
         });
         Ok(out)
+    }
+
+    /// Reclaim: frees up to `n` clean pages, walking the map in index
+    /// order from `from` (wrapping around once) and freeing each clean
+    /// page `pick` chooses. `pick` runs first, then the page must still be
+    /// clean: an FCM whose hits may dirty a page concurrently makes sure in
+    /// `pick` that none can reach it any more. Allocates nothing. Returns
+    /// the pages freed and the index after the last one looked at.
+    pub fn reclaim_clean(
+        &mut self,
+        n: u64,
+        from: u64,
+        mut pick: impl FnMut(u64, &Entry) -> bool,
+    ) -> (u64, u64) {
+        let mut freed = 0;
+        let mut cursor = from as usize;
+        let mut wrapped = from == 0;
+        while freed < n {
+            let mut index = cursor;
+            // SAFETY: `xa` is live; `index` is a valid in/out cursor.
+            let found =
+                unsafe { bindings::xa_find(self.xa, &mut index, usize::MAX, bindings::XA_PRESENT) };
+            // SAFETY: A found entry is a `KBox<Entry>` the map owns.
+            let Some(entry) = (unsafe { found.cast::<Entry>().as_ref() }) else {
+                if wrapped {
+                    break;
+                }
+                wrapped = true;
+                cursor = 0;
+                continue;
+            };
+            if wrapped && index >= from as usize && from != 0 {
+                break;
+            }
+            if !entry.dirty.load(Acquire) && pick(index as u64, entry) && !entry.dirty.load(Acquire)
+            {
+                drop(self.remove(index as u64));
+                freed += 1;
+            }
+            if index == usize::MAX {
+                break;
+            }
+            cursor = index + 1;
+        }
+        (freed, cursor as u64)
     }
 
     /// Takes the first entry out.

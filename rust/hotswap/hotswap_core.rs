@@ -22,6 +22,7 @@ mod domain;
 pub mod entry;
 mod fcm;
 pub mod fcm_api;
+mod fcm_memory;
 mod instance;
 mod interpose;
 mod mediator;
@@ -59,6 +60,8 @@ struct Hotswap {
     _control: Pin<KBox<kernel::miscdevice::MiscDeviceRegistration<control::Control>>>,
     _status: Pin<KBox<status::Status>>,
     _fcm: api::InterfaceRegistration,
+    // After the cached files: no FCM page is left when the shrinker goes.
+    _memory: fcm_memory::Registration,
     _deferred: deferred::Deferred,
     // Last: fields drop in declaration order, and the registrations above
     // still use the tables when they go.
@@ -93,6 +96,7 @@ impl kernel::Module for Hotswap {
             kernel::sync::atomic::Release,
         );
         let deferred = deferred::Deferred::new()?;
+        let memory = fcm_memory::Registration::new()?;
         let fcm = api::InterfaceRegistration::new(fcm::INTERFACE, module)?;
         let status = KBox::pin_init(status::Status::new(), GFP_KERNEL)?;
         let control = KBox::pin_init(control::register(), GFP_KERNEL)?;
@@ -103,6 +107,7 @@ impl kernel::Module for Hotswap {
             _control: control,
             _status: status,
             _fcm: fcm,
+            _memory: memory,
             _deferred: deferred,
             _tables: GlobalTables,
         })

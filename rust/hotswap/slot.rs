@@ -169,6 +169,32 @@ impl Slot {
         Ok(())
     }
 
+    /// Like [`Slot::begin`], but never waits: `EAGAIN` while a swap is in
+    /// progress (its mediator could park the call). For memory reclaim,
+    /// which must not sleep on a swap, and must not take a page being
+    /// transferred.
+    pub(crate) fn try_begin(&self, call: &mut Call) -> Result {
+        let (token, chain) = self.hot.domain.enter_and_load(&self.hot.chain);
+        // SAFETY: As in `begin`.
+        let swapping = chain.is_null() || unsafe { &*chain }.mediator.is_some();
+        if swapping {
+            // SAFETY: `token` came from `enter` above.
+            unsafe { self.hot.domain.exit(token) };
+            return Err(EAGAIN);
+        }
+        // SAFETY: Checked non-NULL above; as in `begin`.
+        let result = unsafe { &*chain }.resolve(0, call);
+        if result.is_err() {
+            // SAFETY: `token` came from `enter` above.
+            unsafe { self.hot.domain.exit(token) };
+            return result;
+        }
+        call.slot = core::ptr::from_ref(self).cast();
+        call.chain = chain.cast();
+        call.token = token;
+        Ok(())
+    }
+
     /// From an interposer: resolves the layer below `call` into `next`.
     ///
     /// # Safety

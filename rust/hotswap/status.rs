@@ -5,6 +5,8 @@
 //! /sys/kernel/debug/hotswap/objects    one line per object
 //! /sys/kernel/debug/hotswap/registry   interfaces and implementations
 //! /sys/kernel/debug/hotswap/stats      counters across all objects
+//! /sys/kernel/debug/hotswap/memory     FCM memory: budget, use, reclaim,
+//!                                      then pages per cached file's FCM
 //! ```
 //!
 //! Each file is rendered when read, from the same state `/dev/hotswap`
@@ -28,6 +30,8 @@ pub(crate) struct Status {
     _registry: File<()>,
     #[pin]
     _stats: File<()>,
+    #[pin]
+    _memory: File<()>,
 }
 
 impl Status {
@@ -38,6 +42,7 @@ impl Status {
             _objects <- dir.read_callback_file(c"objects", (), &render_objects),
             _registry <- dir.read_callback_file(c"registry", (), &render_registry),
             _stats <- dir.read_callback_file(c"stats", (), &render_stats),
+            _memory <- dir.read_callback_file(c"memory", (), &render_memory),
             _dir: dir,
         }? Error)
     }
@@ -136,4 +141,29 @@ fn render_stats(_: &(), f: &mut Formatter<'_>) -> fmt::Result {
         objects::count(),
         crate::stats::misbehaviors()
     )
+}
+
+fn render_memory(_: &(), f: &mut Formatter<'_>) -> fmt::Result {
+    let m = crate::fcm_memory::figures();
+    writeln!(
+        f,
+        "budget_pages={} used_pages={} refused={} reclaimed_pressure={} reclaimed_budget={}",
+        m.budget, m.used, m.refused, m.reclaimed_pressure, m.reclaimed_budget
+    )?;
+    let mut result = Ok(());
+    let listed = crate::cached_file::try_for_each_open(None, |fcm| {
+        let slot = fcm.slot();
+        let pages = crate::fcm_memory::pages(slot);
+        if result.is_ok() {
+            result = match pages {
+                Some(n) => writeln!(f, "object={} pages={}", slot.id, n),
+                None => writeln!(f, "object={} pages=swapping", slot.id),
+            };
+        }
+        0
+    });
+    if listed.is_none() {
+        writeln!(f, "objects=busy")?;
+    }
+    result
 }

@@ -14,7 +14,7 @@
 //! can size its buffer and ask again.
 
 /// Version of this ABI; bump on any change below.
-pub const UAPI_VERSION: u32 = 3;
+pub const UAPI_VERSION: u32 = 4;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
@@ -292,6 +292,48 @@ pub struct PolicyRequest {
     pub down_windows: u32,
 }
 
+/// FCM memory (`hswapctl memory`), in pages: the global budget and use,
+/// and the pages of each cached file's FCM ([`FcmPages`] entries, as in
+/// [`ListRequest`]: `count` may exceed `capacity`, then ask again).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FcmMemoryRequest {
+    /// In: user address of `capacity` [`FcmPages`].
+    pub entries: u64,
+    /// In: room at `entries`.
+    pub capacity: u32,
+    /// Out: FCMs of cached files (all of them, even past `capacity`).
+    pub count: u32,
+    /// Out: pages all FCMs together may hold (`hotswap.fcm_budget_pages`).
+    pub budget: u64,
+    /// Out: pages the FCMs one user other than root created may hold
+    /// together (`hotswap.fcm_user_percent` of the budget).
+    pub user_budget: u64,
+    /// Out: pages all FCMs hold now.
+    pub used: u64,
+    /// Out: page allocations refused at the budget, ever.
+    pub refused: u64,
+    /// Out: pages freed by memory pressure (the shrinker, a memory cgroup's
+    /// limit, an allocation that failed), ever.
+    pub reclaimed_pressure: u64,
+    /// Out: pages freed to stay within the budget, ever.
+    pub reclaimed_budget: u64,
+    /// Out: bytes in a page.
+    pub page_size: u64,
+}
+
+/// Pages of one FCM.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FcmPages {
+    /// Object id.
+    pub object: u32,
+    /// Padding; zero.
+    pub reserved: u32,
+    /// Pages it caches; `u64::MAX` while it is being swapped.
+    pub pages: u64,
+}
+
 /// Which [`UAPI_VERSION`] the kernel speaks.
 pub const HOTSWAP_IOC_VERSION: u32 = ioc(IOC_READ, 0x01, size_of::<Version>());
 /// List interfaces ([`InterfaceEntry`] entries).
@@ -319,6 +361,12 @@ pub const HOTSWAP_IOC_OBJECT_REPORTS: u32 =
 pub const HOTSWAP_IOC_SET_POLICY: u32 = ioc(IOC_WRITE, 0x0b, size_of::<PolicyRequest>());
 /// Read an interface's policy (`interface` in).
 pub const HOTSWAP_IOC_GET_POLICY: u32 = ioc(IOC_READ | IOC_WRITE, 0x0c, size_of::<PolicyRequest>());
+/// FCM memory ([`FcmMemoryRequest`]).
+pub const HOTSWAP_IOC_FCM_MEMORY: u32 =
+    ioc(IOC_READ | IOC_WRITE, 0x0d, size_of::<FcmMemoryRequest>());
+/// Set the FCM memory budget in pages (a `u64`; needs `CAP_SYS_ADMIN`):
+/// at least 1024 and at most the RAM's pages, else `EINVAL`.
+pub const HOTSWAP_IOC_SET_FCM_BUDGET: u32 = ioc(IOC_WRITE, 0x0e, size_of::<u64>());
 /// Set swap timeouts (needs `CAP_SYS_ADMIN`).
 pub const HOTSWAP_IOC_SET_TIMEOUT: u32 = ioc(IOC_WRITE, 0x09, size_of::<TimeoutRequest>());
 

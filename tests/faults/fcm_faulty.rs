@@ -205,8 +205,12 @@ impl FcmImpl for FaultyFcm {
         self.cache.size()
     }
 
-    fn evict(&self, keep: u64) -> Result<u64> {
-        self.cache.evict(keep)
+    fn evict(&self, keep: u64, flags: u32) -> Result<u64> {
+        self.cache.evict(keep, flags)
+    }
+
+    fn pages(&self) -> u64 {
+        self.cache.pages()
     }
 
     fn stats(&self) -> FcmStats {
@@ -450,5 +454,10 @@ mod tests {
     #[test]
     fn descriptor_transfer_lends_the_pages() -> Result {
         c::descriptor_transfer_lends_the_pages::<FaultyFcm>()
+    }
+
+    #[test]
+    fn reclaim_takes_clean_pages_only() -> Result {
+        c::reclaim_takes_clean_pages_only::<FaultyFcm>()
     }
 }

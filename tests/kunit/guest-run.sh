@@ -61,8 +61,13 @@ run_test() {
 	local t=$1 name
 	name=$(basename "$t" .sh)
 	echo "hotswap-test: $name" >/dev/kmsg
+	# Scratch space on the host's disk (the results directory), for tests
+	# whose files must not live in the guest's memory.
+	export HOTSWAP_SCRATCH=$out/scratch/$name
+	mkdir -p "$HOTSWAP_SCRATCH"
 	timeout -k 5 "${test_timeout:-120}" "$t" >"$out/integration/$name.log" 2>&1
 	echo $? >"$out/integration/$name.rc"
+	rm -rf "$out/scratch"
 }
 
 # Tests marked "# vm-phase: loaded" run now, with every module loaded

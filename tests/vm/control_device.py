@@ -60,7 +60,7 @@ def interpose(fd, cmd, impl, obj=0):
 
 def root_checks(fd):
     uapi, module_abi = call(fd, IOC_VERSION, VERSION, 0, 0)
-    assert uapi == 3 and module_abi >= 3, (uapi, module_abi)
+    assert uapi == 4 and module_abi >= 5, (uapi, module_abi)
 
     ifaces, _ = list_entries(fd, IOC_LIST_INTERFACES, IFACE)
     names = {text(e[0]): e for e in ifaces}
@@ -133,7 +133,7 @@ def root_checks(fd):
 
 
 def user_checks(fd):
-    assert call(fd, IOC_VERSION, VERSION, 0, 0)[0] == 3
+    assert call(fd, IOC_VERSION, VERSION, 0, 0)[0] == 4
     objs = objects(fd)
     assert len(objs) == 3
     status(fd, sorted(objs)[0])

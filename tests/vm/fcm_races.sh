@@ -10,12 +10,7 @@ set -eu
 reload hotswap fcm_capacity=8
 load fcm_shared fcm_distributed
 for impl in shared distributed; do
-	/usr/bin/python3 - "$impl" <<'PY'
-import os, sys
-sys.path.insert(0, "tests/pylib")
-import hotswap_uapi as uapi
-uapi.swap(os.open(uapi.CONTROL, os.O_RDWR), "fcm", sys.argv[1])  # the default
-PY
+	default_fcm "$impl"
 	echo "== fcm/$impl"
 	/usr/bin/python3 tests/vm/fcm_races.py "${HOTSWAP_RACE_ROUNDS:-3}" ${HOTSWAP_RACE_SEED:+"$HOTSWAP_RACE_SEED"}
 done

@@ -10,13 +10,7 @@ set -eu
 
 load hotswap fcm_shared fcm_distributed
 for impl in shared distributed; do
-	/usr/bin/python3 - "$impl" <<'PY'
-import os, sys
-sys.path.insert(0, "tests/pylib")
-import hotswap_uapi as uapi
-ctl = os.open(uapi.CONTROL, os.O_RDWR)
-uapi.swap(ctl, "fcm", sys.argv[1])  # no objects yet: sets the default
-PY
+	default_fcm "$impl"
 	echo "== fcm/$impl"
 	/usr/bin/python3 tests/vm/fcm_semantics.py
 done

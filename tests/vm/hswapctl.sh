@@ -76,6 +76,19 @@ expect 0 "ID.*RATE/S" "$tool" watch
 expect 0 "complete -F" "$tool" completions bash
 expect 0 '^.TH hswapctl' "$tool" man
 
+# FCM memory: figures, the budget set (and restored), refusals in words.
+budget=$("$tool" --json memory | $py -c '
+import json, sys
+m = json.load(sys.stdin)
+assert m["page_size"] == 4096 and m["budget_pages"] >= 64 and m["used_pages"] >= 0, m
+print(m["budget_pages"])')
+expect 0 "FCM memory: .* of 32768 pages" "$tool" memory --budget 128M
+[ "$(cat /sys/module/hotswap/parameters/fcm_budget_pages)" = 32768 ] || fail "memory --budget"
+expect 1 "at least 1024" "$tool" memory --budget 1000
+expect 1 "not a number of pages" "$tool" memory --budget lots
+expect 0 "of 32768 pages" "$tool" memory
+expect 0 "of $budget pages" "$tool" memory --budget "$budget"
+
 # Usage errors exit 2.
 expect 2 "Usage" "$tool" swap hstest
 expect 2 "Usage" "$tool" bogus
@@ -86,6 +99,8 @@ as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 expect 0 "hstest" as_nobody "$tool" list
 expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" swap hstest beta
 expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" interpose hstest counter
+expect 0 "FCM memory" as_nobody "$tool" memory
+expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" memory --budget 128M
 chmod 0600 /dev/hotswap
 expect 1 "permission denied (run as root" as_nobody "$tool" list
 echo "hswapctl: ok"

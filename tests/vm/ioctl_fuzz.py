@@ -382,7 +382,7 @@ class Fuzzer:
         """Checks what a successful request wrote back."""
         if cmd == "version":
             v = U.VERSION.unpack(self.arena.get(addr, U.VERSION.size))
-            assert v[0] == 3, v
+            assert v[0] == 4, v
 
     def build_version(self):
         return U.IOC_VERSION, bytes(U.VERSION.size), False, {0}, True
@@ -427,6 +427,25 @@ class Fuzzer:
         else:
             allowed = None
         return iface, vals, allowed
+
+    def build_fcm_memory(self):
+        ptr, how = self.r_ptr_out(16 * 8)
+        cap = self.r_u32() if self.rng.random() < 0.5 else self.rng.randrange(0, 8)
+        # Cached files of the pool and the storm: far fewer than 64.
+        allowed = {0} if how == "ok" and cap <= 64 else {0, E.EFAULT}
+        head = U.FCM_MEMORY.pack(ptr, cap, self.r_u32(), *([0] * 7))
+        return U.IOC_FCM_MEMORY, head, False, allowed, True
+
+    def build_set_fcm_budget(self):
+        ram = os.sysconf("SC_PHYS_PAGES")
+        good = [1024, 4096, ram // 4, ram // 2]
+        bad = [0, 1, 64, 1023, ram + 1, (1 << 64) - 1, 1 << 63]
+        pages = self.rng.choice(good + bad)
+        # The kernel's RAM count is a little below what sysconf sees.
+        allowed = {0} if pages in good else {E.EINVAL}
+        if pages == ram // 2:
+            allowed = {0, E.EINVAL}
+        return U.IOC_SET_FCM_BUDGET, struct.pack("<Q", pages), True, allowed, False
 
     def build_get_policy(self):
         iface, vals, allowed = self._policy_fields()
@@ -671,10 +690,12 @@ class Fuzzer:
 
 
 CONTROL_CMDS = ("version", "list_interfaces", "list_impls", "list_objects", "status", "report",
-                "get_policy", "set_policy", "set_timeout", "swap", "interpose", "uninterpose")
+                "get_policy", "set_policy", "set_timeout", "swap", "interpose", "uninterpose",
+                "fcm_memory", "set_fcm_budget")
 ALL_CMDS = (U.IOC_VERSION, U.IOC_LIST_INTERFACES, U.IOC_LIST_IMPLS, U.IOC_LIST_OBJECTS, U.IOC_STATUS,
             U.IOC_SWAP, U.IOC_INTERPOSE, U.IOC_UNINTERPOSE, U.IOC_SET_TIMEOUT, U.IOC_REPORT,
-            U.IOC_SET_POLICY, U.IOC_GET_POLICY, U.FILE_IOC_ATTACH, U.FILE_IOC_INFO)
+            U.IOC_SET_POLICY, U.IOC_GET_POLICY, U.IOC_FCM_MEMORY, U.IOC_SET_FCM_BUDGET,
+            U.FILE_IOC_ATTACH, U.FILE_IOC_INFO, U.FILE_IOC_TRUNCATE)
 # Types do_vfs_ioctl() answers itself before the driver sees the command.
 VFS_IOCTL_TYPES = {0x00, 0x15, 0x54, 0x58, 0x66, 0x94}
 

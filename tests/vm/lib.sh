@@ -78,3 +78,14 @@ expect_fail() {
 		fail "$what: succeeded but should have failed"
 	fi
 }
+
+# default_fcm IMPL: the implementation new FCMs start on (a swap-all with
+# no objects yet only sets the default).
+default_fcm() {
+	/usr/bin/python3 - "$1" <<'PY' || fail "default fcm $1"
+import os, sys
+sys.path.insert(0, "tests/pylib")
+import hotswap_uapi as uapi
+uapi.swap(os.open(uapi.CONTROL, os.O_RDWR), "fcm", sys.argv[1])
+PY
+}

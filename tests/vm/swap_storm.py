@@ -17,7 +17,10 @@ and then, and now and then write from a buffer whose tail is unmapped
 GROWERS more files grow and shrink: one worker each appends, writes past
 the end (a hole of zeros), truncates through the device and fsyncs, with a
 model of its own; readers accept a word of those files if it is zero or
-sits where it belongs. A syncer fsyncs random files all the time.
+sits where it belongs. A syncer fsyncs random files all the time. Memory
+is under pressure all along: a hog holds half the memory available at the
+start, and a reclaimer drops caches in a loop (the FCM shrinker runs
+against every swap's transfer).
 
 Meanwhile the driver swaps the FCMs shared <-> distributed (batched and one
 by one), interposes and removes the monitor, and toggles the autonomic
@@ -161,6 +164,36 @@ def syncer(seed, stop):
         os.fsync(rng.choice(devs))
     for dev in devs:
         os.close(dev)
+
+
+def reclaimer(stop):
+    """Drops caches in a loop: the FCM shrinker races every swap."""
+    drops = 0
+    while not os.path.exists(stop):
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2\n")
+        drops += 1
+        time.sleep(0.02)
+    with open(os.path.join(DIR, "drops"), "w") as f:
+        f.write(str(drops))
+
+
+def hog(stop):
+    """Holds half the memory available at the start until the storm ends."""
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            want = int(line.split()[1]) * 1024 // 2
+    held = bytearray(want)
+    for i in range(0, want, 4096):
+        held[i] = 1
+    while not os.path.exists(stop):
+        time.sleep(0.1)
+
+
+def reclaimed_pages():
+    with open("/sys/kernel/debug/hotswap/memory") as f:
+        first = f.readline()
+    return int(first.split("reclaimed_pressure=")[1].split()[0])
 
 
 def check_grown(dev, g, rng):
@@ -315,6 +348,9 @@ def main():
     workers += [spawn(reader, cpu, seed + 100 + cpu, stop) for cpu in range(cpus)]
     workers += [spawn(grower, g, seed + 200 + g, stop) for g in range(GROWERS)]
     workers.append(spawn(syncer, seed + 300, stop))
+    workers.append(spawn(reclaimer, stop))
+    workers.append(spawn(hog, stop))
+    reclaimed_before = reclaimed_pages()
     driver = Driver(ctl, ids, seed)
     start = time.monotonic()
     failed = False
@@ -338,6 +374,8 @@ def main():
         uapi.set_policy(ctl, "fcm", False)
     took = time.monotonic() - start
     assert not failed, "a worker failed (see above)"
+    reclaimed = reclaimed_pages() - reclaimed_before
+    drops = int(open(os.path.join(DIR, "drops")).read())
 
     unbalanced = []
     for f, keeper in enumerate(keepers):
@@ -368,7 +406,9 @@ def main():
     print(f"swap_storm: {driver.done} swaps done, {driver.aborted} aborted, {driver.busy} busy, "
           f"{driver.interposes}/{driver.uninterposes} monitor on/off, {driver.toggles} policy "
           f"toggles, {FILES}+{GROWERS} files, {verified} bytes verified, {mismatches} mismatches, "
-          f"{took:.0f} s", flush=True)
+          f"{drops} cache drops ({reclaimed} FCM pages reclaimed) beside a hog, {took:.0f} s",
+          flush=True)
+    assert reclaimed > 0, "the shrinker never took an FCM page during the storm"
     assert not unbalanced, f"page accounting broken: {unbalanced}"
     assert mismatches == 0, "the backing files differ from the writers' models"
     assert driver.aborted == 0, "swaps aborted without any fault injected"

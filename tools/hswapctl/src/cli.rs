@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "hswapctl", version, about, long_about = None)]
 pub struct Cli {
-    /// Print machine-readable JSON (read commands: list, status, swap, watch).
+    /// Print machine-readable JSON (read commands: list, status, swap, watch,
+    /// memory).
     #[arg(long, global = true)]
     pub json: bool,
     /// Control device to use.
@@ -52,6 +53,13 @@ pub enum Command {
         /// Refresh interval in milliseconds.
         #[arg(long, default_value_t = 1000)]
         interval: u64,
+    },
+    /// FCM memory: the global budget, pages in use and reclaimed, and the
+    /// pages of each cached file's FCM; --budget sets the budget.
+    Memory {
+        /// New budget: pages, or a size with K, M or G (e.g. 256M).
+        #[arg(long)]
+        budget: Option<String>,
     },
     /// Print shell completions.
     Completions {
@@ -171,6 +179,18 @@ mod tests {
                 .exit_code(),
             2
         );
+    }
+
+    #[test]
+    fn memory_budget_is_optional() {
+        match parse(&["memory"]).unwrap().command {
+            Command::Memory { budget } => assert_eq!(budget, None),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["memory", "--budget", "256M"]).unwrap().command {
+            Command::Memory { budget } => assert_eq!(budget.as_deref(), Some("256M")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub trait Device {
     fn reports(&self, id: u32) -> DevResult<String>;
     /// Reads (`set` false) or sets an interface's policy.
     fn policy(&self, set: bool, req: &mut PolicyRequest) -> DevResult<()>;
+    /// FCM memory: the global figures and each FCM's pages.
+    fn fcm_memory(&self) -> DevResult<(FcmMemoryRequest, Vec<FcmPages>)>;
+    /// Sets the FCM memory budget, in pages.
+    fn set_fcm_budget(&self, pages: u64) -> DevResult<()>;
 }
 
 /// `/dev/hotswap`, opened.
@@ -139,6 +143,30 @@ impl Device for Dev {
         } else {
             self.ioctl("policy", HOTSWAP_IOC_GET_POLICY, req)
         }
+    }
+
+    fn fcm_memory(&self) -> DevResult<(FcmMemoryRequest, Vec<FcmPages>)> {
+        let mut capacity = 64usize;
+        loop {
+            let mut entries = vec![FcmPages::default(); capacity];
+            let mut req = FcmMemoryRequest {
+                entries: entries.as_mut_ptr() as u64,
+                capacity: capacity as u32,
+                ..FcmMemoryRequest::default()
+            };
+            self.ioctl("fcm memory", HOTSWAP_IOC_FCM_MEMORY, &mut req)?;
+            let count = req.count as usize;
+            if count <= capacity {
+                entries.truncate(count);
+                return Ok((req, entries));
+            }
+            capacity = count + 16;
+        }
+    }
+
+    fn set_fcm_budget(&self, pages: u64) -> DevResult<()> {
+        let mut pages = pages;
+        self.ioctl("set fcm budget", HOTSWAP_IOC_SET_FCM_BUDGET, &mut pages)
     }
 
     fn reports(&self, id: u32) -> DevResult<String> {

@@ -17,6 +17,8 @@ pub struct Fake {
     pub calls: Cell<u32>,
     /// (enabled, up_cpus, up_windows, down_windows)
     policy: Cell<(u32, u32, u32, u32)>,
+    /// The FCM memory budget in pages.
+    pub budget: Cell<u64>,
 }
 
 fn name(s: &str) -> [u8; NAME_LEN] {
@@ -31,6 +33,7 @@ impl Fake {
             abort_next: Cell::new(false),
             calls: Cell::new(0),
             policy: Cell::new((0, 2, 1, 3)),
+            budget: Cell::new(65536),
         }
     }
 
@@ -184,6 +187,42 @@ impl Device for Fake {
         } else {
             (req.enabled, req.up_cpus, req.up_windows, req.down_windows) = self.policy.get();
         }
+        Ok(())
+    }
+
+    fn fcm_memory(&self) -> DevResult<(FcmMemoryRequest, Vec<FcmPages>)> {
+        self.count();
+        let pages: Vec<FcmPages> = self
+            .objects
+            .borrow()
+            .iter()
+            .map(|o| FcmPages {
+                object: o.0,
+                reserved: 0,
+                pages: 100 * u64::from(o.0),
+            })
+            .collect();
+        let req = FcmMemoryRequest {
+            count: pages.len() as u32,
+            budget: self.budget.get(),
+            user_budget: self.budget.get() / 2,
+            used: pages.iter().map(|p| p.pages).sum(),
+            refused: 1,
+            reclaimed_pressure: 20,
+            reclaimed_budget: 30,
+            page_size: 4096,
+            ..FcmMemoryRequest::default()
+        };
+        Ok((req, pages))
+    }
+
+    fn set_fcm_budget(&self, pages: u64) -> DevResult<()> {
+        self.count();
+        self.check_admin("set fcm budget")?;
+        if pages < 1024 {
+            return Err(DeviceError::new("set fcm budget", libc::EINVAL));
+        }
+        self.budget.set(pages);
         Ok(())
     }
 

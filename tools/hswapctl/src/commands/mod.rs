@@ -3,6 +3,7 @@
 //! print and whether the operation succeeded; `run` does the printing.
 
 mod list;
+mod memory;
 mod policy;
 mod status;
 mod swap;
@@ -63,6 +64,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
         Command::Uninterpose(args) => swap::interpose(&open(cli)?, args, false)?,
         Command::Timeout { ms, object } => swap::timeout(&open(cli)?, *ms, *object)?,
         Command::Policy(args) => policy::run(&open(cli)?, args, cli.json)?,
+        Command::Memory { budget } => memory::run(&open(cli)?, budget.as_deref(), cli.json)?,
     };
     print!("{text}");
     Ok(outcome)
