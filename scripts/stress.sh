@@ -4,7 +4,9 @@
 # suites: a swap storm of STRESS_SWAPS (10000) swaps, the ioctl fuzzer with
 # STRESS_FUZZ (100000) requests, STRESS_LOOPS (200) module load/unload
 # rounds, the fault-injection test, STRESS_RACE_ROUNDS (30) rounds of the
-# FCM races, and every allocation of a swap failed in turn. Prints each test's own summary
+# FCM races, every allocation of a swap failed in turn, and the FCM memory
+# test with STRESS_HOG_MIBS (300) MiB of dirty FCM pages against the hog.
+# Prints each test's own summary
 # line (swaps done, aborted, bytes verified, mismatches, ...) and the
 # usual "N passed, N failed" verdict, which also fails on any WARN, BUG or
 # oops in the kernel log.
@@ -13,9 +15,9 @@ set -euo pipefail
 cd "$HOTSWAP_ROOT"
 
 status=0
-HOST=0 SUITE=no_kunit_suites VMTEST="swap_storm ioctl_fuzz module_lifecycle fault_injection fcm_races alloc_failure" \
+HOST=0 SUITE=no_kunit_suites VMTEST="swap_storm ioctl_fuzz module_lifecycle fault_injection fcm_races alloc_failure fcm_memory" \
 	HOTSWAP_STORM_SWAPS=${STRESS_SWAPS:-10000} HOTSWAP_FUZZ_REQUESTS=${STRESS_FUZZ:-100000} \
-	HOTSWAP_RACE_ROUNDS=${STRESS_RACE_ROUNDS:-30} \
+	HOTSWAP_RACE_ROUNDS=${STRESS_RACE_ROUNDS:-30} HOTSWAP_MEMORY_HOG_MIBS=${STRESS_HOG_MIBS:-300} \
 	HOTSWAP_LIFECYCLE_LOOPS=${STRESS_LOOPS:-200} HOTSWAP_VM_TEST_TIMEOUT=${STRESS_TEST_TIMEOUT:-3000} \
 	HOTSWAP_VM_TIMEOUT=${HOTSWAP_VM_TIMEOUT:-4800} scripts/test.sh || status=$?
 step "stress: figures"

@@ -7,7 +7,7 @@
 #
 #   VMTEST=GLOB   in-VM tests (default: the swap storms, fcm_swap_live and
 #                 swap_storm, and the FCM semantics, races and
-#                 allocation-failure tests); VMTEST='*' runs them all
+#                 allocation-failure and FCM memory tests); VMTEST='*' runs them all
 #   SUITE=GLOB    KUnit suites only (no in-VM test unless VMTEST is set)
 #   HOTSWAP_VM_TIMEOUT       whole VM, seconds (default 1800)
 #   HOTSWAP_VM_TEST_TIMEOUT  each in-VM test, seconds (default 600)
@@ -19,7 +19,7 @@ set -euo pipefail
 export HOTSWAP_KERNEL_VARIANT=debug
 export HOST=${HOST:-0}
 if [ -z "${SUITE:-}" ]; then
-	export VMTEST=${VMTEST:-*swap_* fcm_semantics fcm_races alloc_failure}
+	export VMTEST=${VMTEST:-*swap_* fcm_semantics fcm_races alloc_failure fcm_memory}
 fi
 export HOTSWAP_VM_TIMEOUT=${HOTSWAP_VM_TIMEOUT:-1800}
 export HOTSWAP_VM_TEST_TIMEOUT=${HOTSWAP_VM_TEST_TIMEOUT:-600}

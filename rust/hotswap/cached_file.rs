@@ -79,7 +79,8 @@ extern "C" {
         owner: *const c_void,
         have: *const *mut c_void,
         n: usize,
-    ) -> *mut c_void;
+        out: *mut *mut c_void,
+    ) -> c_int;
     fn hotswap_fcm_token_free(token: *mut c_void);
     fn hotswap_fcm_current_memcg() -> usize;
 }
@@ -297,9 +298,9 @@ impl Opener {
         // SAFETY: FFI call with no requirements.
         let memcg = unsafe { hotswap_fcm_current_memcg() };
         let cached = self.cached()?;
-        if self.memcg_seen.load(Relaxed) != memcg {
+        // Noted once per cgroup and opener; tried again if it failed.
+        if self.memcg_seen.load(Relaxed) != memcg && cached.note_cgroup() {
             self.memcg_seen.store(memcg, Relaxed);
-            cached.note_cgroup();
         }
         Ok(cached)
     }
@@ -484,17 +485,15 @@ fn in_segments(
     len: usize,
     mut f: impl FnMut(i64, usize, usize) -> Result<isize>,
 ) -> Result<isize> {
-    let slot: &Slot = &cached.fcm;
-    let owner = cached.owner();
     let mut done = 0usize;
     while done < len {
         let n = (len - done).min(SEGMENT);
         let at = pos.saturating_add(done as i64);
-        fcm_memory::make_room(slot, fcm_memory::pages_of(at, n));
+        fcm_memory::make_room(cached, fcm_memory::pages_of(at, n));
         let mut attempt = 0;
         let moved = loop {
             match f(at, done, n) {
-                Err(e) if e == ENOMEM && fcm_memory::retry(slot, owner, attempt) => attempt += 1,
+                Err(e) if e == ENOMEM && fcm_memory::retry(cached, attempt) => attempt += 1,
                 other => break other,
             }
         };
@@ -652,22 +651,40 @@ impl CachedInode {
     }
 
     /// Lists the FCM for the reclaim of the caller's memory cgroup, unless
-    /// it is listed there already (or in many cgroups: then only global
-    /// reclaim and the budget find it).
-    fn note_cgroup(&self) {
+    /// it is listed there already; with `MAX_CGROUPS` listed, the oldest
+    /// goes (its cgroup the likeliest to be gone). False if the token
+    /// could not be had.
+    fn note_cgroup(&self) -> bool {
         let mut cgroups = self.cgroups.lock();
-        if cgroups.0.len() >= MAX_CGROUPS {
-            return;
+        let mut token = core::ptr::null_mut();
+        // SAFETY: `cgroups.0` holds live tokens of this inode; `token` is
+        // writable.
+        let ret = unsafe {
+            hotswap_fcm_token_new(
+                self.owner(),
+                cgroups.0.as_ptr(),
+                cgroups.0.len(),
+                &mut token,
+            )
+        };
+        if ret != 0 {
+            return false;
         }
-        let owner = core::ptr::from_ref(self).cast::<c_void>();
-        // SAFETY: `cgroups.0` holds live tokens of this inode.
-        let token = unsafe { hotswap_fcm_token_new(owner, cgroups.0.as_ptr(), cgroups.0.len()) };
-        if !token.is_null() {
-            if cgroups.0.push(token, GFP_KERNEL).is_err() {
-                // SAFETY: Just made, freed once.
-                unsafe { hotswap_fcm_token_free(token) };
+        if token.is_null() {
+            return true;
+        }
+        if cgroups.0.len() >= MAX_CGROUPS {
+            if let Ok(oldest) = cgroups.0.remove(0) {
+                // SAFETY: A token of this inode, now out of the list.
+                unsafe { hotswap_fcm_token_free(oldest) };
             }
         }
+        if cgroups.0.push(token, GFP_KERNEL).is_err() {
+            // SAFETY: Just made, freed once.
+            unsafe { hotswap_fcm_token_free(token) };
+            return false;
+        }
+        true
     }
 
     fn hand_writable_file(&self, backing: &FileRef) -> Result {

@@ -199,34 +199,43 @@ static struct kmem_cache *token_cache;
 static struct list_lru fcm_lru;
 
 /*
- * A token for `owner` (a cached file) in the current task's cgroup, unless
- * one of the `n` in `have` is of that cgroup already: NULL then, and when
- * memory is short (the file is then only reclaimed with the others).
+ * A token for `owner` (a cached file) in the current task's cgroup into
+ * *out, or NULL there if none is needed (the root cgroup, or one of the
+ * `n` in `have` is of that cgroup already); -ENOMEM if it cannot be had.
  */
-void *hotswap_fcm_token_new(const void *owner, void *const *have, size_t n);
-void *hotswap_fcm_token_new(const void *owner, void *const *have, size_t n)
+int hotswap_fcm_token_new(const void *owner, void *const *have, size_t n, void **out);
+int hotswap_fcm_token_new(const void *owner, void *const *have, size_t n, void **out)
 {
 	struct hotswap_fcm_token *t;
 	const void *memcg;
+	bool root;
 	size_t i;
 
+	*out = NULL;
 	if (mem_cgroup_disabled())
-		return NULL;
+		return 0;
 	rcu_read_lock();
 	memcg = mem_cgroup_from_task(current);
+	root = !memcg || mem_cgroup_is_root((struct mem_cgroup *)memcg);
 	rcu_read_unlock();
+	/* The root cgroup's reclaim is global reclaim: it finds every FCM. */
+	if (root)
+		return 0;
 	/* Compared, never followed: a stale match only costs a token. */
 	for (i = 0; i < n; i++)
 		if (((struct hotswap_fcm_token *)have[i])->memcg == memcg)
-			return NULL;
-	t = kmem_cache_alloc_lru(token_cache, &fcm_lru, GFP_KERNEL_ACCOUNT);
+			return 0;
+	/* Like an FCM page: at the cgroup's limit, fail rather than OOM. */
+	t = kmem_cache_alloc_lru(token_cache, &fcm_lru,
+				 GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN);
 	if (!t)
-		return NULL;
+		return -ENOMEM;
 	INIT_LIST_HEAD(&t->lru);
 	t->owner = owner;
 	t->memcg = memcg;
 	list_lru_add_obj(&fcm_lru, &t->lru);
-	return t;
+	*out = t;
+	return 0;
 }
 
 void hotswap_fcm_token_free(void *token);
@@ -371,4 +380,12 @@ unsigned long hotswap_fcm_current_memcg(void)
 	id = (unsigned long)mem_cgroup_from_task(current);
 	rcu_read_unlock();
 	return id;
+}
+
+/* Sleeps `ms` unless killed; whether a fatal signal is pending. */
+bool hotswap_fcm_wait_killable(unsigned int ms);
+bool hotswap_fcm_wait_killable(unsigned int ms)
+{
+	schedule_timeout_killable(msecs_to_jiffies(ms));
+	return fatal_signal_pending(current);
 }

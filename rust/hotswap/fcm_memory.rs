@@ -13,7 +13,9 @@
 //!   file's cache (whose lock may be held across I/O on a hung
 //!   filesystem). If that is not enough, the caller's own FCM writes back
 //!   and evicts, as a writer throttles on its own dirty pages in Linux;
-//!   what is left to write back elsewhere goes to a worker.
+//!   what is left to write back elsewhere goes to a worker, which the
+//!   caller then waits for (killably, a bounded time), as a Linux writer
+//!   at the dirty limit waits for the flusher.
 //! * **Pressure**: the shrinker ([`hotswap_fcm_shrink`]) frees clean pages
 //!   of every FCM in proportion to its size, never waiting for a lock and
 //!   never on an object being swapped (a page in transfer is not reclaimed;
@@ -29,7 +31,7 @@
 //!   write back and evict, and tries again ([`retry`]).
 
 use crate::api::Call;
-use crate::cached_file;
+use crate::cached_file::{self, CachedInode};
 use crate::fcm_api::{FcmOps, EVICT_RECLAIM, PAGE_SIZE};
 use crate::slot::Slot;
 use core::ffi::{c_int, c_long, c_ulong, c_void};
@@ -44,6 +46,14 @@ extern "C" {
     fn hotswap_fatal_signal_pending() -> bool;
     fn hotswap_fcm_set_budget(pages: c_ulong) -> c_int;
     fn hotswap_current_uid() -> u32;
+    fn hotswap_fcm_wait_killable(ms: u32) -> bool;
+}
+
+/// Sleeps `ms` milliseconds unless killed; true if a fatal signal is
+/// pending.
+fn wait_killable(ms: u32) -> bool {
+    // SAFETY: FFI call with no requirements.
+    unsafe { hotswap_fcm_wait_killable(ms) }
 }
 
 /// The caller's uid (in the initial user namespace).
@@ -196,12 +206,10 @@ fn reclaim_largest(target: u64, user: Option<u32>) -> u64 {
     freed
 }
 
-/// Frees up to `target` pages from the largest FCM other than `own`,
-/// writing its dirty pages back first: when the budget is full of another
-/// file's dirty pages, a caller waits for their write-back, as a Linux
-/// writer at the dirty limit waits for the flusher, rather than fail.
-fn write_back_largest(own: Option<*const c_void>, target: u64) -> u64 {
-    let (top, len) = largest(own, None);
+/// For the worker: frees up to `target` pages from the largest FCM,
+/// writing its dirty pages back first.
+fn write_back_largest(target: u64) -> u64 {
+    let (top, len) = largest(None, None);
     let Some(&(n, owner)) = top[..len].first() else {
         return 0;
     };
@@ -211,10 +219,10 @@ fn write_back_largest(own: Option<*const c_void>, target: u64) -> u64 {
     evict(held.slot(), n.saturating_sub(target), 0)
 }
 
-/// Before a call that may bring `need` pages into `own`'s FCM: makes room
-/// within the budget (see the module docs). Never fails: if no room can be
-/// made, the FCM's allocation is refused and [`retry`] takes over.
-pub(crate) fn make_room(own: &Slot, need: u64) {
+/// Before a call that may bring `need` pages into the FCM of `own`: makes
+/// room within the budget (see the module docs). Never fails: if no room
+/// can be made, the FCM's allocation is refused and [`retry`] takes over.
+pub(crate) fn make_room(own: &CachedInode, need: u64) {
     let f = figures();
     let uid = current_uid();
     if uid != 0 && f.used.saturating_add(need) > f.user_budget {
@@ -227,7 +235,7 @@ pub(crate) fn make_room(own: &Slot, need: u64) {
     let target = f.used + need - f.budget + (f.budget / 64).max(need);
     let mut freed = reclaim_largest(target, None);
     if freed < target {
-        freed += evict_own(own, target - freed);
+        freed += evict_own(own.slot(), target - freed);
     }
     count(false, freed);
     if freed < target {
@@ -245,64 +253,71 @@ fn evict_own(own: &Slot, target: u64) -> u64 {
 
 /// Keeps the FCMs user `uid` created within the per-user share of the
 /// budget, before a call of theirs brings in `need` more pages: their
-/// largest FCMs give back clean pages, then the caller's own writes back
-/// and evicts. (Counted by creator: pages a user brings into an FCM
-/// someone else created count for that one.)
-fn within_user_budget(own: &Slot, uid: u32, need: u64, f: &Figures) {
-    let theirs = cached_file::try_for_each_open(None, |fcm| {
+/// largest FCMs give back clean pages, then the caller's own FCM, if it
+/// is one of theirs, writes back and evicts. (Counted by creator: pages a
+/// user brings into an FCM someone else created count for that one.)
+fn within_user_budget(own: &CachedInode, uid: u32, need: u64, f: &Figures) {
+    let Some(theirs) = cached_file::try_for_each_open(None, |fcm| {
         if fcm.creator() == uid {
             pages(fcm.slot()).unwrap_or(0)
         } else {
             0
         }
-    })
-    .unwrap_or(0);
+    }) else {
+        return;
+    };
     if theirs.saturating_add(need) <= f.user_budget {
         return;
     }
     let target = theirs + need - f.user_budget + (f.user_budget / 64).max(need);
     let mut freed = reclaim_largest(target, Some(uid));
-    if freed < target {
-        freed += evict_own(own, target - freed);
+    if freed < target && own.creator() == uid {
+        freed += evict_own(own.slot(), target - freed);
     }
     count(false, freed);
 }
 
-/// After the FCM of `own` (its cached file `owner`) could not get a page
-/// (`ENOMEM`): at the budget, makes room, and from the second try on
-/// writes back and evicts the largest other FCM; otherwise memory or the
-/// caller's cgroup is short, and the caller's FCM gives back an eighth of
-/// its pages (clean ones first, then written back). Up to 8 tries, the
-/// last ones a millisecond apart. Returns whether the call is worth
-/// trying again.
-pub(crate) fn retry(own: &Slot, owner: *const c_void, attempt: u32) -> bool {
-    if attempt >= 8 || fatal_signal_pending() {
+/// Most tries of a call whose FCM could not get a page, and the wait
+/// before each after the first: half a second in all, killable.
+const TRIES: u32 = 50;
+const WAIT_MS: u32 = 10;
+
+/// After the FCM of `own` could not get a page (`ENOMEM`). At the budget:
+/// makes room; what it cannot free is other files' dirty pages, which the
+/// worker writes back while this caller waits (killably, `WAIT_MS` at a
+/// time): it never takes another file's FCM lock itself, so a filesystem
+/// that hangs elsewhere delays it by at most `TRIES` waits. Otherwise
+/// memory or the caller's cgroup is short, and the caller's FCM gives back
+/// an eighth of its pages (clean ones first, then written back). Returns
+/// whether the call is worth trying again.
+pub(crate) fn retry(own: &CachedInode, attempt: u32) -> bool {
+    if attempt >= TRIES || fatal_signal_pending() {
         return false;
-    }
-    if attempt >= 4 {
-        // Others at a small budget took the room this call made: let
-        // them finish before trying again.
-        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
     }
     let f = figures();
     if f.used + 16 >= f.budget {
         make_room(own, 16);
-        if attempt > 0 {
-            count(false, write_back_largest(Some(owner), 16 + f.budget / 64));
+        if attempt == 0 {
+            return true;
         }
-        return true;
+        kick_background();
+        return !wait_killable(WAIT_MS);
     }
-    let Some(n) = pages(own) else {
+    let Some(n) = pages(own.slot()) else {
         // Being swapped: the next try waits for the swap to end.
-        return true;
+        return !wait_killable(WAIT_MS);
     };
     let keep = n - (n / 8).max(16).min(n);
-    let mut freed = evict(own, keep, EVICT_RECLAIM);
+    let mut freed = evict(own.slot(), keep, EVICT_RECLAIM);
     if freed == 0 {
-        freed = evict(own, keep, 0);
+        freed = evict(own.slot(), keep, 0);
     }
     count(true, freed);
-    freed > 0 || attempt == 0
+    if freed > 0 || attempt == 0 {
+        return true;
+    }
+    // Nothing of its own left to give: a moment for reclaim elsewhere.
+    attempt < 8 && !wait_killable(WAIT_MS)
 }
 
 /// The cached files `owners` (`n` of them) name, or all if it is NULL.
@@ -409,7 +424,7 @@ extern "C" fn hotswap_fcm_background() {
         let target = f.used - f.budget;
         let mut freed = reclaim_largest(target, None);
         if freed < target {
-            freed += write_back_largest(None, target - freed);
+            freed += write_back_largest(target - freed);
         }
         count(false, freed);
     }

@@ -16,15 +16,17 @@
                file through an unbounded FCM: the cgroup stays within its
                limit with no OOM, the bytes are right, and an FCM of
                another cgroup keeps every page.
-  hog          FCMs hold ~200 MB of dirty pages of files on a disk-backed
-               filesystem when a hog takes 80% of RAM: no OOM, the FCMs
-               shrink, and every dirty byte reaches its file.
+  hog          FCMs hold $HOTSWAP_MEMORY_HOG_MIBS (200; make stress: 300)
+               MiB of dirty pages of files on a disk-backed filesystem when
+               a hog takes 80% of RAM: no OOM, the FCMs shrink, and every
+               dirty byte reaches its file.
 
 Sparse files live in the guest's /tmp (holes cost no memory); the hog's
 files on the host's disk ($HOTSWAP_SCRATCH: writing them back must not
 take guest memory). Usage: fcm_memory.py CASE...
 """
 
+import json
 import os
 import re
 import struct
@@ -143,7 +145,7 @@ def wait_ok(pid, what):
 
 
 def case_nobody(base):
-    files, mibs = 24, int(os.environ.get("HOTSWAP_MEMORY_MIBS", "64"))
+    files, mibs = 24, 64
     d = os.path.join(base, "nobody")
     os.makedirs(d, exist_ok=True)
     os.chmod(d, 0o755)
@@ -204,6 +206,17 @@ def case_drop_caches(base):
         content[p * PAGE:(p + 1) * PAGE] = new
     info = uapi.file_info(dev)
     check((info["cached"], info["dirty"]) == (pages, len(dirty)), f"before: {info}")
+    # What hswapctl shows of it: the object's pages, in list and memory.
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "../../tools/hswapctl/target/release/hswapctl")
+    listed = json.loads(subprocess.run([tool, "--json", "list"], capture_output=True,
+                                       text=True, check=True).stdout)
+    mine = [o for o in listed["objects"] if o["id"] == info["object"]]
+    check(mine and mine[0]["pages"] == pages, f"hswapctl list: {mine}")
+    shown = json.loads(subprocess.run([tool, "--json", "memory"], capture_output=True,
+                                      text=True, check=True).stdout)
+    check({"id": info["object"], "pages": pages} in shown["objects"], f"hswapctl memory: {shown}")
+    check(shown["used_pages"] >= pages, f"hswapctl memory: {shown}")
     before = figures()
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("2\n")
@@ -310,7 +323,8 @@ def hog(target):
 
 
 def case_hog(base):
-    files, mibs = 4, 50
+    mibs = 50
+    files = max(1, int(os.environ.get("HOTSWAP_MEMORY_HOG_MIBS", "200")) // mibs)
     d = os.path.join(base, "hog")
     os.makedirs(d, exist_ok=True)
     with open(BUDGET) as f:

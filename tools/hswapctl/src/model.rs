@@ -43,6 +43,9 @@ pub struct Object {
     pub phase: String,
     pub interposers: u32,
     pub calls: u64,
+    /// Pages cached, for an FCM of a cached file (null otherwise, or
+    /// while it is being swapped).
+    pub pages: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -78,6 +81,8 @@ pub struct Status {
     pub last_swap: Option<LastSwap>,
     /// Interposers' own reports (e.g. a monitor's figures), by name.
     pub reports: std::collections::BTreeMap<String, String>,
+    /// Pages cached, for an FCM of a cached file (null otherwise).
+    pub pages: Option<u64>,
 }
 
 impl Status {
@@ -160,6 +165,7 @@ impl From<&uapi::ObjectEntry> for Object {
             phase: phase_name(e.phase),
             interposers: e.interposers,
             calls: e.calls,
+            pages: None,
         }
     }
 }
@@ -197,6 +203,7 @@ impl From<&uapi::ObjectStatus> for Status {
             timeout_ms: s.timeout_ms,
             last_swap,
             reports: Default::default(),
+            pages: None,
         }
     }
 }

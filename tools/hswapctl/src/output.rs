@@ -68,8 +68,10 @@ pub fn list(interfaces: &[Interface], impls: &[Implementation], objects: &[Objec
         &"INTERPOSERS",
         &"PHASE",
         &"CALLS",
+        &"PAGES",
     ])];
     for o in objects {
+        let pages = o.pages.map_or("-".to_string(), |p| p.to_string());
         rows.push(row(&[
             &o.id,
             &o.interface,
@@ -77,6 +79,7 @@ pub fn list(interfaces: &[Interface], impls: &[Implementation], objects: &[Objec
             &o.interposers,
             &o.phase,
             &o.calls,
+            &pages,
         ]));
     }
     out + &table(&rows)
@@ -110,6 +113,9 @@ pub fn status_one(s: &Status) -> String {
     };
     let _ = writeln!(out, "  interposers     {interposers}");
     let _ = writeln!(out, "  calls           {}", s.calls);
+    if let Some(pages) = s.pages {
+        let _ = writeln!(out, "  pages cached    {pages}");
+    }
     if let Some(rate) = s.call_rate {
         let _ = writeln!(out, "  call rate       {rate:.0}/s");
     }

@@ -11,7 +11,15 @@ use anyhow::Result;
 pub fn collect(dev: &dyn Device) -> Result<(Vec<Interface>, Vec<Implementation>, Vec<Object>)> {
     let interfaces = dev.interfaces()?.iter().map(Interface::from).collect();
     let impls = dev.impls()?.iter().map(Implementation::from).collect();
-    let objects = dev.objects()?.iter().map(Object::from).collect();
+    let pages = super::memory::pages_by_object(dev);
+    let objects = dev
+        .objects()?
+        .iter()
+        .map(|e| Object {
+            pages: pages.get(&e.id).copied(),
+            ..Object::from(e)
+        })
+        .collect();
     Ok((interfaces, impls, objects))
 }
 
@@ -46,6 +54,7 @@ mod tests {
         assert_eq!(v["objects"][1]["id"], 2);
         assert_eq!(v["objects"][1]["implementation"], "shared");
         assert_eq!(v["objects"][1]["phase"], "normal");
+        assert_eq!(v["objects"][1]["pages"], 200);
     }
 
     #[test]

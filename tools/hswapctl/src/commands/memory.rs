@@ -53,6 +53,20 @@ pub fn parse_budget(text: &str, page_size: u64) -> Result<u64> {
     }
 }
 
+/// Pages of each FCM of a cached file, by object id (empty if the kernel
+/// cannot say; a swapping FCM is left out).
+pub fn pages_by_object(dev: &dyn Device) -> std::collections::BTreeMap<u32, u64> {
+    dev.fcm_memory()
+        .map(|(_, pages)| {
+            pages
+                .iter()
+                .filter(|p| p.pages != u64::MAX)
+                .map(|p| (p.object, p.pages))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn collect(dev: &dyn Device) -> Result<Memory> {
     let (m, pages) = dev.fcm_memory().context("reading FCM memory")?;
     Ok(Memory {

@@ -9,11 +9,15 @@ use anyhow::{Context, Result};
 
 /// Status of every object, in id order.
 pub fn all(dev: &dyn Device) -> Result<Vec<Status>> {
+    let pages = super::memory::pages_by_object(dev);
     let mut out = Vec::new();
     for entry in dev.objects()? {
         match dev.status(entry.id) {
             Ok(st) => {
-                out.push(Status::from(&st).with_reports(&dev.reports(entry.id).unwrap_or_default()))
+                let mut st =
+                    Status::from(&st).with_reports(&dev.reports(entry.id).unwrap_or_default());
+                st.pages = pages.get(&entry.id).copied();
+                out.push(st)
             }
             // Destroyed between the list and the status: not an error.
             Err(e) if e.errno == libc::ENOENT => {}
@@ -26,11 +30,12 @@ pub fn all(dev: &dyn Device) -> Result<Vec<Status>> {
 pub fn run(dev: &dyn Device, object: Option<u32>, json: bool) -> Result<(String, Outcome)> {
     let text = match object {
         Some(id) => {
-            let st = dev
+            let mut st = dev
                 .status(id)
                 .map(|s| Status::from(&s))
                 .with_context(|| format!("object {id}"))?
                 .with_reports(&dev.reports(id).with_context(|| format!("object {id}"))?);
+            st.pages = super::memory::pages_by_object(dev).get(&id).copied();
             if json {
                 serde_json::to_string_pretty(&st)? + "\n"
             } else {
@@ -68,6 +73,8 @@ mod tests {
         assert!(v["last_swap"].is_null());
         assert_eq!(v["interposers"], serde_json::json!([]));
         assert_eq!(v["reports"], serde_json::json!({}));
+        assert_eq!(v["pages"], 200);
+        assert!(text.contains("pages cached    200"), "{text}");
     }
 
     #[test]
