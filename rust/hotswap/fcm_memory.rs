@@ -278,8 +278,10 @@ fn within_user_budget(own: &CachedInode, uid: u32, need: u64, f: &Figures) {
 }
 
 /// Most tries of a call whose FCM could not get a page, and the wait
-/// before each after the first: half a second in all, killable.
-const TRIES: u32 = 50;
+/// before each after the first: five seconds in all, killable (the
+/// worker's write-back of a full budget takes a while on a slow machine:
+/// half a second was too little on the debug kernel under TCG).
+const TRIES: u32 = 500;
 const WAIT_MS: u32 = 10;
 
 /// After the FCM of `own` could not get a page (`ENOMEM`). At the budget:
