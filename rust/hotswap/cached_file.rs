@@ -344,15 +344,13 @@ impl Opener {
 }
 
 /// Calls `f` on the FCM of `slot`, through the slot.
-fn call_fcm<R>(slot: &Slot, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
+pub(crate) fn call_fcm<R>(
+    slot: &Slot,
+    f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R,
+) -> Result<R> {
     let mut call = Call::new();
     slot.begin(&mut call)?;
     Ok(in_call(slot, &mut call, f))
-}
-
-/// [`call_fcm`] for code outside this file.
-pub(crate) fn call<R>(slot: &Slot, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
-    call_fcm(slot, f)
 }
 
 /// Like [`call`], but `EAGAIN` rather than waiting for a swap in progress

@@ -145,7 +145,7 @@ fn try_evict(slot: &Slot, keep: u64, flags: u32) -> Result<u64> {
     let ret = if flags & EVICT_RECLAIM != 0 {
         cached_file::try_call(slot, run)
     } else {
-        cached_file::call(slot, run)
+        cached_file::call_fcm(slot, run)
     };
     let n = ret?;
     if n < 0 {
@@ -224,8 +224,12 @@ fn write_back_largest(target: u64) -> u64 {
 /// can be made, the FCM's allocation is refused and [`retry`] takes over.
 pub(crate) fn make_room(own: &CachedInode, need: u64) {
     let f = figures();
+    // The common case, on every segment: far from both bounds.
+    if f.used.saturating_add(need) <= f.user_budget {
+        return;
+    }
     let uid = current_uid();
-    if uid != 0 && f.used.saturating_add(need) > f.user_budget {
+    if uid != 0 {
         within_user_budget(own, uid, need, &f);
     }
     if f.used.saturating_add(need) <= f.budget {
@@ -415,7 +419,7 @@ extern "C" fn hotswap_fcm_background() {
         for owner in owners.iter() {
             if let Some(held) = cached_file::pin(*owner) {
                 // SAFETY: The object is live for the call.
-                let _ = cached_file::call(held.slot(), |ops, obj, call| unsafe {
+                let _ = cached_file::call_fcm(held.slot(), |ops, obj, call| unsafe {
                     (ops.sync)(obj, call, 0, i64::MAX, 0)
                 });
             }
