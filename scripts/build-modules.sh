@@ -20,7 +20,7 @@ if [ "$HOTSWAP_MODULE_DIR" != "$HOTSWAP_ROOT" ]; then
 	# names. Ignored files (build products) are neither copied nor, on the
 	# receiving side, deleted.
 	(cd "$HOTSWAP_ROOT" && rsync -a --delete --exclude-from=.gitignore \
-		--include=/Kbuild --include='/rust/***' --include='/modules/***' \
+		--include=/Kbuild --include='/rust/***' --include='/fcm/***' \
 		--include=/tests/ --include='/tests/kunit/***' --include='/tests/faults/***' \
 		--include=/bench/ --include='/bench/kernel/***' --exclude='*' ./ "$tree/")
 	step "modules: $HOTSWAP_KERNEL_VARIANT kernel, built in ${tree#"$HOTSWAP_ROOT"/}"

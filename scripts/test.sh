@@ -42,14 +42,14 @@ if [ "${HOST:-1}" = 1 ]; then
 		bash -c 'cargo test -q "$@" && cargo clippy -q "$@" --all-targets -- -D warnings' _ "${search[@]}"
 	check "bench report: the committed results parse" \
 		python3 bench/report.py bench/results --no-plots
-	mapfile -t kernel_rs < <(git ls-files -co --exclude-standard 'rust/*.rs' 'modules/*.rs' 'tests/*.rs' 'bench/*.rs')
+	mapfile -t kernel_rs < <(git ls-files -co --exclude-standard 'rust/*.rs' 'fcm/*.rs' 'tests/*.rs' 'bench/*.rs')
 	check "kernel Rust: rustfmt --check" rustfmt --check --edition 2021 "${kernel_rs[@]}"
 	check "test runner: self-tests" python3 -m unittest discover -q -s tests/runner
 fi
 
 # Expected suites come from the sources, so a suite that silently fails to
 # register (or a module that fails to load) is caught as missing.
-mapfile -t suites < <(grep -rhoE '#\[kunit_tests\([a-z0-9_]+\)\]' rust modules tests |
+mapfile -t suites < <(grep -rhoE '#\[kunit_tests\([a-z0-9_]+\)\]' rust fcm tests |
 	sed -E 's/.*\(([a-z0-9_]+)\).*/\1/' | sort -u)
 vm_glob=${VMTEST:-*}
 [ -n "${SUITE:-}" ] && [ -z "${VMTEST:-}" ] && vm_glob=

@@ -95,10 +95,10 @@ test)
 		>"$out/console.log" 2>&1
 	;;
 shell)
-	echo "hotswap VM: modules under rust/hotswap/ and modules/*/, tool at tools/hswapctl/target/release/hswapctl"
+	echo "hotswap VM: modules under rust/hotswap/ and fcm/*/, tool at tools/hswapctl/target/release/hswapctl"
 	[ "$HOTSWAP_MODULE_DIR" = "$HOTSWAP_ROOT" ] ||
 		echo "  $HOTSWAP_KERNEL_VARIANT kernel: its modules are under $HOTSWAP_MODULE_DIR"
-	echo "  load: tests/vm/lib.sh's order is insmod rust/hotswap/hotswap.ko, then modules/*/*.ko"
+	echo "  load: tests/vm/lib.sh's order is insmod rust/hotswap/hotswap.ko, fcm/lib/hotswap_fcm.ko, then fcm/*/*.ko"
 	run_vng 0
 	;;
 exec)

@@ -277,7 +277,7 @@ class Bench:
         # The static variants take turns within each repetition, so drift
         # in the machine's speed hits them alike; the autonomic one runs
         # after them, as the policy needs to watch the load for a while.
-        uapi.set_policy(self.ctl, "fcm", False)
+        uapi.set_policy(self.ctl, "fcm", "off")
         runs = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
         impls = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
         for p in range(1, vcpus + 1):
@@ -290,7 +290,7 @@ class Bench:
                         impls[variant][p].append(
                             uapi.object_status(self.ctl, object_id)["implementation"])
         self.swap_all("shared")
-        uapi.set_policy(self.ctl, "fcm", True, up_cpus=2, up_windows=1, down_windows=3)
+        uapi.set_policy(self.ctl, "fcm", "cpu_count", (2, 1, 3, 0))
         for p in range(1, vcpus + 1):
             for _ in range(reps):
                 runs["autonomic"][p].append(self.search_once(p, True))
@@ -309,7 +309,7 @@ class Bench:
                 say(f"  {variant:11} p={p}: {t / pages:8.0f} ns/page, "
                     f"{points[-1]['mb_per_s']:7.1f} MB/s {' '.join(points[-1]['implementations'])}")
             series[variant] = points
-        uapi.set_policy(self.ctl, "fcm", False)
+        uapi.set_policy(self.ctl, "fcm", "off")
         info = uapi.file_info(keeper)
         os.close(keeper)
         goals = []

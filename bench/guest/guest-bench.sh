@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 export HOTSWAP_ROOT=$PWD
 . tests/vm/lib.sh
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-load hotswap fcm_shared fcm_distributed fcm_monitor
+load hotswap hotswap_fcm fcm_shared fcm_distributed fcm_monitor
 insmod bench/kernel/hotswap_bench.ko || fail "insmod hotswap_bench"
 status=0
 /usr/bin/python3 bench/guest/bench.py "$out" "$accel" "$@" || status=$?

@@ -24,15 +24,15 @@ use kernel::sync::{new_mutex, Mutex};
 use kernel::time::{Instant, Monotonic};
 use kernel::uaccess::UserSliceReader;
 
-#[path = "../../rust/hotswap/api.rs"]
+#[path = "../../rust/abi/api.rs"]
 pub mod api;
-#[path = "../../rust/hotswap/fcm_api.rs"]
+#[path = "../../fcm/lib/abi/fcm_api.rs"]
 pub mod fcm_api;
-#[path = "../../rust/hotswap/fcm_conformance.rs"]
+#[path = "../../fcm/lib/pages/fcm_conformance.rs"]
 pub mod fcm_conformance;
 
 use api::{Call, ImplOps, Object};
-use fcm_api::{FcmCreate, FcmOps, PAGE_SIZE};
+use fcm_api::{Fcm, FcmCreate, PAGE_SIZE};
 use fcm_conformance::TempFile;
 
 module! {
@@ -55,6 +55,15 @@ struct NullOps {
 
 static NULL_OPS: NullOps = NullOps { nop: null_nop };
 
+/// The `hsbench` interface, as the typed handles see it.
+struct Hsbench;
+
+impl api::Interface for Hsbench {
+    const NAME: &'static CStr = INTERFACE;
+    const METHODS_VERSION: u32 = 1;
+    type Methods = NullOps;
+}
+
 /// Never inlined: the direct loop must pay for a real call, as any caller
 /// through an ops table does.
 #[inline(never)]
@@ -74,7 +83,7 @@ unsafe extern "C" fn null_destroy(_obj: *mut c_void, _how: u32) {}
 struct NullImpl;
 
 impl api::Implementation for NullImpl {
-    const INTERFACE: &'static CStr = INTERFACE;
+    type Interface = Hsbench;
     const NAME: &'static CStr = c"null";
 
     fn ops() -> ImplOps {
@@ -104,7 +113,7 @@ impl kernel::InPlaceModule for HotswapBench {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let dir = Dir::new(c"hotswap_bench");
         try_pin_init!(Self {
-            _interface: api::InterfaceRegistration::new(INTERFACE, module)?,
+            _interface: api::InterfaceRegistration::new::<Hsbench>(module)?,
             _null: api::Registration::new::<NullImpl>(module)?,
             _run <- dir.read_write_callback_file(
                 c"run",
@@ -186,24 +195,24 @@ fn per_call_ps(iters: u64, mut body: impl FnMut(u64) -> Result) -> Result<u64> {
 /// A call through `object`'s slot, captured once: the object and methods
 /// a direct caller would hold, for the direct side of a comparison. Valid
 /// while `object` lives and nobody swaps it, which the benchmark ensures.
-struct Direct<T: 'static> {
-    ops: &'static T,
+struct Direct<I: api::Interface> {
+    ops: *const I::Methods,
     call: Call,
 }
 
-impl<T> Direct<T> {
-    fn of(object: &Object) -> Result<Self> {
-        let (methods, obj) = object.call(|m, o, _| (m, o))?;
-        if methods.is_null() {
-            return Err(EINVAL);
-        }
+impl<I: api::Interface> Direct<I> {
+    fn of(object: &Object<I>) -> Result<Self> {
+        let (ops, obj) = object.call(|m, o, _| (core::ptr::from_ref(m), o))?;
         let mut call = Call::new();
-        call.methods = methods;
+        call.methods = ops.cast();
         call.obj = obj;
-        // SAFETY: The object's interface has a `T` method table, static in
-        // its implementation's module, which the object pins.
-        let ops = unsafe { &*methods.cast::<T>() };
         Ok(Self { ops, call })
+    }
+
+    fn ops(&self) -> &I::Methods {
+        // SAFETY: The method table is static in the implementation's
+        // module, which the object (alive while the benchmark runs) pins.
+        unsafe { &*self.ops }
     }
 }
 
@@ -236,8 +245,8 @@ struct PageHitSeries {
 
 /// The null call and an FCM page hit, each direct and through the slot.
 fn bench_calls(iters: u64, reps: u64) -> Result<Report> {
-    let null = Object::create(INTERFACE, Some(c"null"), core::ptr::null())?;
-    let null_ops = Direct::<NullOps>::of(&null)?;
+    let null = Object::<Hsbench>::create(Some(c"null"), core::ptr::null())?;
+    let null_ops = Direct::of(&null)?;
     let mut null_direct = Series::new("null_direct_ps");
     let mut null_slot = Series::new("null_slot_ps");
     let mut hits = KVec::new();
@@ -265,13 +274,11 @@ fn bench_calls(iters: u64, reps: u64) -> Result<Report> {
     for _ in 0..reps {
         null_direct.add(per_call_ps(iters, |i| {
             // SAFETY: The null method takes any object and call.
-            black_box(unsafe { (null_ops.ops.nop)(null_ops.call.obj, &null_ops.call, i) });
+            black_box(unsafe { (null_ops.ops().nop)(null_ops.call.obj, &null_ops.call, i) });
             Ok(())
         })?)?;
         null_slot.add(per_call_ps(iters, |i| {
-            null.call(|m, o, c| {
-                // SAFETY: Every layer of an `hsbench` slot has `NullOps`.
-                let ops = unsafe { &*m.cast::<NullOps>() };
+            null.call(|ops, o, c| {
                 // SAFETY: Called as the slot handed it out.
                 black_box(unsafe { (ops.nop)(o, c, i) })
             })?;
@@ -300,8 +307,8 @@ fn bench_calls(iters: u64, reps: u64) -> Result<Report> {
 /// One FCM object caching one page of a tmpfs file, and a kernel buffer
 /// to read that page into again and again (every read is a hit).
 struct PageHit {
-    object: Object,
-    direct: Direct<FcmOps>,
+    object: Object<Fcm>,
+    direct: Direct<Fcm>,
     buf: KVec<u8>,
     _file: TempFile,
 }
@@ -314,8 +321,8 @@ impl PageHit {
             file: file.as_ptr(),
             capacity: 0,
         };
-        let object = Object::create(c"fcm", Some(imp), core::ptr::from_ref(&create).cast())?;
-        let direct = Direct::<FcmOps>::of(&object)?;
+        let object = Object::<Fcm>::create(Some(imp), core::ptr::from_ref(&create).cast())?;
+        let direct = Direct::of(&object)?;
         buf.fill(0);
         let mut this = Self {
             object,
@@ -344,14 +351,12 @@ impl PageHit {
         let d = &self.direct;
         // SAFETY: `buf` is a kernel buffer of one page (`user` = 0); the
         // object is live and not being swapped.
-        Self::check(unsafe { (d.ops.read)(d.call.obj, &d.call, 0, buf, PAGE_SIZE, 0) })
+        Self::check(unsafe { (d.ops().read)(d.call.obj, &d.call, 0, buf, PAGE_SIZE, 0) })
     }
 
     fn read_slot(&mut self) -> Result {
         let buf = self.buf.as_mut_ptr() as usize;
-        let ret = self.object.call(|m, o, c| {
-            // SAFETY: Every layer of an `fcm` slot has an `FcmOps` table.
-            let ops = unsafe { &*m.cast::<FcmOps>() };
+        let ret = self.object.call(|ops, o, c| {
             // SAFETY: As in `read_direct`, through the slot.
             unsafe { (ops.read)(o, c, 0, buf, PAGE_SIZE, 0) }
         })?;

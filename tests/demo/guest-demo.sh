@@ -8,7 +8,7 @@ export HOTSWAP_ROOT=$PWD
 tool=$HOTSWAP_ROOT/tools/hswapctl/target/release/hswapctl
 
 echo "hotswap demo: Linux $(uname -r), $(nproc) vCPUs"
-load hotswap fcm_shared fcm_distributed fcm_monitor
+load hotswap hotswap_fcm fcm_shared fcm_distributed fcm_monitor
 "$tool" policy fcm auto --up-cpus 2 --up-windows 1 --down-windows 3
 echo
 marker="hotswap demo start"
@@ -16,6 +16,6 @@ echo "$marker" >/dev/kmsg
 /usr/bin/python3 tests/demo/demo.py "$tool"
 echo
 echo "The policy's decisions, from the kernel log:"
-dmesg | sed -n "/$marker/,\$p" | grep -E "policy:|-> (forward|completed)" | sed 's/^\[ *[0-9.]*\] /    /' | grep "policy:"
+dmesg | sed -n "/$marker/,\$p" | grep -E "policy [a-z0-9_]+:" | sed 's/^\[ *[0-9.]*\] /    /'
 "$tool" policy fcm off >/dev/null
 unload_all

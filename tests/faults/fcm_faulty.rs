@@ -36,15 +36,15 @@ use kernel::prelude::*;
 use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed};
 use kernel::time::{delay::fsleep, Delta, Instant, Monotonic};
 
-#[path = "../../rust/hotswap/api.rs"]
+#[path = "../../rust/abi/api.rs"]
 pub mod api;
-#[path = "../../rust/hotswap/fcm_api.rs"]
+#[path = "../../fcm/lib/abi/fcm_api.rs"]
 pub mod fcm_api;
-#[path = "../../rust/hotswap/fcm_conformance.rs"]
+#[path = "../../fcm/lib/pages/fcm_conformance.rs"]
 pub mod fcm_conformance;
-#[path = "../../rust/hotswap/fcm_locked.rs"]
+#[path = "../../fcm/lib/pages/fcm_locked.rs"]
 pub mod fcm_locked;
-#[path = "../../rust/hotswap/fcm_pages.rs"]
+#[path = "../../fcm/lib/pages/fcm_pages.rs"]
 pub mod fcm_pages;
 
 use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP};
@@ -325,7 +325,7 @@ fn faulty_ops(formats: &[u32]) -> api::ImplOps {
 struct Faulty;
 
 impl api::Implementation for Faulty {
-    const INTERFACE: &'static CStr = c"fcm";
+    type Interface = fcm_api::Fcm;
     const NAME: &'static CStr = c"faulty";
 
     fn ops() -> api::ImplOps {
@@ -336,7 +336,7 @@ impl api::Implementation for Faulty {
 struct FaultyDesc;
 
 impl api::Implementation for FaultyDesc {
-    const INTERFACE: &'static CStr = c"fcm";
+    type Interface = fcm_api::Fcm;
     const NAME: &'static CStr = c"faulty_desc";
 
     fn ops() -> api::ImplOps {

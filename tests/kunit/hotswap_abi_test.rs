@@ -6,7 +6,7 @@
 
 use kernel::prelude::*;
 
-#[path = "../../rust/hotswap/api.rs"]
+#[path = "../../rust/abi/api.rs"]
 pub mod api;
 
 module! {
@@ -28,18 +28,88 @@ impl kernel::Module for AbiTestModule {
 #[kunit_tests(hotswap_abi)]
 mod tests {
     use super::api::{
-        self, ImplOps, Implementation, InterfaceOps, InterfaceRegistration, Registration,
+        self, DecisionPolicy, ImplOps, Implementation, Interface, InterfaceOps,
+        InterfaceRegistration, PolicyRegistration, Reason, Registration, POLICY_PARAMS,
+        SAMPLE_WORDS, STATE_WORDS,
     };
     use core::ptr::null;
     use kernel::prelude::*;
 
     const INTERFACE: &CStr = c"abi_test";
 
+    /// The interface under test; its "method table" is two words.
+    struct AbiTest;
+
+    impl Interface for AbiTest {
+        const NAME: &'static CStr = INTERFACE;
+        const METHODS_VERSION: u32 = 3;
+        type Methods = [usize; 2];
+    }
+
+    /// An interface by the name hotswap_fcm registers.
+    struct Taken;
+
+    impl Interface for Taken {
+        const NAME: &'static CStr = c"fcm";
+        const METHODS_VERSION: u32 = 1;
+        type Methods = usize;
+    }
+
     struct Probe;
 
     impl Implementation for Probe {
-        const INTERFACE: &'static CStr = INTERFACE;
+        type Interface = AbiTest;
         const NAME: &'static CStr = c"probe";
+    }
+
+    /// A decision policy that never asks for anything.
+    struct Never;
+
+    impl DecisionPolicy for Never {
+        type Interface = AbiTest;
+        const NAME: &'static CStr = c"never";
+        const DEFAULT_PARAMS: [u32; POLICY_PARAMS] = [0; POLICY_PARAMS];
+
+        fn check(_: &[u32; POLICY_PARAMS]) -> Result {
+            Ok(())
+        }
+
+        fn decide(
+            _: &[u32; POLICY_PARAMS],
+            _: &[u64; SAMPLE_WORDS],
+            _: &mut [u64; STATE_WORDS],
+            _: &CStr,
+            _: &mut Reason<'_>,
+        ) -> Option<&'static CStr> {
+            None
+        }
+    }
+
+    /// A decision policy that calls itself `off`, which is built in.
+    struct CallsItselfOff;
+
+    impl DecisionPolicy for CallsItselfOff {
+        type Interface = AbiTest;
+        const NAME: &'static CStr = c"off";
+        const DEFAULT_PARAMS: [u32; POLICY_PARAMS] = [0; POLICY_PARAMS];
+
+        fn check(_: &[u32; POLICY_PARAMS]) -> Result {
+            Ok(())
+        }
+
+        fn decide(
+            _: &[u32; POLICY_PARAMS],
+            _: &[u64; SAMPLE_WORDS],
+            _: &mut [u64; STATE_WORDS],
+            _: &CStr,
+            _: &mut Reason<'_>,
+        ) -> Option<&'static CStr> {
+            None
+        }
+    }
+
+    fn register_interface() -> Result<InterfaceRegistration> {
+        InterfaceRegistration::new::<AbiTest>(this_module())
     }
 
     fn this_module() -> &'static ThisModule {
@@ -57,13 +127,15 @@ mod tests {
             interface: api::name_from_cstr(INTERFACE)?,
             name: api::name_from_cstr(c"raw")?,
             owner: this_module().as_ptr().cast(),
+            methods_version: AbiTest::METHODS_VERSION,
+            methods_size: size_of::<<AbiTest as Interface>::Methods>() as u32,
             ..ImplOps::empty()
         })
     }
 
     #[test]
     fn round_trip_across_modules() -> Result {
-        let iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        let iface = register_interface()?;
         assert!(!api::impl_registered(INTERFACE, Probe::NAME));
         let reg = Registration::new::<Probe>(this_module())?;
         assert!(api::impl_registered(INTERFACE, Probe::NAME));
@@ -75,7 +147,7 @@ mod tests {
 
     #[test]
     fn implementation_pins_interface_module() -> Result {
-        let iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        let iface = register_interface()?;
         // An implementation from another module (NULL: built-in code) pins
         // the interface's module; one from the same module does not, or
         // that module could never be unloaded.
@@ -98,7 +170,7 @@ mod tests {
     #[test]
     fn duplicates_and_unknowns_are_refused() -> Result {
         assert_eq!(
-            InterfaceRegistration::new(c"fcm", this_module()).err(),
+            InterfaceRegistration::new::<Taken>(this_module()).err(),
             Some(EEXIST)
         );
         // No interface yet: the implementation has nowhere to go.
@@ -106,7 +178,7 @@ mod tests {
             Registration::new::<Probe>(this_module()).err(),
             Some(ENOENT)
         );
-        let iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        let iface = register_interface()?;
         let reg = Registration::new::<Probe>(this_module())?;
         assert_eq!(
             Registration::new::<Probe>(this_module()).err(),
@@ -131,6 +203,9 @@ mod tests {
             size: size_of::<InterfaceOps>() as u32,
             name: api::name_from_cstr(INTERFACE)?,
             owner: this_module().as_ptr().cast(),
+            methods_version: AbiTest::METHODS_VERSION,
+            methods_size: size_of::<<AbiTest as Interface>::Methods>() as u32,
+            known_good: [0; api::NAME_LEN],
         };
         let table = raw_impl_table()?;
         // SAFETY: Both tables outlive their registrations, which end below.
@@ -146,7 +221,7 @@ mod tests {
 
     #[test]
     fn malformed_tables_change_nothing() -> Result {
-        let _iface = InterfaceRegistration::new(INTERFACE, this_module())?;
+        let _iface = register_interface()?;
         let mut wrong_abi = raw_impl_table()?;
         wrong_abi.abi_version += 1;
         // SAFETY: A valid (if wrong-versioned) table, refused before use.
@@ -160,6 +235,21 @@ mod tests {
         assert_eq!(
             unsafe { api::hotswap_register_impl(&wrong_size) },
             EINVAL.to_errno()
+        );
+        // Built against another revision of the interface's method table.
+        let mut old_methods = raw_impl_table()?;
+        old_methods.methods_version += 1;
+        // SAFETY: As above.
+        assert_eq!(
+            unsafe { api::hotswap_register_impl(&old_methods) },
+            EPROTO.to_errno()
+        );
+        let mut short_methods = raw_impl_table()?;
+        short_methods.methods_size -= 8;
+        // SAFETY: As above.
+        assert_eq!(
+            unsafe { api::hotswap_register_impl(&short_methods) },
+            EPROTO.to_errno()
         );
         let mut unterminated = raw_impl_table()?;
         unterminated.name = [b'x'; api::NAME_LEN];
@@ -179,6 +269,34 @@ mod tests {
             EINVAL.to_errno()
         );
         assert!(!api::impl_registered(INTERFACE, c"raw"));
+        Ok(())
+    }
+
+    #[test]
+    fn decision_policies_register_like_implementations() -> Result {
+        // No interface yet.
+        assert_eq!(
+            PolicyRegistration::new::<Never>(this_module()).err(),
+            Some(ENOENT)
+        );
+        let iface = register_interface()?;
+        let policy = PolicyRegistration::new::<Never>(this_module())?;
+        assert_eq!(
+            PolicyRegistration::new::<Never>(this_module()).err(),
+            Some(EEXIST)
+        );
+        assert_eq!(
+            PolicyRegistration::new::<CallsItselfOff>(this_module()).err(),
+            Some(EINVAL)
+        );
+        // SAFETY: NULL is checked by the entry point.
+        assert_eq!(
+            unsafe { api::hotswap_register_policy(null()) },
+            EINVAL.to_errno()
+        );
+        // An interface with a policy registered cannot go.
+        drop(policy);
+        drop(iface);
         Ok(())
     }
 }

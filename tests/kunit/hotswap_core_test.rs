@@ -16,7 +16,7 @@ use core::ffi::{c_int, c_void};
 use kernel::prelude::*;
 use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
 
-#[path = "../../rust/hotswap/api.rs"]
+#[path = "../../rust/abi/api.rs"]
 pub mod api;
 
 use api::{Call, ImplOps, Implementation, InterfaceRegistration, Registration};
@@ -59,6 +59,15 @@ pub struct TestOps {
     pub add: unsafe extern "C" fn(obj: *mut c_void, call: *const Call, n: u64) -> u64,
     /// Which implementation serves the object (1 alpha, 2 beta, 3 gamma).
     pub tag: unsafe extern "C" fn(obj: *mut c_void, call: *const Call) -> u32,
+}
+
+/// The `hstest` interface, as the typed handles see it.
+pub struct Hstest;
+
+impl api::Interface for Hstest {
+    const NAME: &'static CStr = INTERFACE;
+    const METHODS_VERSION: u32 = 1;
+    type Methods = TestOps;
 }
 
 struct TestObj {
@@ -203,9 +212,9 @@ unsafe extern "C" fn wrapper_destroy(_obj: *mut c_void, _how: u32) {}
 fn forward_add(call: *const Call, n: u64) -> u64 {
     // SAFETY: `call` is the live call the interposer runs in.
     let call = unsafe { &*call };
-    api::forward(call, |methods, obj, next| {
+    api::forward::<Hstest, _>(call, |methods, obj, next| {
         // SAFETY: Every layer of an `hstest` slot has a `TestOps` table.
-        unsafe { ((*methods.cast::<TestOps>()).add)(obj, next, n) }
+        unsafe { (methods.add)(obj, next, n) }
     })
     .unwrap_or(0)
 }
@@ -213,9 +222,9 @@ fn forward_add(call: *const Call, n: u64) -> u64 {
 fn forward_tag(call: *const Call) -> u32 {
     // SAFETY: As in `forward_add`.
     let call = unsafe { &*call };
-    api::forward(call, |methods, obj, next| {
+    api::forward::<Hstest, _>(call, |methods, obj, next| {
         // SAFETY: As in `forward_add`.
-        unsafe { ((*methods.cast::<TestOps>()).tag)(obj, next) }
+        unsafe { (methods.tag)(obj, next) }
     })
     .unwrap_or(0)
 }
@@ -269,7 +278,7 @@ fn interposer_ops(methods: &'static TestOps) -> ImplOps {
 
 struct Alpha;
 impl Implementation for Alpha {
-    const INTERFACE: &'static CStr = INTERFACE;
+    type Interface = Hstest;
     const NAME: &'static CStr = c"alpha";
     fn ops() -> ImplOps {
         object_ops::<1>([2, 1, 0, 0], [1, 2, 0, 0])
@@ -278,7 +287,7 @@ impl Implementation for Alpha {
 
 struct Beta;
 impl Implementation for Beta {
-    const INTERFACE: &'static CStr = INTERFACE;
+    type Interface = Hstest;
     const NAME: &'static CStr = c"beta";
     fn ops() -> ImplOps {
         object_ops::<2>([1, 0, 0, 0], [1, 0, 0, 0])
@@ -287,7 +296,7 @@ impl Implementation for Beta {
 
 struct Gamma;
 impl Implementation for Gamma {
-    const INTERFACE: &'static CStr = INTERFACE;
+    type Interface = Hstest;
     const NAME: &'static CStr = c"gamma";
     fn ops() -> ImplOps {
         object_ops::<3>([3, 0, 0, 0], [3, 0, 0, 0])
@@ -296,7 +305,7 @@ impl Implementation for Gamma {
 
 struct PlusOne;
 impl Implementation for PlusOne {
-    const INTERFACE: &'static CStr = INTERFACE;
+    type Interface = Hstest;
     const NAME: &'static CStr = c"plus_one";
     fn ops() -> ImplOps {
         interposer_ops(&PLUS_ONE_OPS)
@@ -305,7 +314,7 @@ impl Implementation for PlusOne {
 
 struct Counter;
 impl Implementation for Counter {
-    const INTERFACE: &'static CStr = INTERFACE;
+    type Interface = Hstest;
     const NAME: &'static CStr = c"counter";
     fn ops() -> ImplOps {
         interposer_ops(&COUNTER_OPS)
@@ -331,7 +340,7 @@ impl kernel::Module for CoreTestModule {
             QUARANTINE.init();
             ALPHA_TABLE.init();
         }
-        let interface = InterfaceRegistration::new(INTERFACE, module)?;
+        let interface = InterfaceRegistration::new::<Hstest>(module)?;
         let mut impls = KVec::new();
         let alpha = Registration::new::<Alpha>(module)?;
         *ALPHA_TABLE.lock() = core::ptr::from_ref(alpha.ops()) as usize;
@@ -369,22 +378,22 @@ fn call_add(slot: *const c_void, n: u64) -> Result<u64> {
     Ok(ret)
 }
 
-fn add(obj: &api::Object, n: u64) -> Result<u64> {
+fn add(obj: &api::Object<Hstest>, n: u64) -> Result<u64> {
     call_add(obj.slot(), n)
 }
 
-fn tag(obj: &api::Object) -> Result<u32> {
+fn tag(obj: &api::Object<Hstest>) -> Result<u32> {
     obj.call(|methods, o, call| {
         // SAFETY: Every layer of an `hstest` slot has a `TestOps` table.
-        unsafe { ((*methods.cast::<TestOps>()).tag)(o, call) }
+        unsafe { (methods.tag)(o, call) }
     })
 }
 
-fn create(name: &CStr, initial: u64) -> Result<api::Object> {
-    api::Object::create(INTERFACE, Some(name), core::ptr::from_ref(&initial).cast())
+fn create(name: &CStr, initial: u64) -> Result<api::Object<Hstest>> {
+    api::Object::<Hstest>::create(Some(name), core::ptr::from_ref(&initial).cast())
 }
 
-fn swap(obj: &api::Object, name: &CStr, timeout_ms: u32) -> (c_int, api::SwapReport) {
+fn swap(obj: &api::Object<Hstest>, name: &CStr, timeout_ms: u32) -> (c_int, api::SwapReport) {
     let mut report = api::SwapReport::default();
     // SAFETY: Live handle, NUL-terminated name, valid report pointer.
     let ret =
@@ -392,17 +401,17 @@ fn swap(obj: &api::Object, name: &CStr, timeout_ms: u32) -> (c_int, api::SwapRep
     (ret, report)
 }
 
-fn interpose(obj: &api::Object, name: &CStr) -> c_int {
+fn interpose(obj: &api::Object<Hstest>, name: &CStr) -> c_int {
     // SAFETY: Live handle, NUL-terminated name.
     unsafe { api::hotswap_object_interpose(obj.slot(), name.as_ptr()) }
 }
 
-fn uninterpose(obj: &api::Object, name: &CStr) -> c_int {
+fn uninterpose(obj: &api::Object<Hstest>, name: &CStr) -> c_int {
     // SAFETY: Live handle, NUL-terminated name.
     unsafe { api::hotswap_object_uninterpose(obj.slot(), name.as_ptr()) }
 }
 
-fn phase(obj: &api::Object) -> u32 {
+fn phase(obj: &api::Object<Hstest>) -> u32 {
     // SAFETY: Live handle.
     unsafe { api::hotswap_object_phase(obj.slot()) }
 }
@@ -954,7 +963,10 @@ mod tests {
         /// until `during_forward` has run (past the flip, so calls it
         /// makes are tracked); then a tracked call held on the second gate
         /// keeps it in Blocked.
-        fn start(obj: &api::Object, during_forward: impl FnOnce() -> Result) -> Result<Self> {
+        fn start(
+            obj: &api::Object<Hstest>,
+            during_forward: impl FnOnce() -> Result,
+        ) -> Result<Self> {
             let slot = SendSlot(obj.slot());
             RELEASE.store(false, Release);
             RELEASE2.store(false, Release);

@@ -9,7 +9,7 @@
 
 use kernel::prelude::*;
 
-#[path = "../../rust/hotswap/api.rs"]
+#[path = "../../rust/abi/api.rs"]
 pub mod api;
 
 module! {
@@ -26,8 +26,19 @@ module! {
     },
 }
 
+/// The `hstest` interface (registered by `hotswap_core_test`): this
+/// module only creates objects, never calls them, so it needs no method
+/// table type of its own.
+struct Hstest;
+
+impl api::Interface for Hstest {
+    const NAME: &'static CStr = c"hstest";
+    const METHODS_VERSION: u32 = 1;
+    type Methods = ();
+}
+
 struct HstestObjects {
-    _objects: KVec<api::Object>,
+    _objects: KVec<api::Object<Hstest>>,
 }
 
 impl kernel::Module for HstestObjects {
@@ -35,8 +46,7 @@ impl kernel::Module for HstestObjects {
         let mut objects = KVec::new();
         for i in 0..module_parameters::count.value() {
             let initial = u64::from(i);
-            let object = api::Object::create(
-                c"hstest",
+            let object = api::Object::<Hstest>::create(
                 Some(c"alpha"),
                 core::ptr::from_ref(&initial).cast(),
             )?;

@@ -2,9 +2,11 @@
 """The ioctl ABI of /dev/hotswap and /dev/hotswap-file, for Python drivers
 running in the VM (benchmarks, stress, fuzzing).
 
-The layouts mirror rust/hotswap/uapi.rs on purpose and are kept apart from
-it: tests/vm/control_device.py checks every one against the kernel, so a
-drift between the two fails a test instead of passing silently.
+The layouts mirror rust/abi/uapi.rs (/dev/hotswap, hotswap.ko) and
+fcm/lib/abi/fcm_uapi.rs (/dev/hotswap-file and FCM memory, hotswap_fcm.ko)
+on purpose and are kept apart from them: tests/vm/control_device.py and
+tests/vm/ioctl_fuzz.py check them against the kernel, so a drift fails a
+test instead of passing silently.
 """
 
 import ctypes
@@ -34,7 +36,10 @@ RESULT = struct.Struct("<IIIiIIqQQ")
 INTERPOSE = struct.Struct("<32s32sII")
 TIMEOUT = struct.Struct("<II")
 REPORT = struct.Struct("<II1024s")
-POLICY = struct.Struct("<32sIIII")
+# interface, policy, params[4], count, available[8] (UAPI_VERSION 5).
+POLICY = struct.Struct("<32s32s4II" + "32s" * 8)
+POLICY_PARAMS = 4
+MAX_POLICIES = 8
 FILE_INFO = struct.Struct("<IIqQQQQQQQQQQq")
 FCM_MEMORY = struct.Struct("<QIIQQQQQQQ")
 FCM_PAGES = struct.Struct("<IIQ")
@@ -51,16 +56,25 @@ IOC_SET_TIMEOUT = ioc(W, 0x09, TIMEOUT.size)
 IOC_REPORT = ioc(R | W, 0x0A, REPORT.size)
 IOC_SET_POLICY = ioc(W, 0x0B, POLICY.size)
 IOC_GET_POLICY = ioc(R | W, 0x0C, POLICY.size)
-IOC_FCM_MEMORY = ioc(R | W, 0x0D, FCM_MEMORY.size)
-IOC_SET_FCM_BUDGET = ioc(W, 0x0E, 8)
+# Gone from /dev/hotswap in UAPI_VERSION 5 (ENOTTY there): FCM memory is
+# FILE_IOC_MEMORY and FILE_IOC_SET_BUDGET of /dev/hotswap-file now.
+OLD_IOC_FCM_MEMORY = ioc(R | W, 0x0D, FCM_MEMORY.size)
+OLD_IOC_SET_FCM_BUDGET = ioc(W, 0x0E, 8)
 FILE_IOC_ATTACH = ioc(W, 0x20, 4)
 FILE_IOC_INFO = ioc(R, 0x21, FILE_INFO.size)
 FILE_IOC_TRUNCATE = ioc(W, 0x22, 8)
+FILE_IOC_MEMORY = ioc(R | W, 0x23, FCM_MEMORY.size)
+FILE_IOC_SET_BUDGET = ioc(W, 0x24, 8)
+
+UAPI_VERSION = 5
+CPU_COUNT_DEFAULTS = (2, 1, 3, 0)
 
 OUTCOME_COMPLETED, OUTCOME_ABORTED, OUTCOME_UNCHANGED, OUTCOME_NOT_STARTED = 1, 2, 3, 4
 INFO_FIELDS = ("object reserved size hits misses fills writebacks evictions "
                "cached dirty allocated freed wb_errors wb_errno").split()
 RESULT_FIELDS = "id outcome phase errno format reserved in_flight duration_ns blocked_ns".split()
+MEMORY_FIELDS = ("entries capacity count budget user_budget used refused reclaimed_pressure "
+                 "reclaimed_budget page_size").split()
 
 
 def name(text):
@@ -132,9 +146,50 @@ def ctypes_address(buf):
     return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
 
 
-def set_policy(ctl, interface, enabled, up_cpus=2, up_windows=1, down_windows=3):
-    call(ctl, IOC_SET_POLICY, POLICY, name(interface), int(enabled), up_cpus, up_windows,
-         down_windows)
+def pack_policy(interface, policy=b"", params=(0, 0, 0, 0), count=0, available=()):
+    """A PolicyRequest from raw fields (bytes names; `available` up to 8)."""
+    names = list(available) + [b""] * (MAX_POLICIES - len(available))
+    return POLICY.pack(interface, policy, *params, count, *names)
+
+
+def unpack_policy(data):
+    """A PolicyRequest as a dict; `available` holds the names listed."""
+    out = POLICY.unpack(data)
+    count = out[6]
+    return {"interface": text(out[0]), "policy": text(out[1]), "params": tuple(out[2:6]),
+            "count": count, "available": [text(n) for n in out[7:7 + min(count, MAX_POLICIES)]],
+            "unlisted": list(out[7 + min(count, MAX_POLICIES):])}
+
+
+def set_policy(ctl, interface, policy, params=(0, 0, 0, 0)):
+    """Sets `interface`'s decision policy: "off", or a policy's name with its
+    params (all zero: the policy's defaults; cpu_count's are
+    [up_cpus, up_windows, down_windows, 0])."""
+    fcntl.ioctl(ctl, IOC_SET_POLICY, pack_policy(name(interface), name(policy), tuple(params)))
+
+
+def get_policy(ctl, interface):
+    """{policy, params, count, available} of `interface` ("off" if none)."""
+    buf = bytearray(pack_policy(name(interface)))
+    fcntl.ioctl(ctl, IOC_GET_POLICY, buf, True)
+    return unpack_policy(bytes(buf))
+
+
+def fcm_memory(dev, capacity=64):
+    """FCM memory through any /dev/hotswap-file descriptor `dev`: the
+    figures as a dict, and {object id: pages} of (up to `capacity`) FCMs."""
+    entries = bytearray(FCM_PAGES.size * max(capacity, 1))
+    buf = bytearray(FCM_MEMORY.pack(ctypes_address(entries), capacity, *([0] * 8)))
+    fcntl.ioctl(dev, FILE_IOC_MEMORY, buf, True)
+    figures = dict(zip(MEMORY_FIELDS, FCM_MEMORY.unpack(buf)))
+    pages = dict(FCM_PAGES.unpack_from(entries, i * FCM_PAGES.size)[::2]
+                 for i in range(min(figures["count"], capacity)))
+    return figures, pages
+
+
+def set_fcm_budget(dev, pages):
+    """Sets the FCM memory budget (pages) through a /dev/hotswap-file descriptor."""
+    fcntl.ioctl(dev, FILE_IOC_SET_BUDGET, struct.pack("<Q", pages))
 
 
 def object_status(ctl, object_id):

@@ -7,7 +7,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-load hotswap fcm_shared fcm_distributed fcm_monitor
+load hotswap hotswap_fcm fcm_shared fcm_distributed fcm_monitor
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 insmod "$HOTSWAP_MODULE_DIR/bench/kernel/hotswap_bench.ko" || fail "insmod hotswap_bench"
 trap 'rmmod hotswap_bench 2>/dev/null || true' EXIT

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """/dev/hotswap-file end to end: real files cached by the FCM, every
 system call, shared FCMs per inode, and bad input (run by cached_file.sh
-with hotswap.ko and the FCM modules loaded). FileInfo mirrors uapi.rs."""
+with hotswap.ko, hotswap_fcm.ko and the FCM modules loaded). FileInfo
+mirrors fcm/lib/abi/fcm_uapi.rs."""
 
 import errno
 import fcntl

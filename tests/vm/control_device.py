@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0
-"""Drives /dev/hotswap's ioctl ABI (rust/hotswap/uapi.rs) directly.
+"""Drives /dev/hotswap's ioctl ABI (rust/abi/uapi.rs) directly.
 
-Run by control_device.sh with hotswap.ko, hotswap_core_test.ko (the
-`hstest` interface) and hstest_objects.ko (count=3) loaded. `root` mode checks every command and every kind of
+Run by control_device.sh with hotswap.ko, hotswap_fcm.ko (the `fcm`
+interface and its decision policy), hotswap_core_test.ko (the `hstest`
+interface) and hstest_objects.ko (count=3) loaded. `root` mode checks every command and every kind of
 malformed request; `user` mode (as an unprivileged user) checks that reads
 work and changes get EPERM. The layouts (tests/pylib/hotswap_uapi.py) mirror uapi.rs on
 purpose: a drift between the two fails here.
@@ -17,9 +18,11 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../pylib"))
 from hotswap_uapi import (  # noqa: E402 - the layouts, shared with the bench and stress drivers
-    IFACE, IMPL, INTERPOSE, IOC_INTERPOSE, IOC_LIST_IMPLS, IOC_LIST_INTERFACES,
-    IOC_LIST_OBJECTS, IOC_SET_TIMEOUT, IOC_STATUS, IOC_SWAP, IOC_UNINTERPOSE,
-    IOC_VERSION, LIST, OBJECT, RESULT, STATUS, SWAP, TIMEOUT, VERSION, R, W, call, ioc, text,
+    FCM_MEMORY, IFACE, IMPL, INTERPOSE, IOC_GET_POLICY, IOC_INTERPOSE, IOC_LIST_IMPLS,
+    IOC_LIST_INTERFACES, IOC_LIST_OBJECTS, IOC_SET_POLICY, IOC_SET_TIMEOUT, IOC_STATUS, IOC_SWAP,
+    IOC_UNINTERPOSE, IOC_VERSION, LIST, OBJECT, OLD_IOC_FCM_MEMORY, OLD_IOC_SET_FCM_BUDGET, POLICY,
+    RESULT, STATUS, SWAP, TIMEOUT, UAPI_VERSION, VERSION, R, W, call, get_policy, ioc,
+    pack_policy, set_policy, text,
 )
 
 
@@ -60,7 +63,7 @@ def interpose(fd, cmd, impl, obj=0):
 
 def root_checks(fd):
     uapi, module_abi = call(fd, IOC_VERSION, VERSION, 0, 0)
-    assert uapi == 4 and module_abi >= 5, (uapi, module_abi)
+    assert uapi == UAPI_VERSION and module_abi >= 5, (uapi, module_abi)
 
     ifaces, _ = list_entries(fd, IOC_LIST_INTERFACES, IFACE)
     names = {text(e[0]): e for e in ifaces}
@@ -128,18 +131,54 @@ def root_checks(fd):
     # Wrong size or unknown command.
     expect_errno(errno.ENOTTY, fcntl.ioctl, fd, ioc(R | W, 5, STATUS.size - 8), bytearray(STATUS.size))
     expect_errno(errno.ENOTTY, fcntl.ioctl, fd, ioc(R | W, 0x7F, 8), bytearray(8))
+    # FCM memory moved to /dev/hotswap-file (UAPI_VERSION 5).
+    expect_errno(errno.ENOTTY, fcntl.ioctl, fd, OLD_IOC_FCM_MEMORY, bytearray(FCM_MEMORY.size))
+    expect_errno(errno.ENOTTY, fcntl.ioctl, fd, OLD_IOC_SET_FCM_BUDGET, bytearray(8))
+    # The PolicyRequest of UAPI_VERSION 4 (interface, enabled, 3 thresholds).
+    expect_errno(errno.ENOTTY, fcntl.ioctl, fd, ioc(R | W, 0x0C, 48), bytearray(48))
     assert objects(fd) == before, "a malformed request changed something"
+    policies(fd)
     print("control device as root: ok")
 
 
+def policies(fd):
+    """Decision policies: hstest has none (off), fcm has cpu_count."""
+    off = {"interface": "hstest", "policy": "off", "params": (0, 0, 0, 0), "count": 0,
+           "available": [], "unlisted": [bytes(32)] * 8}
+    assert get_policy(fd, "hstest") == off, get_policy(fd, "hstest")
+    set_policy(fd, "hstest", "off")
+    expect_errno(errno.ENOENT, set_policy, fd, "hstest", "cpu_count")
+    expect_errno(errno.ENOENT, set_policy, fd, "nosuch", "off")
+    expect_errno(errno.ENOENT, get_policy, fd, "nosuch")
+    expect_errno(errno.EINVAL, set_policy, fd, "hstest", "Off")
+    expect_errno(errno.EINVAL, get_policy, fd, "HSTEST")
+    # Junk in the policy field and in the rest is no input of a read.
+    buf = bytearray(POLICY.pack(b"hstest\0x", b"\xff" * 32, 1, 2, 3, 4, 99, *([b"\xee" * 32] * 8)))
+    fcntl.ioctl(fd, IOC_GET_POLICY, buf, True)
+    assert POLICY.unpack(buf)[1:] == POLICY.unpack(pack_policy(b"hstest", b"off"))[1:], POLICY.unpack(buf)
+    assert get_policy(fd, "hstest") == off
+    fcm = get_policy(fd, "fcm")
+    assert fcm["count"] == 1 and fcm["available"] == ["cpu_count"], fcm
+    # A refused SET changes nothing.
+    expect_errno(errno.EINVAL, fcntl.ioctl, fd, IOC_SET_POLICY,
+                 pack_policy(b"fcm", b"cpu_count", (1, 1, 3, 0)))
+    assert get_policy(fd, "fcm") == fcm
+    print("decision policies: ok")
+
+
 def user_checks(fd):
-    assert call(fd, IOC_VERSION, VERSION, 0, 0)[0] == 4
+    assert call(fd, IOC_VERSION, VERSION, 0, 0)[0] == UAPI_VERSION
     objs = objects(fd)
     assert len(objs) == 3
     status(fd, sorted(objs)[0])
     expect_errno(errno.EPERM, swap, fd, b"beta")
     expect_errno(errno.EPERM, interpose, fd, IOC_INTERPOSE, b"counter")
     expect_errno(errno.EPERM, call, fd, IOC_SET_TIMEOUT, TIMEOUT, 0, 100)
+    policy = get_policy(fd, "fcm")
+    expect_errno(errno.EPERM, set_policy, fd, "fcm", "cpu_count")
+    expect_errno(errno.EPERM, set_policy, fd, "hstest", "off")
+    expect_errno(errno.EPERM, set_policy, fd, "nosuch", "Bad name")
+    assert get_policy(fd, "fcm") == policy
     assert objects(fd) == objs
     print("control device as an unprivileged user: ok")
 

@@ -8,7 +8,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 py=/usr/bin/python3
-load hotswap hotswap_core_test
+load hotswap hotswap_fcm hotswap_core_test
 ! module_loaded hstest_objects || rmmod hstest_objects
 refs=$(cat /sys/module/hotswap/refcnt)
 insmod "$(module_path hstest_objects)" count=3 || fail "insmod hstest_objects"

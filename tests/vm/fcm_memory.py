@@ -6,7 +6,7 @@
                at once (1.5 GiB, in a 1 GiB VM): no OOM kill and no
                allocation failure, FCM pages never above the budget (root
                samples debugfs meanwhile), nor above the user's share of
-               it (hotswap.fcm_user_percent, set to 25), every byte right.
+               it (hotswap_fcm.user_percent, set to 25), every byte right.
                Before the budget, 13 such files took the VM into the OOM
                killer.
   drop_caches  `echo 2 > drop_caches` frees an FCM's clean pages; its
@@ -39,9 +39,9 @@ import hotswap_uapi as uapi  # noqa: E402
 
 PAGE = 4096
 MIB = 1 << 20
-MEMORY = "/sys/kernel/debug/hotswap/memory"
-BUDGET = "/sys/module/hotswap/parameters/fcm_budget_pages"
-USER_PERCENT = "/sys/module/hotswap/parameters/fcm_user_percent"
+MEMORY = "/sys/kernel/debug/hotswap_fcm/memory"
+BUDGET = "/sys/module/hotswap_fcm/parameters/budget_pages"
+USER_PERCENT = "/sys/module/hotswap_fcm/parameters/user_percent"
 CGROUP = "/sys/fs/cgroup"
 
 

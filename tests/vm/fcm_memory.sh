@@ -3,11 +3,14 @@
 # FCM memory like page-cache memory (tests/vm/fcm_memory.py): the global
 # budget against an unprivileged reader of 1.5 GiB, drop_caches, a memory
 # cgroup's limit, and a memory hog against dirty FCMs. Unbounded FCMs
-# (fcm_capacity=0), so only the budget, reclaim and the cgroup bound them.
+# (hotswap_fcm capacity=0), so only the budget, reclaim and the cgroup
+# bound them.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-reload hotswap fcm_capacity=0
+# No FCM module is loaded yet, so hotswap_fcm can be (re)loaded.
+load hotswap
+reload hotswap_fcm capacity=0
 load fcm_shared fcm_distributed
 for impl in shared distributed; do
 	default_fcm "$impl"

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0
-"""The autonomic policy end to end (run by fcm_policy.sh): an FCM read on
-both vCPUs is swapped to distributed by itself, with the reason logged;
-read on one vCPU again, it goes back to shared."""
+"""The FCM's decision policy (cpu_count) end to end (run by fcm_policy.sh,
+which turned it on): an FCM read on both vCPUs is swapped to distributed
+by itself, with the reason logged; read on one vCPU again, it goes back to
+shared."""
 
 import fcntl
 import json

@@ -7,7 +7,9 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-reload hotswap fcm_capacity=8
+# No FCM module is loaded yet, so hotswap_fcm can be (re)loaded.
+load hotswap
+reload hotswap_fcm capacity=8
 load fcm_shared fcm_distributed
 for impl in shared distributed; do
 	default_fcm "$impl"

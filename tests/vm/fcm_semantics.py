@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0
 """What a cached file promises, each case a defect once (run by
-fcm_semantics.sh with hotswap.ko and both FCMs loaded; the FCM
+fcm_semantics.sh with hotswap.ko, hotswap_fcm.ko and both FCMs loaded; the FCM
 implementation under test is the default, which the script sets):
 
   append_backing      a backing file opened O_RDWR|O_APPEND: write-back

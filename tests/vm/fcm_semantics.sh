@@ -8,7 +8,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-load hotswap fcm_shared fcm_distributed
+load hotswap hotswap_fcm fcm_shared fcm_distributed
 for impl in shared distributed; do
 	default_fcm "$impl"
 	echo "== fcm/$impl"

@@ -5,7 +5,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-load hotswap fcm_shared fcm_distributed fcm_monitor
+load hotswap hotswap_fcm fcm_shared fcm_distributed fcm_monitor
 /usr/bin/python3 tests/vm/fcm_swap_live.py "$HOTSWAP_ROOT/tools/hswapctl/target/release/hswapctl"
 grep -q 'interface=fcm' /sys/kernel/debug/hotswap/objects && fail "an FCM outlived its files"
 echo "live FCM swaps: ok"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# hswapctl against the real /dev/hotswap: every command, text and --json,
-# errors in words with the right exit codes, and an unprivileged user.
+# hswapctl against the real /dev/hotswap (and /dev/hotswap-file for FCM
+# memory): every command, text and --json, errors in words with the right
+# exit codes, and an unprivileged user.
 # vm-phase: loaded
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -21,7 +22,7 @@ expect() {
 
 # No control device: what it says when hotswap.ko is not loaded.
 expect 1 "hotswap is not loaded: insmod" "$tool" --device /dev/hotswap-missing list
-load hotswap hotswap_core_test
+load hotswap hotswap_fcm hotswap_core_test
 reload hstest_objects count=2
 
 expect 0 "hstest.*alpha.*object.*hotswap_core_test" "$tool" list
@@ -74,6 +75,22 @@ expect 0 "swap timeout    1500 ms" "$tool" status "$id"
 expect 0 "ID.*RATE/S" "$tool" watch
 "$tool" --json watch | $py -c 'import json, sys; assert len(json.load(sys.stdin)) >= 2' || fail "watch --json"
 expect 0 "complete -F" "$tool" completions bash
+
+# Decision policies: fcm has cpu_count (hotswap_fcm), hstest none.
+expect 0 "^available: cpu_count$" "$tool" policy fcm show
+expect 0 "^fcm policy: off$" "$tool" policy fcm off
+expect 0 "^hstest policy: off$" "$tool" policy hstest show
+expect 0 "^available: none$" "$tool" policy hstest show
+expect 1 "hstest has no decision policy (is hotswap_fcm loaded?)" "$tool" policy hstest auto
+expect 1 'no decision policy "turbo" of interface "fcm"; available: cpu_count' "$tool" policy fcm turbo
+expect 1 "reading the nosuch policy: policy: no such" "$tool" policy nosuch show
+expect 2 "invalid value 'Auto'" "$tool" policy fcm Auto
+"$tool" --json policy hstest show | $py -c '
+import json, sys
+p = json.load(sys.stdin)
+assert p == {"interface": "hstest", "policy": "off", "enabled": False, "params": [0, 0, 0, 0],
+             "available": [], "up_cpus": 0, "up_windows": 0, "down_windows": 0}, p
+' || fail "policy --json"
 expect 0 '^.TH hswapctl' "$tool" man
 
 # FCM memory: figures, the budget set (and restored), refusals in words.
@@ -83,11 +100,20 @@ m = json.load(sys.stdin)
 assert m["page_size"] == 4096 and m["budget_pages"] >= 64 and m["used_pages"] >= 0, m
 print(m["budget_pages"])')
 expect 0 "FCM memory: .* of 32768 pages" "$tool" memory --budget 128M
-[ "$(cat /sys/module/hotswap/parameters/fcm_budget_pages)" = 32768 ] || fail "memory --budget"
+[ "$(cat /sys/module/hotswap_fcm/parameters/budget_pages)" = 32768 ] || fail "memory --budget"
 expect 1 "at least 1024" "$tool" memory --budget 1000
 expect 1 "not a number of pages" "$tool" memory --budget lots
 expect 0 "of 32768 pages" "$tool" memory
 expect 0 "of $budget pages" "$tool" memory --budget "$budget"
+# Without /dev/hotswap-file (hotswap_fcm not loaded): memory says so, list
+# and status leave the pages out.
+expect 1 "hotswap_fcm is not loaded: insmod fcm/lib/hotswap_fcm.ko" \
+	"$tool" --file-device /dev/hotswap-file-missing memory
+expect 0 "hstest" "$tool" --file-device /dev/hotswap-file-missing list
+"$tool" --file-device /dev/hotswap-file-missing --json status | $py -c '
+import json, sys
+assert all(s["pages"] is None for s in json.load(sys.stdin))
+' || fail "status --json without /dev/hotswap-file"
 
 # Usage errors exit 2.
 expect 2 "Usage" "$tool" swap hstest
@@ -101,6 +127,8 @@ expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" swap hstest beta
 expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" interpose hstest counter
 expect 0 "FCM memory" as_nobody "$tool" memory
 expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" memory --budget 128M
+expect 0 "^available: cpu_count$" as_nobody "$tool" policy fcm show
+expect 1 "set policy: needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" policy fcm off
 chmod 0600 /dev/hotswap
 expect 1 "permission denied (run as root" as_nobody "$tool" list
 echo "hswapctl: ok"

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0
 """An ioctl fuzzer for /dev/hotswap and /dev/hotswap-file (run by
-ioctl_fuzz.sh with hotswap.ko and the FCM modules loaded).
+ioctl_fuzz.sh with hotswap.ko, hotswap_fcm.ko and the FCM modules loaded).
 
     ioctl_fuzz.py root REQUESTS SEED DIR     the whole run (as root)
     ioctl_fuzz.py nobody REQUESTS SEED DIR   the unprivileged share (started
@@ -10,7 +10,8 @@ ioctl_fuzz.sh with hotswap.ko and the FCM modules loaded).
 The root run:
 1. crafted requests with nothing else running, each failing one checked to
    change nothing (objects, implementations, interposers, timeouts, the
-   interface default and the policy);
+   interface default and the decision policy), and the FCM memory requests
+   of /dev/hotswap-file;
 2. starts a racer (swaps every FCM shared <-> distributed, one object or
    all, and interposes/removes fcm_monitor through the real ioctls) and an
    I/O worker (writes and reads a real file through /dev/hotswap-file,
@@ -32,7 +33,17 @@ reads only (version, lists, status, reports, the policy); every change
 fields. /dev/hotswap-file is 0666 and needs no privilege: the caller
 attaches a descriptor it opened itself, so the backing file's own
 permissions decide (it must be readable, and writable for a writable
-attach); an O_PATH descriptor or one of another mode is refused.
+attach); an O_PATH descriptor or one of another mode is refused. Any of
+its descriptors, attached or not, reads FCM memory; setting the budget is
+EPERM whatever its value.
+
+The model of the policy request (UAPI_VERSION 5): SET takes an interface,
+a policy name ("off" or a registered policy) and params; a malformed name
+is EINVAL, an unknown interface or policy ENOENT, "off" ignores the
+params, all-zero params are the policy's defaults, and params cpu_count
+refuses are EINVAL. GET takes only the interface (the rest of the request
+is ignored) and answers the policy ("off"), its params (zero when off)
+and the registered policies, with nothing but zeros past them.
 """
 
 import ctypes
@@ -147,6 +158,41 @@ U32_EDGES = (0, 1, 2, 3, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF)
 TIMEOUTS = (0, 1, 2, 1000, 3_600_000, 3_600_001, 0x7FFFFFFF, 0xFFFFFFFF)
 KNOWN_IFACES = {b"fcm"}
 IMPL_KIND = {b"shared": "object", b"distributed": "object", b"monitor": "interposer"}
+# Decision policies by interface (hotswap_fcm registers cpu_count; its
+# monitor, fcm_monitor, is loaded).
+POLICIES = {b"fcm": (b"cpu_count",)}
+POLICY_NAMES = (b"cpu_count", b"cpu_count", b"off", b"off", b"enabled", b"nosuch", b"shared",
+                b"monitor", b"cpu_count\0junk", b"off\0x", b"a" * 31)
+CPU_COUNT_DEFAULTS = U.CPU_COUNT_DEFAULTS
+
+
+def cpu_count_refuses(params):
+    """Whether cpu_count refuses `params` (all zero: its defaults, fine)."""
+    if tuple(params) == (0, 0, 0, 0):
+        return False
+    up, upw, downw, rest = params
+    return up < 2 or upw == 0 or downw <= upw or rest != 0
+
+
+def set_policy_errnos(iface, policy, params):
+    """What SET_POLICY with these fields may answer, as root."""
+    if not is_valid_name(iface) or not is_valid_name(policy):
+        return {E.EINVAL}
+    iface, policy = name_text(iface), name_text(policy)
+    if iface not in KNOWN_IFACES:
+        return {E.ENOENT}
+    if policy == b"off":
+        return {0}
+    if policy not in POLICIES.get(iface, ()):
+        return {E.ENOENT}
+    return {E.EINVAL} if cpu_count_refuses(params) else {0}
+
+
+def get_policy_errnos(iface):
+    """What GET_POLICY may answer (only the interface is input)."""
+    if not is_valid_name(iface):
+        return {E.EINVAL}
+    return {0} if name_text(iface) in KNOWN_IFACES else {E.ENOENT}
 
 
 def is_valid_name(b):
@@ -190,9 +236,27 @@ def status(ctl, arena, oid):
 
 
 def get_policy(ctl, arena):
-    arena.put(arena.rw, U.POLICY.pack(b"fcm", 0, 0, 0, 0))
+    """fcm's policy, params, count and available names (the raw fields)."""
+    arena.put(arena.rw, U.pack_policy(b"fcm"))
     assert ioctl(ctl, U.IOC_GET_POLICY, arena.rw) == 0
     return U.POLICY.unpack(arena.get(arena.rw, U.POLICY.size))[1:]
+
+
+def policy_problem(out):
+    """What is wrong with GET_POLICY's answer for fcm (None: nothing)."""
+    policy, params, count, available = out[1], out[2:6], out[6], out[7:]
+    if count != len(POLICIES[b"fcm"]):
+        return f"count {count}"
+    if any(a != field32(n) for a, n in zip(available, POLICIES[b"fcm"])):
+        return f"available {available[:count]}"
+    if any(a != bytes(32) for a in available[count:]):
+        return "bytes past the listed policies"
+    if policy == field32(b"off"):
+        return None if params == (0, 0, 0, 0) else f"params {params} when off"
+    if policy == field32(b"cpu_count"):
+        # All zero were the defaults: the kernel answers what it uses.
+        return None if not cpu_count_refuses(params) and params != (0, 0, 0, 0) else f"cpu_count params {params}"
+    return f"policy {policy}"
 
 
 def snapshot(ctl, arena):
@@ -288,6 +352,11 @@ class Fuzzer:
             print("UNEXPECTED " + msg, file=sys.stderr, flush=True)
         return r
 
+    def fail(self, msg):
+        """Counts an unexpected outcome that is not one request's errno."""
+        self.unexpected.append(msg)
+        print("UNEXPECTED " + msg, file=sys.stderr, flush=True)
+
     def refresh_ids(self):
         if self.count - self.last_ids >= 200 or not self.ids:
             self.ids = fcm_ids(self.ctl, self.arena)
@@ -359,13 +428,10 @@ class Fuzzer:
             return a.unmapped, "bad"
         return rng.choice(WILD_PTRS), "bad"
 
-    # -- /dev/hotswap requests
-    def control_request(self):
-        rng = self.rng
-        self.refresh_ids()
-        cmd = rng.choice(CONTROL_CMDS)
-        builder = getattr(self, "build_" + cmd)
-        code, data, mutation, allowed, write_back = builder()
+    # -- requests built by the build_* methods
+    def request(self, fd, cmd):
+        """Builds request `cmd`, places it and issues it on `fd`."""
+        code, data, mutation, allowed, write_back = getattr(self, "build_" + cmd)()
         addr, where = self.place(data)
         if not self.root and mutation:
             allowed = {E.EPERM}
@@ -373,16 +439,30 @@ class Fuzzer:
             allowed = {E.EFAULT}
         elif where == "ro" and write_back:
             allowed = ({E.EFAULT} if mutation else (allowed - {0}) | {E.EFAULT})
-        r = ioctl(self.ctl, code, addr)
+        r = ioctl(fd, code, addr)
         self.check(f"{cmd} at {where} {data[:80].hex()}", r, allowed)
         if r == 0 and where == "rw":
             self.after(cmd, addr, data)
+
+    # -- /dev/hotswap requests
+    def control_request(self):
+        self.refresh_ids()
+        self.request(self.ctl, self.rng.choice(CONTROL_CMDS))
 
     def after(self, cmd, addr, data):
         """Checks what a successful request wrote back."""
         if cmd == "version":
             v = U.VERSION.unpack(self.arena.get(addr, U.VERSION.size))
-            assert v[0] == 4, v
+            assert v[0] == U.UAPI_VERSION, v
+        elif cmd == "get_policy" and name_text(data[:32]) == b"fcm":
+            out = U.POLICY.unpack(self.arena.get(addr, U.POLICY.size))
+            problem = policy_problem(out)
+            if problem:
+                self.check(f"get_policy answered {problem}", -E.ERANGE, set())
+        elif cmd == "fcm_memory":
+            m = dict(zip(U.MEMORY_FIELDS, U.FCM_MEMORY.unpack(self.arena.get(addr, U.FCM_MEMORY.size))))
+            if m["page_size"] != PAGE or m["user_budget"] > m["budget"] or m["budget"] < 1024:
+                self.check(f"fcm_memory answered {m}", -E.ERANGE, set())
 
     def build_version(self):
         return U.IOC_VERSION, bytes(U.VERSION.size), False, {0}, True
@@ -414,27 +494,33 @@ class Fuzzer:
         return U.IOC_REPORT, U.REPORT.pack(oid, self.r_u32(), self.rng.randbytes(64)), False, allowed, True
 
     def _policy_fields(self):
+        """interface, policy name and params of a policy request."""
         rng = self.rng
         iface = self.r_name(b"fcm")
-        vals = [rng.choice((0, 1, 2, 0xFFFFFFFF)) if rng.random() < 0.3 else rng.choice(U32_EDGES)
-                for _ in range(4)]
-        if rng.random() < 0.5:
-            vals = [rng.choice((0, 1)), rng.choice((2, 3, 8)), rng.choice((1, 2)), rng.choice((3, 5, 100))]
-        if not is_valid_name(iface):
-            allowed = {E.EINVAL}
-        elif name_text(iface) != b"fcm":
-            allowed = {E.EOPNOTSUPP}
+        x = rng.random()
+        if x < 0.75:
+            policy = rng.choice(POLICY_NAMES)
         else:
-            allowed = None
-        return iface, vals, allowed
+            policy = rng.choice(NAMES_INVALID) if x < 0.9 else rng.choice(NAMES_VALID)
+        x = rng.random()
+        if x < 0.2:
+            vals = [0, 0, 0, 0]
+        elif x < 0.6:
+            vals = [rng.choice((0, 1, 2, 3, 8)), rng.choice((0, 1, 2)), rng.choice((0, 1, 2, 3, 5, 100)),
+                    rng.choice((0, 0, 0, 1))]
+        else:
+            vals = [rng.choice((0, 1, 2, 0xFFFFFFFF)) if rng.random() < 0.3 else rng.choice(U32_EDGES)
+                    for _ in range(4)]
+        return field32(iface), field32(policy), vals
 
+    # FCM memory: requests of /dev/hotswap-file, on any of its descriptors.
     def build_fcm_memory(self):
         ptr, how = self.r_ptr_out(16 * 8)
         cap = self.r_u32() if self.rng.random() < 0.5 else self.rng.randrange(0, 8)
         # Cached files of the pool and the storm: far fewer than 64.
         allowed = {0} if how == "ok" and cap <= 64 else {0, E.EFAULT}
         head = U.FCM_MEMORY.pack(ptr, cap, self.r_u32(), *([0] * 7))
-        return U.IOC_FCM_MEMORY, head, False, allowed, True
+        return U.FILE_IOC_MEMORY, head, False, allowed, True
 
     def build_set_fcm_budget(self):
         ram = os.sysconf("SC_PHYS_PAGES")
@@ -445,18 +531,20 @@ class Fuzzer:
         allowed = {0} if pages in good else {E.EINVAL}
         if pages == ram // 2:
             allowed = {0, E.EINVAL}
-        return U.IOC_SET_FCM_BUDGET, struct.pack("<Q", pages), True, allowed, False
+        return U.FILE_IOC_SET_BUDGET, struct.pack("<Q", pages), True, allowed, False
 
     def build_get_policy(self):
-        iface, vals, allowed = self._policy_fields()
-        return U.IOC_GET_POLICY, U.POLICY.pack(field32(iface), *vals), False, allowed or {0}, True
+        iface, policy, vals = self._policy_fields()
+        # Only the interface is input: the rest may hold anything.
+        rest = [self.rng.randbytes(32) for _ in range(U.MAX_POLICIES)]
+        data = U.pack_policy(iface, policy, vals, self.r_u32(), rest)
+        return U.IOC_GET_POLICY, data, False, get_policy_errnos(iface), True
 
     def build_set_policy(self):
-        iface, vals, allowed = self._policy_fields()
-        if allowed is None:
-            en, up, upw, downw = vals
-            allowed = {E.EINVAL} if up < 2 or upw == 0 or downw <= upw else {0}
-        return U.IOC_SET_POLICY, U.POLICY.pack(field32(iface), *vals), True, allowed, False
+        iface, policy, vals = self._policy_fields()
+        rest = [self.rng.randbytes(32) if self.rng.random() < 0.2 else b"" for _ in range(U.MAX_POLICIES)]
+        data = U.pack_policy(iface, policy, vals, self.r_u32(), rest)
+        return U.IOC_SET_POLICY, data, True, set_policy_errnos(iface, policy, vals), False
 
     def build_set_timeout(self):
         rng = self.rng
@@ -517,10 +605,15 @@ class Fuzzer:
 
     # -- malformed command numbers
     def bad_command(self):
+        """A command number the device does not know: ENOTTY. The other
+        device's commands and those /dev/hotswap no longer has included."""
         rng = self.rng
         fd, dev = (self.ctl, "control") if rng.random() < 0.6 else (rng.choice(self.pool)[0], "file")
+        known = CONTROL_CODES if dev == "control" else FILE_CODES
         x = rng.random()
-        if x < 0.5:
+        if x < 0.1:
+            cmd = rng.choice(FILE_CODES if dev == "control" else CONTROL_CODES + GONE_CODES)
+        elif x < 0.5:
             # A real command's number with the wrong size or direction.
             real = rng.choice(ALL_CMDS)
             nr, size, d = real & 0xFF, (real >> 16) & 0x3FFF, real >> 30
@@ -534,7 +627,7 @@ class Fuzzer:
         else:
             t = rng.choice([t for t in range(256) if t not in VFS_IOCTL_TYPES])
             cmd = (rng.randrange(4) << 30) | (rng.randrange(0x4000) << 16) | (t << 8) | rng.randrange(256)
-        if cmd in ALL_CMDS:
+        if cmd in known:
             return
         addr, _ = self.place(rng.randbytes(64))
         self.check(f"{dev} command {cmd:#x}", ioctl(fd, cmd, addr), {E.ENOTTY})
@@ -553,9 +646,12 @@ class Fuzzer:
             return
         entry = rng.choice(self.pool)
         fd, mode, attached = entry
-        if x < 0.25:
+        if x < 0.14:
+            # Attached or not, of either mode: any descriptor will do.
+            self.request(fd, "fcm_memory" if rng.random() < 0.6 else "set_fcm_budget")
+        elif x < 0.3:
             self.attach(entry)
-        elif x < 0.33:
+        elif x < 0.38:
             ptr, how = self.r_ptr_out(U.FILE_INFO.size)
             if not attached:
                 allowed = {E.ENOTCONN}
@@ -690,12 +786,17 @@ class Fuzzer:
 
 
 CONTROL_CMDS = ("version", "list_interfaces", "list_impls", "list_objects", "status", "report",
-                "get_policy", "set_policy", "set_timeout", "swap", "interpose", "uninterpose",
-                "fcm_memory", "set_fcm_budget")
-ALL_CMDS = (U.IOC_VERSION, U.IOC_LIST_INTERFACES, U.IOC_LIST_IMPLS, U.IOC_LIST_OBJECTS, U.IOC_STATUS,
-            U.IOC_SWAP, U.IOC_INTERPOSE, U.IOC_UNINTERPOSE, U.IOC_SET_TIMEOUT, U.IOC_REPORT,
-            U.IOC_SET_POLICY, U.IOC_GET_POLICY, U.IOC_FCM_MEMORY, U.IOC_SET_FCM_BUDGET,
-            U.FILE_IOC_ATTACH, U.FILE_IOC_INFO, U.FILE_IOC_TRUNCATE)
+                "get_policy", "set_policy", "set_timeout", "swap", "interpose", "uninterpose")
+# What each device answers; everything else is ENOTTY on it.
+CONTROL_CODES = (U.IOC_VERSION, U.IOC_LIST_INTERFACES, U.IOC_LIST_IMPLS, U.IOC_LIST_OBJECTS, U.IOC_STATUS,
+                 U.IOC_SWAP, U.IOC_INTERPOSE, U.IOC_UNINTERPOSE, U.IOC_SET_TIMEOUT, U.IOC_REPORT,
+                 U.IOC_SET_POLICY, U.IOC_GET_POLICY)
+FILE_CODES = (U.FILE_IOC_ATTACH, U.FILE_IOC_INFO, U.FILE_IOC_TRUNCATE, U.FILE_IOC_MEMORY,
+              U.FILE_IOC_SET_BUDGET)
+# /dev/hotswap's FCM memory requests of UAPI_VERSION 4 (now FILE_IOC_*),
+# and its old PolicyRequest (48 bytes).
+GONE_CODES = (U.OLD_IOC_FCM_MEMORY, U.OLD_IOC_SET_FCM_BUDGET, U.ioc(U.W, 0x0B, 48), U.ioc(U.R | U.W, 0x0C, 48))
+ALL_CMDS = CONTROL_CODES + FILE_CODES
 # Types do_vfs_ioctl() answers itself before the driver sees the command.
 VFS_IOCTL_TYPES = {0x00, 0x15, 0x54, 0x58, 0x66, 0x94}
 
@@ -711,7 +812,7 @@ def crafted(fz):
     fcm, shared, dist, mon = field32(b"fcm"), field32(b"shared"), field32(b"distributed"), field32(b"monitor")
     swap = lambda i, im, o=0, t=0, p=0, c=0: U.SWAP.pack(i, im, o, t, p, c, 0, 0, 0, 0, 0, 0)  # noqa: E731
     inter = lambda i, im, o=0: U.INTERPOSE.pack(i, im, o, 0)  # noqa: E731
-    pol = lambda en, up=2, uw=1, dw=3, i=fcm: U.POLICY.pack(i, en, up, uw, dw)  # noqa: E731
+    pol = lambda p=b"cpu_count", params=(2, 1, 3, 0), i=fcm: U.pack_policy(i, field32(p), params)  # noqa: E731
     bad_names = [field32(n) for n in NAMES_INVALID]
     cases = []  # (what, cmd, data, where, allowed)
     for where in ("rw", "ro", "straddle_ro"):
@@ -727,7 +828,7 @@ def crafted(fz):
             # read-only request is fine.
             cases += [
                 ("set timeout on read-only memory", U.IOC_SET_TIMEOUT, U.TIMEOUT.pack(oid, 4242), where, {0}),
-                ("set policy on read-only memory", U.IOC_SET_POLICY, pol(0, 3, 2, 7), where, {0}),
+                ("set policy off on read-only memory", U.IOC_SET_POLICY, pol(b"off", (3, 2, 7, 0)), where, {0}),
             ]
     for n in bad_names:
         cases += [
@@ -735,8 +836,13 @@ def crafted(fz):
             ("swap, bad implementation name", U.IOC_SWAP, swap(fcm, n), "rw", {E.EINVAL}),
             ("interpose, bad name", U.IOC_INTERPOSE, inter(fcm, n), "rw", {E.EINVAL}),
             ("uninterpose, bad name", U.IOC_UNINTERPOSE, inter(n, mon), "rw", {E.EINVAL}),
-            ("set policy, bad name", U.IOC_SET_POLICY, pol(1, i=n), "rw", {E.EINVAL}),
-            ("get policy, bad name", U.IOC_GET_POLICY, pol(0, i=n), "rw", {E.EINVAL}),
+            ("set policy, bad interface name", U.IOC_SET_POLICY, pol(i=n), "rw", {E.EINVAL}),
+            ("set policy off, bad interface name", U.IOC_SET_POLICY, pol(b"off", i=n), "rw", {E.EINVAL}),
+            ("set policy, bad policy name", U.IOC_SET_POLICY, pol(n), "rw", {E.EINVAL}),
+            ("set policy, bad policy name, unknown interface", U.IOC_SET_POLICY,
+             pol(n, i=field32(b"nosuch")), "rw", {E.EINVAL}),
+            ("get policy, bad interface name", U.IOC_GET_POLICY, pol(i=n), "rw", {E.EINVAL}),
+            ("get policy, a bad policy name is no input", U.IOC_GET_POLICY, pol(n), "rw", {0}),
         ]
     cases += [
         ("swap to an unknown implementation", U.IOC_SWAP, swap(fcm, field32(b"nosuch")), "rw", {E.ENOENT}),
@@ -760,27 +866,43 @@ def crafted(fz):
         ("set timeout past an hour", U.IOC_SET_TIMEOUT, U.TIMEOUT.pack(0, 3_600_001), "rw", {E.EINVAL}),
         ("set timeout 2^32-1", U.IOC_SET_TIMEOUT, U.TIMEOUT.pack(0, 0xFFFFFFFF), "rw", {E.EINVAL}),
         ("set timeout, unknown object", U.IOC_SET_TIMEOUT, U.TIMEOUT.pack(999_999, 100), "rw", {E.ENOENT}),
-        ("policy up_cpus 1", U.IOC_SET_POLICY, pol(1, 1), "rw", {E.EINVAL}),
-        ("policy up_cpus 0", U.IOC_SET_POLICY, pol(1, 0), "rw", {E.EINVAL}),
-        ("policy up_windows 0", U.IOC_SET_POLICY, pol(1, 2, 0), "rw", {E.EINVAL}),
-        ("policy down <= up", U.IOC_SET_POLICY, pol(1, 2, 3, 3), "rw", {E.EINVAL}),
-        ("policy down 0", U.IOC_SET_POLICY, pol(0, 2, 1, 0), "rw", {E.EINVAL}),
-        ("policy of another interface", U.IOC_SET_POLICY, pol(1, i=field32(b"hstest")), "rw", {E.EOPNOTSUPP}),
-        ("get policy of another interface", U.IOC_GET_POLICY, pol(0, i=field32(b"nosuch")), "rw",
-         {E.EOPNOTSUPP}),
+        ("cpu_count up_cpus 1", U.IOC_SET_POLICY, pol(params=(1, 1, 3, 0)), "rw", {E.EINVAL}),
+        ("cpu_count up_cpus 0", U.IOC_SET_POLICY, pol(params=(0, 1, 3, 0)), "rw", {E.EINVAL}),
+        ("cpu_count up_windows 0", U.IOC_SET_POLICY, pol(params=(2, 0, 3, 0)), "rw", {E.EINVAL}),
+        ("cpu_count down <= up", U.IOC_SET_POLICY, pol(params=(2, 3, 3, 0)), "rw", {E.EINVAL}),
+        ("cpu_count down 0", U.IOC_SET_POLICY, pol(params=(2, 1, 0, 0)), "rw", {E.EINVAL}),
+        ("cpu_count params[3] 1", U.IOC_SET_POLICY, pol(params=(2, 1, 3, 1)), "rw", {E.EINVAL}),
+        ("cpu_count params[3] only", U.IOC_SET_POLICY, pol(params=(0, 0, 0, 1)), "rw", {E.EINVAL}),
+        ("cpu_count params 2^32-1", U.IOC_SET_POLICY, pol(params=(0xFFFFFFFF,) * 4), "rw", {E.EINVAL}),
+        ("an unknown policy", U.IOC_SET_POLICY, pol(b"nosuch"), "rw", {E.ENOENT}),
+        ("the policy of UAPI_VERSION 4's name", U.IOC_SET_POLICY, pol(b"enabled"), "rw", {E.ENOENT}),
+        ("an implementation as policy", U.IOC_SET_POLICY, pol(b"shared"), "rw", {E.ENOENT}),
+        ("an interposer as policy", U.IOC_SET_POLICY, pol(b"monitor"), "rw", {E.ENOENT}),
+        ("policy of an unknown interface", U.IOC_SET_POLICY, pol(i=field32(b"hstest")), "rw", {E.ENOENT}),
+        ("policy off of an unknown interface", U.IOC_SET_POLICY, pol(b"off", i=field32(b"nosuch")), "rw",
+         {E.ENOENT}),
+        ("get policy of an unknown interface", U.IOC_GET_POLICY, pol(i=field32(b"nosuch")), "rw", {E.ENOENT}),
+        ("set policy off, params ignored", U.IOC_SET_POLICY, pol(b"off", (0xFFFFFFFF, 0, 1, 7)), "rw", {0}),
+        ("set policy off, bytes after the NUL", U.IOC_SET_POLICY, pol(b"off\0junk", i=field32(b"fcm\0x")),
+         "rw", {0}),
         ("status of object 0", U.IOC_STATUS, struct.pack("<I", 0) + bytes(U.STATUS.size - 4), "rw", {E.ENOENT}),
         ("report of an unknown object", U.IOC_REPORT, U.REPORT.pack(999_999, 0, b""), "rw", {E.ENOENT}),
         ("list objects into NULL", U.IOC_LIST_OBJECTS, U.LIST.pack(0, 8, 0), "rw", {E.EFAULT}),
         ("list objects into read-only memory", U.IOC_LIST_OBJECTS, U.LIST.pack(a.ro, 8, 0), "rw", {E.EFAULT}),
         ("list impls, capacity 2^32-1 into a kernel address", U.IOC_LIST_IMPLS,
          U.LIST.pack(KERNEL_PTRS[1], 0xFFFFFFFF, 0), "rw", {E.EFAULT}),
-        ("get policy, bytes after the NUL", U.IOC_GET_POLICY, pol(0, i=field32(b"fcm\0junk")), "rw", {0}),
+        ("get policy, bytes after the NUL", U.IOC_GET_POLICY, pol(i=field32(b"fcm\0junk")), "rw", {0}),
         ("swap, bytes after the NUL", U.IOC_SWAP, swap(field32(b"fcm\0x"), field32(b"shared\0y")), "rw", {0}),
         ("list interfaces, capacity 0 into NULL", U.IOC_LIST_INTERFACES, U.LIST.pack(0, 0, 0), "rw", {0}),
         ("version into read-only memory", U.IOC_VERSION, bytes(8), "ro", {E.EFAULT}),
+        ("get policy into read-only memory", U.IOC_GET_POLICY, pol(), "ro", {E.EFAULT}),
     ]
+    # What /dev/hotswap no longer has, and the cached-file device's
+    # requests: not the control device's.
+    for cmd in GONE_CODES + FILE_CODES:
+        cases.append((f"command {cmd:#x} on /dev/hotswap", cmd, bytes(U.FCM_MEMORY.size), "rw", {E.ENOTTY}))
     for ptr in WILD_PTRS + (a.unmapped, a.guard):
-        for cmd in ALL_CMDS[:12]:
+        for cmd in CONTROL_CODES:
             cases.append((f"request at {ptr:#x}", cmd, None, ptr, {E.EFAULT}))
     issued = 0
     for what, cmd, data, where, allowed in cases:
@@ -809,7 +931,45 @@ def crafted(fz):
             # Back to where the next case expects it (an interpose is
             # undone by the uninterpose case after it).
             U.swap(ctl, "fcm", "shared")
-    return issued
+    return issued + crafted_cpu_count(fz)
+
+
+def crafted_cpu_count(fz):
+    """cpu_count on with its defaults (all-zero params), then off: GET
+    answers what is used, every FCM gets the monitor, and keeps it after.
+    Returns the number of requests issued."""
+    a, ctl = fz.arena, fz.ctl
+    ids = fcm_ids(ctl, a)
+
+    def monitored():
+        return {oid for oid in ids if (st := status(ctl, a, oid)) and
+                "monitor" in (U.text(st[4][i * 32:(i + 1) * 32]) for i in range(st[5]))}
+
+    def expect_policy(what, policy, params):
+        out = get_policy(ctl, a)
+        problem = policy_problem((b"fcm",) + out)
+        if problem or (out[0], out[1:5]) != (field32(policy), params):
+            fz.fail(f"crafted: {what}: get policy answered {out[:5]} ({problem})")
+
+    a.put(a.rw, U.pack_policy(field32(b"fcm"), field32(b"cpu_count")))
+    fz.check("crafted: cpu_count with its defaults", ioctl(ctl, U.IOC_SET_POLICY, a.rw), {0})
+    expect_policy("cpu_count with its defaults", b"cpu_count", CPU_COUNT_DEFAULTS)
+    if monitored() != set(ids):
+        fz.fail(f"crafted: cpu_count on: monitors on {sorted(monitored())} of FCMs {ids}")
+    a.put(a.rw, U.pack_policy(field32(b"fcm"), field32(b"cpu_count"), (3, 2, 9, 0)))
+    fz.check("crafted: cpu_count 3 2 9", ioctl(ctl, U.IOC_SET_POLICY, a.rw), {0})
+    expect_policy("cpu_count 3 2 9", b"cpu_count", (3, 2, 9, 0))
+    a.put(a.rw, U.pack_policy(field32(b"fcm"), field32(b"off"), (3, 2, 9, 0)))
+    fz.check("crafted: policy off", ioctl(ctl, U.IOC_SET_POLICY, a.rw), {0})
+    expect_policy("policy off", b"off", (0, 0, 0, 0))
+    if monitored() != set(ids):
+        fz.fail(f"crafted: policy off removed monitors: left on {sorted(monitored())} of {ids}")
+    # Back to no monitor, as the cases before expect.
+    for _ in range(100):
+        a.put(a.rw, U.INTERPOSE.pack(field32(b"fcm"), field32(b"monitor"), 0, 0))
+        if ioctl(ctl, U.IOC_UNINTERPOSE, a.rw) != 0:
+            break
+    return 3
 
 
 def crafted_file(fz):
@@ -850,6 +1010,100 @@ def crafted_file(fz):
         os.close(ro)
 
 
+def memory_figures(fz, fd, what):
+    """FCM memory through /dev/hotswap-file descriptor `fd`: (figures,
+    {object: pages}), or None if the request failed (counted unexpected)."""
+    a = fz.arena
+    out = a.rw + 8 * PAGE
+    a.put(a.rw, U.FCM_MEMORY.pack(out, 64, *([0] * 8)))
+    if fz.check(f"FCM memory ({what})", ioctl(fd, U.FILE_IOC_MEMORY, a.rw), {0}) != 0:
+        return None
+    m = dict(zip(U.MEMORY_FIELDS, U.FCM_MEMORY.unpack(a.get(a.rw, U.FCM_MEMORY.size))))
+    n = min(m["count"], 64)
+    pages = dict(U.FCM_PAGES.unpack_from(a.get(out, n * U.FCM_PAGES.size), i * U.FCM_PAGES.size)[::2]
+                 for i in range(n))
+    return m, pages
+
+
+def crafted_memory(fz):
+    """The FCM memory requests of /dev/hotswap-file, as root: on any
+    descriptor; bad pointers EFAULT; budgets out of range EINVAL and a
+    refused one changes nothing; /dev/hotswap's requests are not the file
+    device's."""
+    a = fz.arena
+    ram = os.sysconf("SC_PHYS_PAGES")
+    keeper_id = fz_info_object(fz, fz.keeper)
+    fresh = os.open(U.FILE_DEVICE, os.O_RDONLY)  # attached to nothing
+    try:
+        got = {}
+        for fd, what in ((fresh, "an unattached read-only descriptor"), (fz.keeper, "an attached one")):
+            got[what] = memory_figures(fz, fd, what)
+        if None in got.values():
+            return
+        m, pages = got["an unattached read-only descriptor"]
+        if m["page_size"] != PAGE or not 1024 <= m["budget"] <= ram or m["user_budget"] > m["budget"]:
+            fz.fail(f"crafted: FCM memory figures {m}")
+        if keeper_id not in pages or m["count"] < 1:
+            fz.fail(f"crafted: FCM memory lists {pages} ({m['count']}), not object {keeper_id}")
+        start = m["budget"]
+        head = lambda entries, cap: U.FCM_MEMORY.pack(entries, cap, *([0] * 8))  # noqa: E731
+        budget = lambda pages: struct.pack("<Q", pages)  # noqa: E731
+        cases = [  # (what, cmd, data, where, allowed)
+            ("FCM memory, entries to NULL", U.FILE_IOC_MEMORY, head(0, 8), "rw", {E.EFAULT}),
+            ("FCM memory, entries to read-only memory", U.FILE_IOC_MEMORY, head(a.ro, 8), "rw", {E.EFAULT}),
+            ("FCM memory, entries to an unmapped page", U.FILE_IOC_MEMORY, head(a.unmapped, 1), "rw",
+             {E.EFAULT}),
+            ("FCM memory, capacity 2^32-1 into a kernel address", U.FILE_IOC_MEMORY,
+             head(KERNEL_PTRS[1], 0xFFFFFFFF), "rw", {E.EFAULT}),
+            ("FCM memory into read-only memory", U.FILE_IOC_MEMORY, head(a.rw + 8 * PAGE, 8), "ro", {E.EFAULT}),
+            ("FCM memory, capacity 0 into NULL", U.FILE_IOC_MEMORY, head(0, 0), "rw", {0}),
+            ("set budget 0", U.FILE_IOC_SET_BUDGET, budget(0), "rw", {E.EINVAL}),
+            ("set budget 1023", U.FILE_IOC_SET_BUDGET, budget(1023), "rw", {E.EINVAL}),
+            ("set budget past the RAM", U.FILE_IOC_SET_BUDGET, budget(ram + 1), "rw", {E.EINVAL}),
+            ("set budget 2^63", U.FILE_IOC_SET_BUDGET, budget(1 << 63), "rw", {E.EINVAL}),
+            ("set budget 2^64-1", U.FILE_IOC_SET_BUDGET, budget((1 << 64) - 1), "rw", {E.EINVAL}),
+        ]
+        for ptr in WILD_PTRS + (a.unmapped, a.guard):
+            cases += [(f"FCM memory at {ptr:#x}", U.FILE_IOC_MEMORY, None, ptr, {E.EFAULT}),
+                      (f"set budget at {ptr:#x}", U.FILE_IOC_SET_BUDGET, None, ptr, {E.EFAULT})]
+        # The control device's requests, and those it no longer has.
+        for cmd in CONTROL_CODES + GONE_CODES:
+            cases.append((f"command {cmd:#x} on /dev/hotswap-file", cmd, bytes(U.SWAP.size), "rw", {E.ENOTTY}))
+        for i, (what, cmd, data, where, allowed) in enumerate(cases):
+            if isinstance(where, int):
+                addr = where
+            elif where == "rw":
+                addr = a.rw
+                a.put(addr, data)
+            else:
+                a.put_ro(0, data)
+                addr = a.ro
+            fd = (fresh, fz.keeper)[i % 2]
+            fz.check(f"crafted: {what}", ioctl(fd, cmd, addr), allowed)
+            now = memory_figures(fz, fresh, f"after {what}")
+            if now and now[0]["budget"] != start:
+                fz.fail(f"crafted: {what}: the budget went from {start} to {now[0]['budget']}")
+        a.put(a.rw, budget(1024))
+        fz.check("crafted: set budget 1024", ioctl(fz.keeper, U.FILE_IOC_SET_BUDGET, a.rw), {0})
+        now = memory_figures(fz, fresh, "after the budget was set")
+        if now and now[0]["budget"] != 1024:
+            fz.fail(f"crafted: set budget 1024, but it is {now[0]['budget']}")
+        # No IOC_READ: a request in read-only memory is fine.
+        a.put_ro(0, budget(start))
+        fz.check("crafted: set budget from read-only memory", ioctl(fresh, U.FILE_IOC_SET_BUDGET, a.ro), {0})
+        now = memory_figures(fz, fresh, "after the budget was restored")
+        if now and now[0]["budget"] != start:
+            fz.fail(f"crafted: budget {now[0]['budget']} after restoring {start}")
+    finally:
+        os.close(fresh)
+
+
+def fz_info_object(fz, dev):
+    a = fz.arena
+    assert ioctl(dev, U.FILE_IOC_INFO, a.rw) == 0
+    return U.FILE_INFO.unpack(a.get(a.rw, U.FILE_INFO.size))[0]
+
+
 def nobody_checks(fz):
     """Well-formed requests as the unprivileged user: reads work, every
     change is EPERM."""
@@ -864,7 +1118,9 @@ def nobody_checks(fz):
         ("list objects", U.IOC_LIST_OBJECTS, U.LIST.pack(a.rw + 8 * PAGE, 16, 0)),
         ("status", U.IOC_STATUS, struct.pack("<I", oid) + bytes(U.STATUS.size - 4)),
         ("reports", U.IOC_REPORT, U.REPORT.pack(oid, 0, b"")),
-        ("get policy", U.IOC_GET_POLICY, U.POLICY.pack(fcm, 0, 0, 0, 0)),
+        ("get policy", U.IOC_GET_POLICY, U.pack_policy(fcm)),
+        ("get policy, junk in the rest", U.IOC_GET_POLICY,
+         U.pack_policy(fcm, b"\xff" * 32, (1, 2, 3, 4), 7, [b"\xee" * 32] * 8)),
     ]
     changes = [
         ("swap all", U.IOC_SWAP, U.SWAP.pack(fcm, field32(b"distributed"), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
@@ -872,13 +1128,40 @@ def nobody_checks(fz):
         ("interpose", U.IOC_INTERPOSE, U.INTERPOSE.pack(fcm, field32(b"monitor"), 0, 0)),
         ("uninterpose", U.IOC_UNINTERPOSE, U.INTERPOSE.pack(fcm, field32(b"monitor"), oid, 0)),
         ("set timeout", U.IOC_SET_TIMEOUT, U.TIMEOUT.pack(0, 100)),
-        ("set policy", U.IOC_SET_POLICY, U.POLICY.pack(fcm, 1, 2, 1, 3)),
+        ("set policy cpu_count", U.IOC_SET_POLICY, U.pack_policy(fcm, field32(b"cpu_count"), (2, 1, 3, 0))),
+        ("set policy cpu_count, defaults", U.IOC_SET_POLICY, U.pack_policy(fcm, field32(b"cpu_count"))),
+        ("set policy off", U.IOC_SET_POLICY, U.pack_policy(fcm, field32(b"off"))),
+        ("set policy, refused params", U.IOC_SET_POLICY, U.pack_policy(fcm, field32(b"cpu_count"), (1, 0, 0, 0))),
+        ("set policy, unknown interface", U.IOC_SET_POLICY, U.pack_policy(field32(b"nosuch"), field32(b"off"))),
+        ("set policy, bad name", U.IOC_SET_POLICY, U.pack_policy(fcm, field32(b"CPU"))),
     ]
     for what, cmd, data in reads + changes:
         a.put(a.rw, data)
         fz.check(f"unprivileged {what}", ioctl(ctl, cmd, a.rw), {0} if (what, cmd, data) in reads else {E.EPERM})
     for what, cmd, _ in changes:
         fz.check(f"unprivileged {what} from NULL", ioctl(ctl, cmd, 0), {E.EPERM})
+    a.put(a.rw, U.pack_policy(fcm))
+    if ioctl(ctl, U.IOC_GET_POLICY, a.rw) == 0:
+        problem = policy_problem(U.POLICY.unpack(a.get(a.rw, U.POLICY.size)))
+        if problem:
+            fz.fail(f"unprivileged get policy answered {problem}")
+    # /dev/hotswap-file: FCM memory reads on any descriptor; the budget
+    # stays root's, whatever the value or the pointer.
+    for mode in (os.O_RDONLY, os.O_RDWR):
+        dev = os.open(U.FILE_DEVICE, mode)
+        try:
+            before = memory_figures(fz, dev, "unprivileged")
+            for pages in (4096, 0, 1023, (1 << 64) - 1):
+                a.put(a.rw, struct.pack("<Q", pages))
+                fz.check(f"unprivileged set budget {pages}", ioctl(dev, U.FILE_IOC_SET_BUDGET, a.rw), {E.EPERM})
+            for ptr in (0, KERNEL_PTRS[0], a.unmapped):
+                fz.check(f"unprivileged set budget from {ptr:#x}", ioctl(dev, U.FILE_IOC_SET_BUDGET, ptr),
+                         {E.EPERM})
+            after = memory_figures(fz, dev, "unprivileged, after")
+            if before and after and before[0]["budget"] != after[0]["budget"]:
+                fz.fail(f"unprivileged: the budget went from {before[0]['budget']} to {after[0]['budget']}")
+        finally:
+            os.close(dev)
 
 
 # ---------------------------------------------------------------- racer, worker
@@ -1015,6 +1298,7 @@ def main():
     t0 = time.monotonic()
     issued = crafted(fz)
     crafted_file(fz)
+    crafted_memory(fz)
     print(f"crafted: {fz.count} requests ({issued} control, each checked to change nothing when refused)",
           flush=True)
 
@@ -1029,13 +1313,16 @@ def main():
         t_root = time.monotonic() - t1
         print(f"root: {fz.count} requests in {t_root:.1f} s", flush=True)
 
-        # Timeouts and policy the unprivileged share must not change
-        # (the racer changes neither).
+        # Timeouts, policy and FCM budget the unprivileged share must not
+        # change (the racer changes none). The policy is off: turned on,
+        # it would swap FCMs under the racer.
         fz.refresh_ids()
         ctl = fz.ctl
         fz.arena.put(fz.arena.rw, U.TIMEOUT.pack(0, 4321))
         assert ioctl(ctl, U.IOC_SET_TIMEOUT, fz.arena.rw) == 0
-        U.set_policy(ctl, "fcm", False, 3, 2, 9)
+        U.set_policy(ctl, "fcm", "off")
+        policy = get_policy(ctl, fz.arena)
+        U.set_fcm_budget(fz.keeper, 4321)
         keep = [oid for oid in fcm_ids(ctl, fz.arena)]
         t1 = time.monotonic()
         out = subprocess.run(
@@ -1052,8 +1339,10 @@ def main():
             st = status(ctl, fz.arena, oid)
             if st is not None and st[6] != 4321:
                 fz.unexpected.append(f"object {oid}: timeout {st[6]} after the unprivileged share")
-        if get_policy(ctl, fz.arena) != (0, 3, 2, 9):
-            fz.unexpected.append(f"policy {get_policy(ctl, fz.arena)} after the unprivileged share")
+        if get_policy(ctl, fz.arena) != policy:
+            fz.unexpected.append(f"policy {get_policy(ctl, fz.arena)[:6]} after the unprivileged share")
+        if U.fcm_memory(fz.keeper)[0]["budget"] != 4321:
+            fz.unexpected.append(f"FCM budget {U.fcm_memory(fz.keeper)[0]['budget']} after the unprivileged share")
     finally:
         racer_rc = stop(racer_pid, racer_w)
         worker_rc = stop(worker_pid, worker_w)
@@ -1073,7 +1362,7 @@ def main():
             print(f"page {pages[0]}: file {got[p:p + 32].hex()} model {model[p:p + 32].hex()}",
                   file=sys.stderr)
     # Clean up: policy off, every monitor off, default back to shared.
-    U.set_policy(fz.ctl, "fcm", False)
+    U.set_policy(fz.ctl, "fcm", "off")
     U.swap(fz.ctl, "fcm", "shared")
     for _ in range(10_000):
         fz.arena.put(fz.arena.rw, U.INTERPOSE.pack(field32(b"fcm"), field32(b"monitor"), 0, 0))

@@ -23,7 +23,7 @@ requests=$(param HOTSWAP_FUZZ_REQUESTS 15000)
 seed=$(param HOTSWAP_FUZZ_SEED "$(date +%s%N | cut -c7-15)")
 echo "ioctl_fuzz: seed $seed (replay: HOTSWAP_FUZZ_SEED=$seed), $requests requests"
 
-load hotswap fcm_shared fcm_distributed fcm_monitor
+load hotswap hotswap_fcm fcm_shared fcm_distributed fcm_monitor
 mode=$(stat -c %a /dev/hotswap)
 dir=/tmp/ioctl_fuzz
 mkdir -p $dir

@@ -89,11 +89,28 @@ def check(dev, tags):
     return info
 
 
+def must_not_load(name, why):
+    try:
+        insmod(name)
+    except OSError:
+        assert not loaded(name), f"{name} is loaded although its insmod failed"
+        return
+    raise AssertionError(f"insmod {name} ({why}): loaded")
+
+
 def refusals(path):
-    """Who may unload when; the cached file stays exact throughout."""
-    for m in ("hotswap", "fcm_shared", "fcm_distributed", "fcm_faulty"):
+    """Who may load and unload when; the cached file stays exact throughout."""
+    must_not_load("hotswap_fcm", "without hotswap")
+    insmod("hotswap")
+    for m in ("fcm_shared", "fcm_faulty"):
+        must_not_load(m, "without hotswap_fcm: no fcm interface")
+    insmod("hotswap_fcm")
+    must_refuse("hotswap", "hotswap_fcm links against it")
+    for m in ("fcm_shared", "fcm_distributed", "fcm_faulty"):
         insmod(m)
+    must_refuse("hotswap_fcm", "FCM modules link against it")
     base = refcnt("hotswap")
+    fcm_base = refcnt("hotswap_fcm")
     ctl = os.open(hs.CONTROL, os.O_RDWR)
     dev = hs.open_cached(path, os.O_RDWR)
     object_id = hs.file_info(dev)["object"]
@@ -102,9 +119,11 @@ def refusals(path):
     tags[0] = 7
     check(dev, tags)
     assert refcnt("fcm_shared") == 1, "an FCM on shared pins fcm_shared once"
-    assert refcnt("hotswap") >= base + 2, "the object and the open file pin hotswap"
+    assert refcnt("hotswap") >= base + 1, "the object pins hotswap"
+    assert refcnt("hotswap_fcm") >= fcm_base + 1, "the open /dev/hotswap-file pins hotswap_fcm"
 
     must_refuse("fcm_shared", "its implementation serves a live object")
+    must_refuse("hotswap_fcm", "a live FCM and an open /dev/hotswap-file")
     must_refuse("hotswap", "live objects")
     assert os.path.exists("/dev/hotswap-file") and os.path.exists(hs.CONTROL)
     check(dev, tags)
@@ -126,20 +145,24 @@ def refusals(path):
     must_unload("fcm_faulty")
     check(dev, tags)
     os.close(ctl)
+    must_refuse("hotswap_fcm", "a live FCM")
     must_refuse("hotswap", "a live object")
     os.close(dev)  # the last opener: written back, object destroyed
     assert hotswap_objects() == 0
+    must_refuse("hotswap_fcm", "fcm_shared links against it")
     must_unload("fcm_shared")
+    must_refuse("hotswap", "hotswap_fcm links against it")
+    must_unload("hotswap_fcm")
     must_unload("hotswap")
     with open(path, "rb") as f:
         assert f.read(8) == page_bytes(0, 7)[:8], "the dirty page was not written back"
-    print("refusals: in-use implementation and hotswap refused (EWOULDBLOCK); "
-          "swapped-away implementations unloaded")
+    print("refusals: implementations without hotswap_fcm refused to load; in-use implementation, "
+          "hotswap_fcm and hotswap refused to unload (EWOULDBLOCK); swapped-away implementations unloaded")
 
 
 def one_round(path, n, tags):
     """Load the stack, cache the file, swap, unload a module mid-life, close, unload."""
-    for m in ("hotswap", "fcm_shared", "fcm_distributed"):
+    for m in ("hotswap", "hotswap_fcm", "fcm_shared", "fcm_distributed"):
         insmod(m)
     ctl = os.open(hs.CONTROL, os.O_RDWR)
     dev = hs.open_cached(path, os.O_RDWR)
@@ -156,6 +179,7 @@ def one_round(path, n, tags):
     os.close(dev)
     assert hotswap_objects() == 0
     must_unload("fcm_distributed")
+    must_unload("hotswap_fcm")
     must_unload("hotswap")
     with open(path, "rb") as f:
         assert f.read() == b"".join(page_bytes(p, t) for p, t in enumerate(tags)), \

@@ -24,7 +24,7 @@ against every swap's transfer).
 
 Meanwhile the driver swaps the FCMs shared <-> distributed (batched and one
 by one), interposes and removes the monitor, and toggles the autonomic
-policy, until SWAPS swaps have completed. Then the files are synced and
+policy (cpu_count), until SWAPS swaps have completed. Then the files are synced and
 closed and compared byte for byte with the models, and every FCM's page
 accounting must balance (allocated == freed + cached). Prints one summary
 line; exits non-zero on any mismatch.
@@ -191,7 +191,7 @@ def hog(stop):
 
 
 def reclaimed_pages():
-    with open("/sys/kernel/debug/hotswap/memory") as f:
+    with open("/sys/kernel/debug/hotswap_fcm/memory") as f:
         first = f.readline()
     return int(first.split("reclaimed_pressure=")[1].split()[0])
 
@@ -293,7 +293,8 @@ class Driver:
 
     def toggle_policy(self):
         self.policy = not self.policy
-        uapi.set_policy(self.ctl, "fcm", self.policy, up_cpus=2, up_windows=1, down_windows=2)
+        # cpu_count's [up_cpus, up_windows, down_windows, 0].
+        uapi.set_policy(self.ctl, "fcm", "cpu_count" if self.policy else "off", (2, 1, 2, 0))
         self.toggles += 1
 
     def step(self):
@@ -371,7 +372,7 @@ def main():
                 failed |= status != 0
             except ChildProcessError:
                 pass
-        uapi.set_policy(ctl, "fcm", False)
+        uapi.set_policy(ctl, "fcm", "off")
     took = time.monotonic() - start
     assert not failed, "a worker failed (see above)"
     reclaimed = reclaimed_pages() - reclaimed_before

@@ -8,8 +8,10 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-# Half a file: every FCM evicts all the time.
-reload hotswap fcm_capacity=16
+# Half a file: every FCM evicts all the time. No FCM module is loaded
+# yet, so hotswap_fcm can be (re)loaded.
+load hotswap
+reload hotswap_fcm capacity=16
 load fcm_shared fcm_distributed fcm_monitor
 /usr/bin/python3 "$HOTSWAP_ROOT/tests/vm/swap_storm.py" "${HOTSWAP_STORM_SWAPS:-1000}" \
 	${HOTSWAP_STORM_SEED:+"$HOTSWAP_STORM_SEED"}

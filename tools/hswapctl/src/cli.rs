@@ -10,12 +10,16 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "hswapctl", version, about, long_about = None)]
 pub struct Cli {
     /// Print machine-readable JSON (read commands: list, status, swap, watch,
-    /// memory).
+    /// memory, policy).
     #[arg(long, global = true)]
     pub json: bool,
     /// Control device to use.
     #[arg(long, global = true, default_value = crate::uapi::DEVICE_PATH, value_name = "PATH")]
     pub device: String,
+    /// Cached-file device to use for FCM memory (memory; pages in list and
+    /// status).
+    #[arg(long, global = true, default_value = crate::fcm_uapi::FILE_DEVICE_PATH, value_name = "PATH")]
+    pub file_device: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,8 +48,9 @@ pub enum Command {
         #[arg(long)]
         object: Option<u32>,
     },
-    /// Show or set the autonomic policy of an interface (fcm): with it on,
-    /// FCMs used by several CPUs swap to distributed, and back to shared.
+    /// Show or set the decision policy of an interface: the algorithm that
+    /// swaps its objects by itself (fcm: cpu_count swaps FCMs used by
+    /// several CPUs to distributed, and back to shared).
     Policy(PolicyArgs),
     /// A live view of objects, implementations, phases and call rates;
     /// one snapshot when stdout is not a terminal.
@@ -54,8 +59,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         interval: u64,
     },
-    /// FCM memory: the global budget, pages in use and reclaimed, and the
-    /// pages of each cached file's FCM; --budget sets the budget.
+    /// FCM memory (hotswap_fcm, through /dev/hotswap-file): the global
+    /// budget, pages in use and reclaimed, and the pages of each cached
+    /// file's FCM; --budget sets the budget.
     Memory {
         /// New budget: pages, or a size with K, M or G (e.g. 256M).
         #[arg(long)]
@@ -88,24 +94,47 @@ pub struct SwapArgs {
 pub struct PolicyArgs {
     /// Interface, e.g. fcm.
     pub interface: String,
-    /// auto (on), off, or show.
+    /// show; off; auto (the interface's first decision policy); or the name
+    /// of one of its policies, e.g. cpu_count.
+    #[arg(value_name = "MODE", value_parser = parse_mode)]
     pub mode: PolicyMode,
-    /// CPUs that count as concurrent use.
-    #[arg(long, default_value_t = 2)]
-    pub up_cpus: u32,
-    /// One-second windows of concurrent use before swapping to distributed.
-    #[arg(long, default_value_t = 1)]
-    pub up_windows: u32,
-    /// Windows of single-CPU use before swapping back (more than up-windows).
-    #[arg(long, default_value_t = 3)]
-    pub down_windows: u32,
+    /// Parameter 1 (cpu_count: CPUs that count as concurrent use; default 2).
+    #[arg(long, value_name = "N")]
+    pub up_cpus: Option<u32>,
+    /// Parameter 2 (cpu_count: one-second windows of concurrent use before
+    /// swapping to distributed; default 1).
+    #[arg(long, value_name = "N")]
+    pub up_windows: Option<u32>,
+    /// Parameter 3 (cpu_count: windows of less use before swapping back,
+    /// more than up-windows; default 3).
+    #[arg(long, value_name = "N")]
+    pub down_windows: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// What `hswapctl policy` is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyMode {
-    Auto,
-    Off,
     Show,
+    Off,
+    /// The first decision policy the interface has.
+    Auto,
+    /// A decision policy by name.
+    Named(String),
+}
+
+fn parse_mode(text: &str) -> Result<PolicyMode, String> {
+    Ok(match text {
+        "show" => PolicyMode::Show,
+        "off" => PolicyMode::Off,
+        "auto" => PolicyMode::Auto,
+        name if crate::uapi::name_field(name).is_some() => PolicyMode::Named(name.into()),
+        _ => {
+            return Err(format!(
+                "show, off, auto, or a policy name (1 to {} bytes of [a-z0-9_])",
+                crate::uapi::NAME_LEN - 1
+            ))
+        }
+    })
 }
 
 #[derive(Debug, Args)]
@@ -169,16 +198,30 @@ mod tests {
         match cli.command {
             Command::Policy(p) => {
                 assert_eq!(p.mode, PolicyMode::Auto);
-                assert_eq!((p.up_cpus, p.up_windows, p.down_windows), (2, 2, 5));
+                assert_eq!(
+                    (p.up_cpus, p.up_windows, p.down_windows),
+                    (None, Some(2), Some(5))
+                );
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            parse(&["policy", "fcm", "sometimes"])
-                .unwrap_err()
-                .exit_code(),
-            2
-        );
+        for (mode, want) in [
+            ("show", PolicyMode::Show),
+            ("off", PolicyMode::Off),
+            ("cpu_count", PolicyMode::Named("cpu_count".into())),
+        ] {
+            match parse(&["policy", "fcm", mode]).unwrap().command {
+                Command::Policy(p) => assert_eq!(p.mode, want),
+                other => panic!("{other:?}"),
+            }
+        }
+        for bad in ["Sometimes", "cpu-count", ""] {
+            assert_eq!(
+                parse(&["policy", "fcm", bad]).unwrap_err().exit_code(),
+                2,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -26,8 +26,20 @@ impl fmt::Display for DeviceError {
     }
 }
 
+/// Operations on `/dev/hotswap-file`, which hotswap_fcm.ko serves.
+const FCM_OPS: [&str; 3] = [
+    crate::device::OPEN_FILE_DEVICE,
+    "fcm memory",
+    "set fcm budget",
+];
+
 /// The sentence for `errno` from operation `op`.
 pub fn explain(op: &str, errno: i32) -> String {
+    let module = if FCM_OPS.contains(&op) {
+        "hotswap_fcm.ko"
+    } else {
+        "hotswap.ko"
+    };
     match (op, errno) {
         ("open", libc::ENOENT) | ("open", libc::ENODEV) | ("open", libc::ENXIO) => {
             "hotswap is not loaded: insmod rust/hotswap/hotswap.ko (or modprobe hotswap)".into()
@@ -36,9 +48,19 @@ pub fn explain(op: &str, errno: i32) -> String {
             "cannot open {}: permission denied (run as root, or chmod the device to let others read it)",
             crate::uapi::DEVICE_PATH
         ),
+        (crate::device::OPEN_FILE_DEVICE, libc::ENOENT)
+        | (crate::device::OPEN_FILE_DEVICE, libc::ENODEV)
+        | (crate::device::OPEN_FILE_DEVICE, libc::ENXIO) => {
+            "hotswap_fcm is not loaded: insmod fcm/lib/hotswap_fcm.ko (or modprobe hotswap_fcm)"
+                .into()
+        }
+        (crate::device::OPEN_FILE_DEVICE, libc::EACCES) => format!(
+            "cannot open {}: permission denied (run as root, or chmod the device)",
+            crate::fcm_uapi::FILE_DEVICE_PATH
+        ),
         (_, libc::EPERM) => format!("{op}: needs CAP_SYS_ADMIN (run as root)"),
         (_, libc::ENOTTY) => format!(
-            "{op}: the kernel does not know this request: hotswap.ko and hswapctl were built from different sources"
+            "{op}: the kernel does not know this request: {module} and hswapctl were built from different sources"
         ),
         (_, libc::EBUSY) => format!("{op}: the object is busy with another swap or interposition; try again"),
         (_, libc::ENOENT) => format!("{op}: no such interface, implementation or object"),
@@ -75,6 +97,17 @@ mod tests {
     #[test]
     fn not_loaded() {
         assert!(explain("open", libc::ENOENT).starts_with("hotswap is not loaded: insmod"));
+    }
+
+    #[test]
+    fn fcm_not_loaded() {
+        let msg = explain(crate::device::OPEN_FILE_DEVICE, libc::ENOENT);
+        assert!(
+            msg.starts_with("hotswap_fcm is not loaded: insmod fcm/lib/hotswap_fcm.ko"),
+            "{msg}"
+        );
+        assert!(explain("fcm memory", libc::ENOTTY).contains("hotswap_fcm.ko and hswapctl"));
+        assert!(explain("swap", libc::ENOTTY).contains(" hotswap.ko and hswapctl"));
     }
 
     #[test]

@@ -1,11 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 //! A fake `/dev/hotswap` for host tests: interface `fcm` with `shared`,
-//! `distributed` and the interposer `monitor`, and some objects.
+//! `distributed` and the interposer `monitor`, the decision policy
+//! `cpu_count`, and some objects; interface `hstest` with no policy; and
+//! the FCM memory requests of `/dev/hotswap-file`.
 
-use crate::device::{zeroed, DevResult, Device};
+use crate::device::{zeroed, DevResult, Device, OPEN_FILE_DEVICE};
 use crate::errors::DeviceError;
+use crate::fcm_uapi::*;
 use crate::uapi::*;
 use std::cell::{Cell, RefCell};
+
+/// One interface's decision policies, as the kernel keeps them.
+struct Policies {
+    interface: &'static str,
+    available: Vec<String>,
+    /// The current one ("off": none).
+    current: String,
+    params: [u32; POLICY_PARAMS],
+}
 
 pub struct Fake {
     objects: RefCell<Vec<(u32, String, u64)>>,
@@ -15,14 +27,24 @@ pub struct Fake {
     pub abort_next: Cell<bool>,
     /// Device operations performed.
     pub calls: Cell<u32>,
-    /// (enabled, up_cpus, up_windows, down_windows)
-    policy: Cell<(u32, u32, u32, u32)>,
+    policies: RefCell<Vec<Policies>>,
+    /// fcm_monitor is loaded (cpu_count needs it).
+    pub monitor: Cell<bool>,
+    /// /dev/hotswap-file exists (hotswap_fcm is loaded).
+    pub file_device: Cell<bool>,
     /// The FCM memory budget in pages.
     pub budget: Cell<u64>,
 }
 
 fn name(s: &str) -> [u8; NAME_LEN] {
     name_field(s).unwrap_or([0; NAME_LEN])
+}
+
+/// The name in a field, if the kernel would accept it (bytes after the
+/// NUL do not count).
+fn valid(field: &[u8; NAME_LEN]) -> Option<&str> {
+    let text = field_str(field);
+    name_field(text).map(|_| text)
 }
 
 impl Fake {
@@ -32,9 +54,47 @@ impl Fake {
             deny: Cell::new(false),
             abort_next: Cell::new(false),
             calls: Cell::new(0),
-            policy: Cell::new((0, 2, 1, 3)),
+            policies: RefCell::new(vec![
+                Policies {
+                    interface: "fcm",
+                    available: vec!["cpu_count".into()],
+                    current: "off".into(),
+                    params: [0; POLICY_PARAMS],
+                },
+                Policies {
+                    interface: "hstest",
+                    available: vec![],
+                    current: "off".into(),
+                    params: [0; POLICY_PARAMS],
+                },
+            ]),
+            monitor: Cell::new(true),
+            file_device: Cell::new(true),
             budget: Cell::new(65536),
         }
+    }
+
+    /// Registers one more decision policy (parameters: anything).
+    pub fn add_policy(&self, interface: &str, policy: &str) {
+        for p in self.policies.borrow_mut().iter_mut() {
+            if p.interface == interface {
+                p.available.push(policy.into());
+            }
+        }
+    }
+
+    /// The current policy of an interface and its parameters.
+    pub fn policy_of(&self, interface: &str) -> (String, [u32; POLICY_PARAMS]) {
+        let policies = self.policies.borrow();
+        let p = policies.iter().find(|p| p.interface == interface).unwrap();
+        (p.current.clone(), p.params)
+    }
+
+    fn file_device(&self) -> DevResult<()> {
+        if !self.file_device.get() {
+            return Err(DeviceError::new(OPEN_FILE_DEVICE, libc::ENOENT));
+        }
+        Ok(())
     }
 
     pub fn add_calls(&self, id: u32, n: u64) {
@@ -66,12 +126,20 @@ impl Device for Fake {
 
     fn interfaces(&self) -> DevResult<Vec<InterfaceEntry>> {
         self.count();
-        Ok(vec![InterfaceEntry {
-            name: name("fcm"),
-            default_impl: name("shared"),
-            objects: self.objects.borrow().len() as u32,
-            impls: 3,
-        }])
+        Ok(vec![
+            InterfaceEntry {
+                name: name("fcm"),
+                default_impl: name("shared"),
+                objects: self.objects.borrow().len() as u32,
+                impls: 3,
+            },
+            InterfaceEntry {
+                name: name("hstest"),
+                default_impl: [0; NAME_LEN],
+                objects: 0,
+                impls: 0,
+            },
+        ])
     }
 
     fn impls(&self) -> DevResult<Vec<ImplEntry>> {
@@ -177,21 +245,54 @@ impl Device for Fake {
 
     fn policy(&self, set: bool, req: &mut PolicyRequest) -> DevResult<()> {
         self.count();
-        if field_str(&req.interface) != "fcm" {
-            return Err(DeviceError::new("policy", libc::EOPNOTSUPP));
-        }
+        let op = if set { "set policy" } else { "policy" };
+        let err = |errno| DeviceError::new(op, errno);
         if set {
-            self.check_admin("set policy")?;
-            self.policy
-                .set((req.enabled, req.up_cpus, req.up_windows, req.down_windows));
-        } else {
-            (req.enabled, req.up_cpus, req.up_windows, req.down_windows) = self.policy.get();
+            self.check_admin(op)?;
         }
+        let interface = valid(&req.interface).ok_or(err(libc::EINVAL))?;
+        let mut policies = self.policies.borrow_mut();
+        let p = policies
+            .iter_mut()
+            .find(|p| p.interface == interface)
+            .ok_or(err(libc::ENOENT))?;
+        if !set {
+            req.policy = name(&p.current);
+            req.params = p.params;
+            req.count = p.available.len() as u32;
+            req.available = [[0; NAME_LEN]; MAX_POLICIES];
+            for (field, n) in req.available.iter_mut().zip(&p.available) {
+                *field = name(n);
+            }
+            return Ok(());
+        }
+        let policy = valid(&req.policy).ok_or(err(libc::EINVAL))?;
+        if policy == "off" {
+            (p.current, p.params) = ("off".into(), [0; POLICY_PARAMS]);
+            return Ok(());
+        }
+        if !p.available.iter().any(|a| a == policy)
+            || (policy == "cpu_count" && !self.monitor.get())
+        {
+            return Err(err(libc::ENOENT));
+        }
+        let mut params = req.params;
+        if policy == "cpu_count" {
+            if params == [0; POLICY_PARAMS] {
+                params = [2, 1, 3, 0];
+            }
+            let [up_cpus, up_windows, down_windows, zero] = params;
+            if up_cpus < 2 || up_windows == 0 || down_windows <= up_windows || zero != 0 {
+                return Err(err(libc::EINVAL));
+            }
+        }
+        (p.current, p.params) = (policy.into(), params);
         Ok(())
     }
 
     fn fcm_memory(&self) -> DevResult<(FcmMemoryRequest, Vec<FcmPages>)> {
         self.count();
+        self.file_device()?;
         let pages: Vec<FcmPages> = self
             .objects
             .borrow()
@@ -218,6 +319,7 @@ impl Device for Fake {
 
     fn set_fcm_budget(&self, pages: u64) -> DevResult<()> {
         self.count();
+        self.file_device()?;
         self.check_admin("set fcm budget")?;
         if pages < 1024 {
             return Err(DeviceError::new("set fcm budget", libc::EINVAL));

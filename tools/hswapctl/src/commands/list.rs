@@ -58,6 +58,18 @@ mod tests {
     }
 
     #[test]
+    fn pages_are_left_out_without_hotswap_fcm() {
+        let fake = Fake::with_objects(2);
+        fake.file_device.set(false);
+        let (text, outcome) = run(&fake, true).unwrap();
+        assert_eq!(outcome, Outcome::Ok);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["objects"][1]["pages"].is_null(), "{text}");
+        let (text, _) = run(&fake, false).unwrap();
+        assert!(text.contains("normal  0      -\n"), "{text}");
+    }
+
+    #[test]
     fn text_lists_all_three() {
         let (text, outcome) = run(&Fake::with_objects(1), false).unwrap();
         assert_eq!(outcome, Outcome::Ok);

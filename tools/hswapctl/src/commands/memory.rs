@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `hswapctl memory [--budget SIZE]`: FCM memory, and its budget.
+//! `hswapctl memory [--budget SIZE]`: FCM memory, and its budget, through
+//! `/dev/hotswap-file` (hotswap_fcm.ko).
 
 use super::Outcome;
 use crate::device::Device;
@@ -54,7 +55,7 @@ pub fn parse_budget(text: &str, page_size: u64) -> Result<u64> {
 }
 
 /// Pages of each FCM of a cached file, by object id (empty if the kernel
-/// cannot say; a swapping FCM is left out).
+/// cannot say, e.g. without hotswap_fcm; a swapping FCM is left out).
 pub fn pages_by_object(dev: &dyn Device) -> std::collections::BTreeMap<u32, u64> {
     dev.fcm_memory()
         .map(|(_, pages)| {
@@ -170,5 +171,19 @@ mod tests {
         fake.deny.set(true);
         assert!(run(&fake, Some("128M"), false).is_err());
         assert_eq!(fake.budget.get(), 32768);
+    }
+
+    #[test]
+    fn without_hotswap_fcm_says_so() {
+        let fake = Fake::with_objects(1);
+        fake.file_device.set(false);
+        for budget in [None, Some("128M")] {
+            let err = run(&fake, budget, false).unwrap_err();
+            assert_eq!(
+                format!("{err:#}"),
+                "reading FCM memory: hotswap_fcm is not loaded: insmod fcm/lib/hotswap_fcm.ko (or modprobe hotswap_fcm)"
+            );
+        }
+        assert!(pages_by_object(&fake).is_empty());
     }
 }

@@ -26,7 +26,7 @@ pub enum Outcome {
 
 /// Opens the device and refuses to go on if the ABIs differ.
 fn open(cli: &Cli) -> Result<Dev> {
-    let dev = Dev::open(&cli.device)?;
+    let dev = Dev::open(&cli.device, &cli.file_device)?;
     check_abi(&dev)?;
     Ok(dev)
 }

@@ -91,6 +91,17 @@ mod tests {
     }
 
     #[test]
+    fn pages_are_left_out_without_hotswap_fcm() {
+        let dev = Fake::with_objects(2);
+        dev.file_device.set(false);
+        let (text, _) = run(&dev, Some(2), false).unwrap();
+        assert!(!text.contains("pages cached"), "{text}");
+        let (json, _) = run(&dev, None, true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(v[1]["pages"].is_null(), "{json}");
+    }
+
+    #[test]
     fn unknown_object_says_which() {
         let err = run(&Fake::with_objects(1), Some(9), false).unwrap_err();
         let msg = format!("{err:#}");

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The File Cache Manager interface (`fcm`), shared by `hotswap_fcm.ko`
+//! (which registers the interface and runs the front end) and every FCM
+//! module: [`Fcm`] names it to hotswap's typed handles.
+//!
+//! An FCM caches the pages of one real backing file. Its method table is
+//! [`FcmOps`]; every method takes the object and the [`Call`] it came
+//! through. Implementations write a type implementing [`FcmImpl`] and get
+//! the C-ABI shims from [`fcm_methods`] and [`impl_ops`], so the unsafe
+//! glue lives here once.
+//!
+//! # State formats
+//!
+//! * [`FORMAT_PAGEMAP`]: the direct hand-over. Both FCMs keep their pages
+//!   in the same `#[repr(C)]` `PageMap` (a kernel XArray of `Entry`s,
+//!   `fcm_pages.rs`), so the old FCM hands its whole map to the new one by
+//!   pointer: O(1), whatever the file's size. Preferred by both.
+//! * [`FORMAT_DESCRIPTORS`]: the canonical form, a [`DescriptorState`] with
+//!   an array of [`PageDescriptor`]s (index, page, dirty, referenced).
+//!   Pages *move*: export detaches them from the old FCM (which is
+//!   quiescent during Transfer), import adopts them, so no page is copied
+//!   or read again from the backing file. `release(taken = 0)` re-attaches
+//!   them to the old FCM when the swap aborts.
+//!
+//! Page accounting: `allocated` counts pages an FCM lineage allocated,
+//! `freed` pages it freed; the counters travel with the state, so
+//! `allocated == freed + cached` holds across swaps.
+
+use crate::api::{Call, ImplOps, KIND_OBJECT, MAX_FORMATS};
+use core::ffi::{c_int, c_void};
+use kernel::prelude::*;
+
+/// The `fcm` interface, as [`crate::api::Object`] and the registrations
+/// see it.
+pub struct Fcm;
+
+impl crate::api::Interface for Fcm {
+    const NAME: &'static CStr = c"fcm";
+    /// Bump on any change to [`FcmOps`] or the structs its methods take.
+    const METHODS_VERSION: u32 = 1;
+    /// `shared`: the simplest FCM, and the one every other falls back to.
+    const KNOWN_GOOD: Option<&'static CStr> = Some(c"shared");
+    type Methods = FcmOps;
+}
+
+/// Size of a cached page.
+pub const PAGE_SIZE: usize = 4096;
+
+/// State format: the page map itself (see the module docs).
+pub const FORMAT_PAGEMAP: u32 = 1;
+/// State format: page descriptors (see the module docs).
+pub const FORMAT_DESCRIPTORS: u32 = 2;
+
+/// [`FcmOps::sync`] flag: after writing dirty pages back, sync the backing
+/// file to its storage (`fsync`); without it, only write back (`close`).
+pub const SYNC_FILE: u32 = 1;
+
+/// [`FcmOps::evict`] flag: memory reclaim. Only clean pages go (none is
+/// written back), no lock is waited for (`EAGAIN` if one is held), and
+/// nothing is allocated: the shrinker calls it, possibly from inside an
+/// allocation that holds this very FCM's lock.
+pub const EVICT_RECLAIM: u32 = 1;
+
+/// Creation argument of an FCM (`arg` of `create`; NULL for a
+/// replacement, whose state arrives by import).
+#[repr(C)]
+pub struct FcmCreate {
+    /// The backing file (`struct file *`); the FCM takes its own reference.
+    pub file: *mut c_void,
+    /// Most pages to keep cached; 0 means no bound.
+    pub capacity: u64,
+}
+
+/// Counters an FCM reports.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct FcmStats {
+    /// Reads and writes that found their page cached.
+    pub hits: u64,
+    /// Reads and writes that had to bring a page in.
+    pub misses: u64,
+    /// Pages read from the backing file.
+    pub fills: u64,
+    /// Dirty pages written to the backing file.
+    pub writebacks: u64,
+    /// Pages evicted to respect the capacity.
+    pub evictions: u64,
+    /// Pages cached now.
+    pub cached: u64,
+    /// Dirty pages now.
+    pub dirty: u64,
+    /// Pages allocated, ever (carried across swaps).
+    pub allocated: u64,
+    /// Pages freed, ever (carried across swaps).
+    pub freed: u64,
+    /// Size of the file as the cache sees it.
+    pub size: i64,
+    /// Capacity bound in pages (0: none).
+    pub capacity: u64,
+    /// Write-backs that failed, ever (carried across swaps). The front end
+    /// reports each new one once to every opener, at its next `fsync` or
+    /// `close`, as the VFS's `errseq` does.
+    pub wb_errors: u64,
+    /// The errno of the latest failed write-back (negative; 0: none).
+    pub wb_errno: i64,
+}
+
+/// The `fcm` method table. `buf` is a user address when `user` is 1, a
+/// kernel address otherwise; positions are bytes.
+#[repr(C)]
+pub struct FcmOps {
+    /// Reads up to `len` bytes at `pos`; returns the count (0 at EOF) or a
+    /// negative errno.
+    pub read: unsafe extern "C" fn(*mut c_void, *const Call, i64, usize, usize, u32) -> isize,
+    /// Writes `len` bytes at `pos` into the cache (marking pages dirty and
+    /// growing the file); returns the count or a negative errno.
+    pub write: unsafe extern "C" fn(*mut c_void, *const Call, i64, usize, usize, u32) -> isize,
+    /// Writes dirty pages in `[start, end]` back, every one it can, and
+    /// with [`SYNC_FILE`] in `flags` syncs the file; 0 or the first error.
+    pub sync: unsafe extern "C" fn(*mut c_void, *const Call, i64, i64, u32) -> c_int,
+    /// The file size.
+    pub size: unsafe extern "C" fn(*mut c_void, *const Call) -> i64,
+    /// Sets the file's size (the backing file's first, so a refusal changes
+    /// nothing): cached pages past it go, dirty or not, and the rest of the
+    /// last page reads as zeros. 0 or a negative errno.
+    pub truncate: unsafe extern "C" fn(*mut c_void, *const Call, i64) -> c_int,
+    /// Evicts until at most `keep` pages are cached (dirty ones written
+    /// back first; with [`EVICT_RECLAIM`], clean ones only, in the FCM's
+    /// eviction order); returns pages evicted or a negative errno.
+    pub evict: unsafe extern "C" fn(*mut c_void, *const Call, u64, u32) -> i64,
+    /// Fills `*out` with the counters.
+    pub stats: unsafe extern "C" fn(*mut c_void, *const Call, *mut FcmStats),
+    /// Writes back through `file` from now on: a `struct file *` of the
+    /// same inode, opened for writing, live for the call (the FCM takes
+    /// its own reference and drops the old one). hotswap calls it when a
+    /// writer attaches to an FCM that a reader created. 0 or a negative
+    /// errno.
+    pub set_file: unsafe extern "C" fn(*mut c_void, *const Call, *mut c_void) -> c_int,
+    /// Pages cached now, read without waiting for any lock (it may be a
+    /// moment old): what reclaim and the budget rank FCMs by.
+    pub pages: unsafe extern "C" fn(*mut c_void, *const Call) -> u64,
+}
+
+/// One page in [`FORMAT_DESCRIPTORS`] state.
+#[repr(C)]
+pub struct PageDescriptor {
+    /// Page index in the file.
+    pub index: u64,
+    /// The page (`struct page *`, order 0); ownership moves with it.
+    pub page: *mut c_void,
+    /// Whether it must be written back.
+    pub dirty: u32,
+    /// Whether it was used since the replacement policy last looked.
+    pub referenced: u32,
+}
+
+/// [`FORMAT_DESCRIPTORS`] state.
+#[repr(C)]
+pub struct DescriptorState {
+    /// The backing file (`struct file *`); the importer takes its own
+    /// reference.
+    pub file: *mut c_void,
+    /// Counters, carried over (`cached` and `dirty` describe `pages`).
+    pub stats: FcmStats,
+    /// Number of descriptors.
+    pub count: usize,
+    /// The descriptors.
+    pub pages: *mut PageDescriptor,
+}
+
+/// Where a read puts its bytes or a write takes them from.
+#[derive(Clone, Copy)]
+pub enum Buffer {
+    /// A user address.
+    User(usize),
+    /// A kernel address, valid for the whole length.
+    Kernel(*mut u8),
+}
+
+impl Buffer {
+    fn new(addr: usize, user: u32) -> Self {
+        if user != 0 {
+            Self::User(addr)
+        } else {
+            Self::Kernel(addr as *mut u8)
+        }
+    }
+
+    /// Copies `len` bytes from `src` to offset `at` of the buffer, all or
+    /// nothing, never taking a page fault: it runs under an FCM's locks,
+    /// and a fault there could wait on anything (a FUSE-backed buffer, the
+    /// same file's cache). Returns false if the user buffer is not there
+    /// to copy into; [`crate::fcm_pages::read_chunk`] faults it in with no
+    /// lock held and tries again.
+    ///
+    /// # Safety
+    ///
+    /// `src` is valid for reads of `len` bytes. Other CPUs may copy into
+    /// the same bytes meanwhile (a cached page, see `fcm_pages.rs`): the
+    /// copy goes through raw pointers, never a Rust reference.
+    pub unsafe fn copy_to(self, at: usize, src: *const u8, len: usize) -> bool {
+        match self {
+            Self::User(addr) => {
+                let Some(to) = addr.checked_add(at) else {
+                    return false;
+                };
+                // SAFETY: `src` is readable for `len` bytes (the caller's
+                // contract); the copy checks the user range itself and
+                // fails rather than fault. The kernel crate's writer takes
+                // a `&[u8]`, which would assert that no other CPU writes
+                // the page meanwhile, and may fault.
+                unsafe {
+                    kernel::bindings::copy_to_user_nofault(to as *mut c_void, src.cast(), len) == 0
+                }
+            }
+            Self::Kernel(p) => {
+                // SAFETY: The caller of the FCM method promised `p` is valid
+                // for the whole request, which `at + len` is within; `src`
+                // is readable (this function's contract).
+                unsafe { core::ptr::copy_nonoverlapping(src, p.add(at), len) };
+                true
+            }
+        }
+    }
+
+    /// Fills `dst` (`len` bytes) from offset `at` of the buffer: all of
+    /// it, or `EFAULT` (then `dst` may hold part of the bytes).
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writes of `len` bytes and nothing else accesses
+    /// them during the call (a staging page only this call owns).
+    pub unsafe fn copy_from(self, at: usize, dst: *mut u8, len: usize) -> Result {
+        match self {
+            Self::User(addr) => {
+                let ptr = kernel::uaccess::UserPtr::from_addr(addr.checked_add(at).ok_or(EFAULT)?);
+                // SAFETY: `dst` is valid and exclusive for `len` bytes (the
+                // caller's contract); `MaybeUninit<u8>` has `u8`'s layout.
+                let out = unsafe {
+                    core::slice::from_raw_parts_mut(dst.cast::<core::mem::MaybeUninit<u8>>(), len)
+                };
+                kernel::uaccess::UserSlice::new(ptr, len)
+                    .reader()
+                    .read_raw(out)
+            }
+            Self::Kernel(p) => {
+                // SAFETY: As in `copy_to`, the other way round.
+                unsafe { core::ptr::copy_nonoverlapping(p.add(at), dst, len) };
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An FCM implementation, in safe Rust.
+pub trait FcmImpl: Sized + Send + Sync {
+    /// A cache of `args.file`.
+    fn create(args: &FcmCreate) -> Result<KBox<Self>>;
+    /// An empty replacement; its state arrives through `import`.
+    fn create_empty() -> Result<KBox<Self>>;
+    /// Ends the object: `quiet` means its state lives on elsewhere (no
+    /// write-back), otherwise dirty pages are written back first.
+    fn destroy(self: KBox<Self>, quiet: bool);
+    /// See [`FcmOps::read`].
+    fn read(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize>;
+    /// See [`FcmOps::write`].
+    fn write(&self, pos: i64, buf: Buffer, len: usize) -> Result<usize>;
+    /// See [`FcmOps::sync`].
+    fn sync(&self, start: i64, end: i64, flags: u32) -> Result;
+    /// See [`FcmOps::truncate`].
+    fn truncate(&self, size: i64) -> Result;
+    /// See [`FcmOps::size`].
+    fn size(&self) -> i64;
+    /// See [`FcmOps::evict`].
+    fn evict(&self, keep: u64, flags: u32) -> Result<u64>;
+    /// See [`FcmOps::pages`].
+    fn pages(&self) -> u64;
+    /// See [`FcmOps::stats`].
+    fn stats(&self) -> FcmStats;
+    /// See [`FcmOps::set_file`]; `file` is never null.
+    fn set_file(&self, file: *mut c_void) -> Result;
+    /// Moves the state out in `format` (the object is quiescent).
+    fn export(&self, format: u32) -> Result<*mut c_void>;
+    /// Adopts a state exported in `format`.
+    fn import(&self, format: u32, state: *mut c_void) -> Result;
+    /// Ends a transfer: frees `state`; if not `taken`, puts back what
+    /// `export` moved out.
+    fn release(&self, format: u32, state: *mut c_void, taken: bool);
+}
+
+fn errno<T>(r: Result<T>, ok: impl FnOnce(T) -> isize) -> isize {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// `obj` came from this implementation's `create`.
+unsafe fn this<'a, T>(obj: *mut c_void) -> &'a T {
+    // SAFETY: The caller promises `obj` is a live `T` made by `create`.
+    unsafe { &*obj.cast::<T>() }
+}
+
+unsafe extern "C" fn read_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    pos: i64,
+    buf: usize,
+    len: usize,
+    user: u32,
+) -> isize {
+    // SAFETY: hotswap passes objects of this implementation.
+    errno(
+        unsafe { this::<T>(o) }.read(pos, Buffer::new(buf, user), len),
+        |n| n as isize,
+    )
+}
+
+unsafe extern "C" fn write_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    pos: i64,
+    buf: usize,
+    len: usize,
+    user: u32,
+) -> isize {
+    // SAFETY: As in `read_shim`.
+    errno(
+        unsafe { this::<T>(o) }.write(pos, Buffer::new(buf, user), len),
+        |n| n as isize,
+    )
+}
+
+unsafe extern "C" fn sync_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    start: i64,
+    end: i64,
+    flags: u32,
+) -> c_int {
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.sync(start, end, flags), |()| 0) as c_int
+}
+
+unsafe extern "C" fn truncate_shim<T: FcmImpl>(o: *mut c_void, _: *const Call, size: i64) -> c_int {
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.truncate(size), |()| 0) as c_int
+}
+
+unsafe extern "C" fn size_shim<T: FcmImpl>(o: *mut c_void, _: *const Call) -> i64 {
+    // SAFETY: As in `read_shim`.
+    unsafe { this::<T>(o) }.size()
+}
+
+unsafe extern "C" fn evict_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    keep: u64,
+    flags: u32,
+) -> i64 {
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.evict(keep, flags), |n| n as isize) as i64
+}
+
+unsafe extern "C" fn pages_shim<T: FcmImpl>(o: *mut c_void, _: *const Call) -> u64 {
+    // SAFETY: As in `read_shim`.
+    unsafe { this::<T>(o) }.pages()
+}
+
+unsafe extern "C" fn stats_shim<T: FcmImpl>(o: *mut c_void, _: *const Call, out: *mut FcmStats) {
+    // SAFETY: As in `read_shim`; `out` is NULL or writable.
+    if let Some(out) = unsafe { out.as_mut() } {
+        *out = unsafe { this::<T>(o) }.stats();
+    }
+}
+
+unsafe extern "C" fn create_shim<T: FcmImpl>(arg: *const c_void, out: *mut *mut c_void) -> c_int {
+    // SAFETY: `arg` is NULL (a replacement) or an `FcmCreate`.
+    let made = match unsafe { arg.cast::<FcmCreate>().as_ref() } {
+        Some(args) if !args.file.is_null() => T::create(args),
+        Some(_) => Err(EINVAL),
+        None => T::create_empty(),
+    };
+    match made {
+        Ok(obj) => {
+            // SAFETY: hotswap passes a valid out pointer.
+            unsafe { *out = KBox::into_raw(obj).cast() };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+unsafe extern "C" fn destroy_shim<T: FcmImpl>(obj: *mut c_void, how: u32) {
+    // SAFETY: `obj` came from `create_shim` and is destroyed once.
+    let obj = unsafe { KBox::from_raw(obj.cast::<T>()) };
+    obj.destroy(how == crate::api::DESTROY_QUIET);
+}
+
+unsafe extern "C" fn export_shim<T: FcmImpl>(
+    o: *mut c_void,
+    format: u32,
+    state: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: As in `read_shim`.
+    match unsafe { this::<T>(o) }.export(format) {
+        Ok(s) => {
+            // SAFETY: hotswap passes a valid out pointer.
+            unsafe { *state = s };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+unsafe extern "C" fn import_shim<T: FcmImpl>(
+    o: *mut c_void,
+    format: u32,
+    state: *mut c_void,
+) -> c_int {
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.import(format, state), |()| 0) as c_int
+}
+
+unsafe extern "C" fn set_file_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    file: *mut c_void,
+) -> c_int {
+    if file.is_null() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: As in `read_shim`.
+    errno(unsafe { this::<T>(o) }.set_file(file), |()| 0) as c_int
+}
+
+unsafe extern "C" fn release_shim<T: FcmImpl>(
+    o: *mut c_void,
+    format: u32,
+    state: *mut c_void,
+    taken: u32,
+) {
+    // SAFETY: As in `read_shim`.
+    unsafe { this::<T>(o) }.release(format, state, taken != 0)
+}
+
+/// The method table of implementation `T`, for a `static`.
+pub const fn fcm_methods<T: FcmImpl>() -> FcmOps {
+    FcmOps {
+        read: read_shim::<T>,
+        write: write_shim::<T>,
+        sync: sync_shim::<T>,
+        truncate: truncate_shim::<T>,
+        size: size_shim::<T>,
+        evict: evict_shim::<T>,
+        stats: stats_shim::<T>,
+        set_file: set_file_shim::<T>,
+        pages: pages_shim::<T>,
+    }
+}
+
+/// The registration table of implementation `T` with method table
+/// `methods` and its transfer formats (preferred first).
+pub fn impl_ops<T: FcmImpl>(methods: &'static FcmOps, exports: &[u32], imports: &[u32]) -> ImplOps {
+    let mut export_formats = [0; MAX_FORMATS];
+    let mut import_formats = [0; MAX_FORMATS];
+    for (slot, f) in export_formats.iter_mut().zip(exports) {
+        *slot = *f;
+    }
+    for (slot, f) in import_formats.iter_mut().zip(imports) {
+        *slot = *f;
+    }
+    ImplOps {
+        kind: KIND_OBJECT,
+        export_formats,
+        import_formats,
+        methods: core::ptr::from_ref(methods).cast(),
+        create: Some(create_shim::<T>),
+        destroy: Some(destroy_shim::<T>),
+        export: Some(export_shim::<T>),
+        import: Some(import_shim::<T>),
+        release: Some(release_shim::<T>),
+        ..ImplOps::empty()
+    }
+}

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The generic decision-policy hook: sample -> decide -> request a swap.
+//!
+//! An interface's monitor (an interposer) hands hotswap a sample of an
+//! object now and then ([`sample`]); hotswap gives it to the decision
+//! policy picked for the interface (registered by any module, like an
+//! implementation; `off` is built in), with the object's state for that
+//! policy. When the policy asks for a swap, hotswap checks the answer
+//! (a registered object implementation of the same interface, not the
+//! current one), logs the decision with the policy's reason and runs the
+//! swap on its own workqueue: never inside the call that took the sample
+//! (a swap waits for calls to finish, that one included), never after the
+//! module is gone. Nothing here knows an interface by name.
+
+use crate::api::{name_str, Decision, Name, NAME_LEN, POLICY_PARAMS, REASON_LEN, SAMPLE_WORDS};
+use crate::ott::objects;
+use crate::ott::slot::Slot;
+use crate::registry::{PolicyInfo, REGISTRY};
+use crate::swap::{batch as swap, interpose};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Picks `policy` (`None`: off) for `interface` with `params`; the policy
+/// checks them. When one is picked that needs a monitor, every object of
+/// the interface gets it, and so does every new object.
+pub(crate) fn pick(
+    interface: &Name,
+    policy: Option<&Name>,
+    params: [u32; POLICY_PARAMS],
+) -> Result {
+    let picked = REGISTRY.lock().pick_policy(interface, policy, params)?;
+    for slot in objects::of_interface(interface)?.iter() {
+        slot.with_decision(|d| *d = Default::default());
+        if let Some(policy) = &picked {
+            attach(slot, policy);
+        }
+    }
+    Ok(())
+}
+
+/// A new object: gets the picked policy's monitor, if it needs one.
+pub(crate) fn object_created(slot: &Slot) {
+    let picked = REGISTRY.lock().picked_policy(&slot.interface);
+    if let Ok((Some(policy), _)) = picked {
+        attach(slot, &policy);
+    }
+}
+
+/// Puts `policy`'s monitor on `slot` unless it has one already.
+fn attach(slot: &Slot, policy: &PolicyInfo) {
+    if policy.monitor[0] == 0 {
+        return;
+    }
+    let has = slot
+        .status(|_, chain, _| chain.layers.iter().any(|l| l.imp.name == policy.monitor))
+        .unwrap_or(true);
+    if has {
+        return;
+    }
+    if let Err(err) = interpose::interpose(slot, &policy.monitor) {
+        pr_warn!(
+            "{}/{}: policy {}: cannot interpose {}: {:?}\n",
+            slot.label().0,
+            slot.id,
+            name_str(&policy.name),
+            name_str(&policy.monitor),
+            err
+        );
+    }
+}
+
+/// A monitor's sample of `slot`.
+pub(crate) fn sample(slot: &Slot, words: &[u64]) {
+    let Ok(current) = slot.status(|_, chain, _| chain.object().imp.name) else {
+        return;
+    };
+    let mut d = Decision {
+        params: [0; POLICY_PARAMS],
+        sample: [0; SAMPLE_WORDS],
+        state: [0; crate::api::STATE_WORDS],
+        current,
+        target: [0; NAME_LEN],
+        reason: [0; REASON_LEN],
+    };
+    for (to, from) in d.sample.iter_mut().zip(words) {
+        *to = *from;
+    }
+    let pending = slot.with_decision(|s| {
+        d.state = s.words;
+        s.pending
+    });
+    let (policy, wants) = {
+        let registry = REGISTRY.lock();
+        let Ok((Some(policy), params)) = registry.picked_policy(&slot.interface) else {
+            return;
+        };
+        d.params = params;
+        // The registry stays locked across the call: the policy cannot be
+        // unregistered, nor its module leave, while it decides.
+        let wants = policy.decide(&registry, &mut d);
+        let wants = wants.map(|swap| swap && sane_target(&registry, slot, &policy, &d));
+        (policy, wants)
+    };
+    let wants = wants.unwrap_or(false) && !pending;
+    slot.with_decision(|s| {
+        s.words = d.state;
+        if wants {
+            s.pending = true;
+        }
+    });
+    if !wants {
+        return;
+    }
+    let id = slot.id;
+    let reason = sanitized_reason(&d.reason);
+    let target = d.target;
+    let queued = crate::deferred::spawn(move || run(id, current, target, policy, reason));
+    if queued.is_err() {
+        slot.with_decision(|s| s.pending = false);
+    }
+}
+
+/// Whether the policy's answer names an object implementation of the
+/// slot's interface other than the current one; a policy that names
+/// anything else is misbehaving (counted, logged once per answer).
+fn sane_target(
+    registry: &crate::registry::Registry,
+    slot: &Slot,
+    policy: &PolicyInfo,
+    d: &Decision,
+) -> bool {
+    if d.target == d.current {
+        return false;
+    }
+    let ok = crate::api::validate_name(&d.target).is_ok()
+        && registry.kind_of(&slot.interface, &d.target) == Ok(crate::api::KIND_OBJECT);
+    if !ok {
+        pr_warn!(
+            "{}/{}: policy {} asked for an implementation that is not there; ignored\n",
+            slot.label().0,
+            slot.id,
+            name_str(&policy.name)
+        );
+        crate::registry::misbehavior::count_misbehavior();
+    }
+    ok
+}
+
+/// The reason as the log line shows it: up to the first NUL, printable
+/// ASCII only (a policy's bytes go to the kernel log).
+fn sanitized_reason(raw: &[u8; REASON_LEN]) -> [u8; REASON_LEN] {
+    let mut out = [0u8; REASON_LEN];
+    for (i, b) in raw.iter().take(REASON_LEN - 1).enumerate() {
+        if *b == 0 {
+            break;
+        }
+        out[i] = if b.is_ascii_graphic() || *b == b' ' {
+            *b
+        } else {
+            b'?'
+        };
+    }
+    out
+}
+
+/// The queued swap.
+fn run(id: u32, from: Name, to: Name, policy: Arc<PolicyInfo>, reason: [u8; REASON_LEN]) {
+    let Ok(slot) = objects::find(id) else {
+        return;
+    };
+    let reason = core::str::from_utf8(&reason)
+        .unwrap_or("?")
+        .trim_end_matches('\0');
+    pr_info!(
+        "{}/{}: policy {}: {} -> {} ({})\n",
+        slot.label().0,
+        id,
+        name_str(&policy.name),
+        name_str(&from),
+        name_str(&to),
+        reason
+    );
+    let _ = swap::swap(core::slice::from_ref(&slot), &to, None);
+    slot.with_decision(|s| *s = Default::default());
+}

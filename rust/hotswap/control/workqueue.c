@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A workqueue for a module's deferred work (rust/kit/deferred.rs):
+ * alloc_workqueue is a macro, with no Rust binding. Exported so that every
+ * module that compiles deferred.rs in gets a queue of its own, which it
+ * destroys (after running what is queued) when it unloads.
+ */
+#include <linux/export.h>
+#include <linux/workqueue.h>
+
+struct workqueue_struct *hotswap_workqueue_alloc(const char *name);
+
+struct workqueue_struct *hotswap_workqueue_alloc(const char *name)
+{
+	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
+}
+EXPORT_SYMBOL_GPL(hotswap_workqueue_alloc);
