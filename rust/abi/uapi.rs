@@ -109,7 +109,17 @@ pub struct ImplEntry {
     pub kind: u32,
     /// Objects and interposers it made that are alive.
     pub users: u32,
+    /// [`IMPL_QUARANTINED`], or 0.
+    pub flags: u32,
+    /// Padding; zero.
+    pub reserved: u32,
 }
+
+/// [`ImplEntry::flags`]: the implementation broke its contract and is
+/// quarantined: no new objects or swaps to it (`ENOTRECOVERABLE`), its
+/// objects moved to the interface's known-good implementation. Loading
+/// its module again starts it afresh.
+pub const IMPL_QUARANTINED: u32 = 1;
 
 /// One object (the short form; [`ObjectStatus`] has everything).
 #[repr(C)]

@@ -44,8 +44,8 @@ module! {
 }
 
 /// hotswap.ko's own `struct module`.
-pub(crate) fn this_module() -> *mut kernel::bindings::module {
-    <Hotswap as kernel::ModuleMetadata>::THIS_MODULE.as_ptr()
+pub(crate) fn this_module() -> registry::ModulePtr {
+    registry::ModulePtr(<Hotswap as kernel::ModuleMetadata>::THIS_MODULE.as_ptr())
 }
 
 struct Hotswap {
@@ -66,6 +66,7 @@ impl Drop for GlobalTables {
     fn drop(&mut self) {
         *registry::REGISTRY.lock() = registry::Registry::new();
         ott::objects::release_storage();
+        *registry::misbehavior::PENDING.lock() = KVec::new();
     }
 }
 
@@ -76,6 +77,7 @@ impl kernel::Module for Hotswap {
         unsafe {
             registry::REGISTRY.init();
             ott::objects::OBJECTS.init();
+            registry::misbehavior::PENDING.init();
         }
         let deferred = deferred::Deferred::new(c"hotswap")?;
         let status = KBox::pin_init(control::status::Status::new(), GFP_KERNEL)?;

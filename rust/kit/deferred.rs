@@ -11,7 +11,8 @@
 //!
 //! The queue comes from `hotswap_workqueue_alloc` (hotswap.ko's
 //! `control/workqueue.c`: `alloc_workqueue` is a C macro with no Rust
-//! binding); each module owns and destroys its own.
+//! binding), and goes back through `hotswap_workqueue_free` (so this file
+//! makes no raw kernel call); each module owns and destroys its own.
 
 use kernel::bindings;
 use kernel::prelude::*;
@@ -19,6 +20,7 @@ use kernel::sync::atomic::{Acquire, Atomic, Full, Release};
 
 extern "C" {
     fn hotswap_workqueue_alloc(name: *const core::ffi::c_char) -> *mut bindings::workqueue_struct;
+    fn hotswap_workqueue_free(queue: *mut bindings::workqueue_struct);
 }
 
 /// This module's queue while it is loaded (set by [`Deferred`]).
@@ -48,7 +50,7 @@ impl Drop for Deferred {
         if !queue.is_null() {
             // SAFETY: Made by `new`, destroyed once. Work is queued only
             // for objects, and none is left at unload.
-            unsafe { bindings::destroy_workqueue(queue) };
+            unsafe { hotswap_workqueue_free(queue) };
         }
     }
 }

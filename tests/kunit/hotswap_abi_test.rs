@@ -62,35 +62,13 @@ mod tests {
         const NAME: &'static CStr = c"probe";
     }
 
-    /// A decision policy that never asks for anything.
-    struct Never;
+    /// A decision policy that never asks for anything; with `OFF`, one
+    /// that calls itself `off`, which is built in.
+    struct Never<const OFF: bool>;
 
-    impl DecisionPolicy for Never {
+    impl<const OFF: bool> DecisionPolicy for Never<OFF> {
         type Interface = AbiTest;
-        const NAME: &'static CStr = c"never";
-        const DEFAULT_PARAMS: [u32; POLICY_PARAMS] = [0; POLICY_PARAMS];
-
-        fn check(_: &[u32; POLICY_PARAMS]) -> Result {
-            Ok(())
-        }
-
-        fn decide(
-            _: &[u32; POLICY_PARAMS],
-            _: &[u64; SAMPLE_WORDS],
-            _: &mut [u64; STATE_WORDS],
-            _: &CStr,
-            _: &mut Reason<'_>,
-        ) -> Option<&'static CStr> {
-            None
-        }
-    }
-
-    /// A decision policy that calls itself `off`, which is built in.
-    struct CallsItselfOff;
-
-    impl DecisionPolicy for CallsItselfOff {
-        type Interface = AbiTest;
-        const NAME: &'static CStr = c"off";
+        const NAME: &'static CStr = if OFF { c"off" } else { c"never" };
         const DEFAULT_PARAMS: [u32; POLICY_PARAMS] = [0; POLICY_PARAMS];
 
         fn check(_: &[u32; POLICY_PARAMS]) -> Result {
@@ -276,17 +254,17 @@ mod tests {
     fn decision_policies_register_like_implementations() -> Result {
         // No interface yet.
         assert_eq!(
-            PolicyRegistration::new::<Never>(this_module()).err(),
+            PolicyRegistration::new::<Never<false>>(this_module()).err(),
             Some(ENOENT)
         );
         let iface = register_interface()?;
-        let policy = PolicyRegistration::new::<Never>(this_module())?;
+        let policy = PolicyRegistration::new::<Never<false>>(this_module())?;
         assert_eq!(
-            PolicyRegistration::new::<Never>(this_module()).err(),
+            PolicyRegistration::new::<Never<false>>(this_module()).err(),
             Some(EEXIST)
         );
         assert_eq!(
-            PolicyRegistration::new::<CallsItselfOff>(this_module()).err(),
+            PolicyRegistration::new::<Never<true>>(this_module()).err(),
             Some(EINVAL)
         );
         // SAFETY: NULL is checked by the entry point.

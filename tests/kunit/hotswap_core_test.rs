@@ -67,6 +67,7 @@ pub struct Hstest;
 impl api::Interface for Hstest {
     const NAME: &'static CStr = INTERFACE;
     const METHODS_VERSION: u32 = 1;
+    const KNOWN_GOOD: Option<&'static CStr> = Some(c"alpha");
     type Methods = TestOps;
 }
 
@@ -81,7 +82,7 @@ kernel::sync::global_lock! {
     unsafe(uninit) static QUARANTINE: Mutex<KVec<KBox<TestObj>>> = KVec::new();
 }
 
-fn wait_for(what: impl Fn() -> bool) -> bool {
+fn wait_for(mut what: impl FnMut() -> bool) -> bool {
     for _ in 0..20_000 {
         if what() {
             return true;
@@ -303,6 +304,17 @@ impl Implementation for Gamma {
     }
 }
 
+/// Alpha's twin that the misbehavior test gets quarantined, so that the
+/// other tests keep alpha.
+struct Liar;
+impl Implementation for Liar {
+    type Interface = Hstest;
+    const NAME: &'static CStr = c"liar";
+    fn ops() -> ImplOps {
+        object_ops::<4>([2, 1, 0, 0], [1, 2, 0, 0])
+    }
+}
+
 struct PlusOne;
 impl Implementation for PlusOne {
     type Interface = Hstest;
@@ -347,6 +359,7 @@ impl kernel::Module for CoreTestModule {
         impls.push(alpha, GFP_KERNEL)?;
         impls.push(Registration::new::<Beta>(module)?, GFP_KERNEL)?;
         impls.push(Registration::new::<Gamma>(module)?, GFP_KERNEL)?;
+        impls.push(Registration::new::<Liar>(module)?, GFP_KERNEL)?;
         impls.push(Registration::new::<PlusOne>(module)?, GFP_KERNEL)?;
         impls.push(Registration::new::<Counter>(module)?, GFP_KERNEL)?;
         Ok(Self {
@@ -559,15 +572,35 @@ mod tests {
         assert_eq!(ret, EIO.to_errno());
         assert_eq!((tag(&obj)?, add(&obj, 0)?), (1, 5));
 
-        EXPORT_OUT_OF_RANGE.store(true, Release);
-        let (ret, _) = swap(&obj, c"beta", 0);
-        EXPORT_OUT_OF_RANGE.store(false, Release);
-        assert_eq!(ret, EPROTO.to_errno());
-        assert_eq!((tag(&obj)?, add(&obj, 0)?), (1, 5));
-
         // Nothing was left half-done: the next swap just works.
         assert_eq!(swap(&obj, c"beta", 0).0, 0);
         assert_eq!((tag(&obj)?, add(&obj, 0)?), (2, 5));
+        Ok(())
+    }
+
+    #[test]
+    fn a_misbehaving_implementation_is_quarantined_and_its_objects_ejected() -> Result {
+        let obj = create(c"liar", 5)?;
+        let other = create(c"liar", 6)?;
+        EXPORT_OUT_OF_RANGE.store(true, Release);
+        let (ret, _) = swap(&obj, c"beta", 0);
+        EXPORT_OUT_OF_RANGE.store(false, Release);
+        // The swap aborted with the state given back...
+        assert_eq!(ret, EPROTO.to_errno());
+        // ...and liar's objects, both, move to the known-good alpha on
+        // their own (hotswap's workqueue), state and all.
+        assert!(wait_for(|| tag(&obj) == Ok(1) && tag(&other) == Ok(1)));
+        assert_eq!((add(&obj, 0)?, add(&other, 0)?), (5, 6));
+        // Refused from now on, for new objects and for swaps.
+        assert_eq!(create(c"liar", 0).err(), Some(ENOTRECOVERABLE));
+        // The ejecting batch may still hold the slot while it settles.
+        let mut ret = 0;
+        assert!(wait_for(|| {
+            ret = swap(&obj, c"liar", 0).0;
+            ret != EBUSY.to_errno()
+        }));
+        assert_eq!(ret, ENOTRECOVERABLE.to_errno());
+        assert_eq!(tag(&obj)?, 1);
         Ok(())
     }
 

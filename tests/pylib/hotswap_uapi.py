@@ -28,7 +28,8 @@ def ioc(direction, nr, size):
 VERSION = struct.Struct("<II")
 LIST = struct.Struct("<QII")
 IFACE = struct.Struct("<32s32sII")
-IMPL = struct.Struct("<32s32s56sII")
+IMPL = struct.Struct("<32s32s56sIIII")
+IMPL_QUARANTINED = 1
 OBJECT = struct.Struct("<II32s32sIIQ")
 STATUS = struct.Struct("<II32s32s256sIIQQQIIiIqQQ")
 SWAP = struct.Struct("<32s32sIIQIIIIIIQ")
@@ -139,6 +140,18 @@ def swap(ctl, interface, implementation, object_id=0, capacity=0, timeout_ms=0):
     per_object = [dict(zip(RESULT_FIELDS, RESULT.unpack_from(results, i * RESULT.size)))
                   for i in range(min(summary["count"], capacity))]
     return summary, per_object
+
+
+def implementations(ctl, capacity=64):
+    """Registered implementations: {(interface, name): {kind, users, quarantined}}."""
+    buf = ctypes.create_string_buffer(IMPL.size * capacity)
+    _, _, count = call(ctl, IOC_LIST_IMPLS, LIST, ctypes.addressof(buf), capacity, 0)
+    out = {}
+    for i in range(min(count, capacity)):
+        iface, nm, _module, kind, users, flags, _ = IMPL.unpack_from(buf.raw, i * IMPL.size)
+        out[(text(iface), text(nm))] = {"kind": kind, "users": users,
+                                        "quarantined": bool(flags & IMPL_QUARANTINED)}
+    return out
 
 
 def ctypes_address(buf):

@@ -29,7 +29,7 @@ setpriv --reuid=65534 --regid=65534 --clear-groups $py tests/vm/control_device.p
 # debugfs: the same facts, one line per object.
 status=/sys/kernel/debug/hotswap
 [ "$(grep -c 'interface=hstest' $status/objects)" = 3 ] || fail "debugfs objects: $(cat $status/objects)"
-grep -q '^impl=hstest/counter kind=interposer users=0$' $status/registry ||
+grep -q '^impl=hstest/counter kind=interposer users=0 quarantined=0$' $status/registry ||
 	fail "debugfs registry: $(cat $status/registry)"
 grep -q 'impl=alpha .* last=completed last_phase=completed' $status/objects ||
 	fail "debugfs last swap: $(cat $status/objects)"

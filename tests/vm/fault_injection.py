@@ -10,10 +10,16 @@ are the expected ones, the slot is on the expected implementation, every
 byte reads back right, allocated == freed + cached, the abort is counted
 in the object's status (and a bad value in hotswap's misbehaviors), and
 the threads are still making progress (none stayed blocked).
+
+A misbehavior (an out-of-range result, a read that reports more bytes
+than asked) quarantines the implementation: it is refused for swaps
+(ENOTRECOVERABLE), the object is moved to the known-good `shared` on its
+own, and reloading fcm_faulty reinstates it for the next case.
 """
 
 import errno
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -35,6 +41,10 @@ def knob(name, value=None):
             return int(f.read())
     with open(path, "w") as f:
         f.write(str(value))
+
+
+MODULE_DIR = os.environ.get("HOTSWAP_MODULE_DIR",
+                            os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def misbehaviors():
@@ -149,6 +159,11 @@ class Case:
         self.ctl, self.f = ctl, f
         self.aborted = f.status(ctl)["swaps_aborted"]
 
+    def on(self, target):
+        """Puts the file's FCM on `target` unless it is there already."""
+        if self.f.status(self.ctl)["implementation"] != target:
+            self.swap(target, hs.OUTCOME_COMPLETED)
+
     def swap(self, target, outcome, phase=None, err=0, fmt=None, timeout_ms=0):
         """Swaps the file's FCM to `target`; checks how it ended."""
         summary, (r,) = hs.swap(self.ctl, "fcm", target, self.f.id, 1, timeout_ms)
@@ -166,18 +181,60 @@ class Case:
         return r, status
 
 
+def quarantined(ctl, impl="faulty"):
+    return hs.implementations(ctl)[("fcm", impl)]["quarantined"]
+
+
+def reinstate(case):
+    """Reloads fcm_faulty (a fresh registration, not quarantined); its
+    knobs start at 0 again."""
+    end = time.monotonic() + 10
+    while True:
+        # The ejected FCM's old instance goes after a grace period.
+        done = subprocess.run(["rmmod", "fcm_faulty"], capture_output=True)
+        if done.returncode == 0:
+            break
+        assert time.monotonic() < end, f"rmmod fcm_faulty: {done.stderr!r}"
+        time.sleep(0.1)
+    subprocess.run(["insmod", os.path.join(MODULE_DIR, "tests/faults/fcm_faulty.ko")], check=True)
+    assert not quarantined(case.ctl)
+
+
+def expect_quarantine(case, f, bad, left_on):
+    """After a misbehavior of faulty: counted, faulty quarantined, the
+    object moved off it (to `left_on`), swaps to it refused, state intact;
+    then faulty is reinstated."""
+    assert misbehaviors() > bad, (bad, misbehaviors())
+    assert quarantined(case.ctl), "faulty misbehaved but is not quarantined"
+    wait_for(lambda: f.status(case.ctl)["implementation"] == left_on, 15,
+             f"the object to be on {left_on}")
+    def refused():
+        # The ejecting swap may still hold the slot while it settles: EBUSY.
+        try:
+            _, (r,) = hs.swap(case.ctl, "fcm", "faulty", f.id, 1)
+            err = -r["errno"]
+            assert r["outcome"] == hs.OUTCOME_NOT_STARTED, r
+        except OSError as e:
+            err = e.errno
+        assert err in (errno.EBUSY, errno.ENOTRECOVERABLE), os.strerror(err)
+        return err == errno.ENOTRECOVERABLE
+    wait_for(refused, 10, "a swap to faulty to be refused as quarantined")
+    f.verify()
+    # Swaps the ejection itself aborted (a knob still set) count too.
+    case.aborted = f.status(case.ctl)["swaps_aborted"]
+    reinstate(case)
+
+
 def transfer_faults(case, f, load):
-    """Failed and misreporting export/import: aborted in Transfer, old state kept."""
+    """Failed and misreporting export/import: aborted in Transfer, old state
+    kept; a misreporting one is quarantined and its object ejected."""
     case.swap("faulty", hs.OUTCOME_COMPLETED, fmt=PAGEMAP)
     bad = misbehaviors()
-    for name, value, target, err, fmt_left in (
+    for name, value, target, err in (
         # export fails before touching anything
-        ("fail_export", errno.EIO, "distributed", errno.EIO, "faulty"),
-        # export hands its page map out, then returns 7: hotswap must give it back
-        ("bogus_export", 7, "shared", errno.EPROTO, "faulty"),
-        ("bogus_export", -5000, "distributed", errno.EPROTO, "faulty"),
+        ("fail_export", errno.EIO, "distributed", errno.EIO),
         # import adopts everything (descriptors), gives it back and fails
-        ("fail_import", errno.ENOMEM, "faulty_desc", errno.ENOMEM, "faulty"),
+        ("fail_import", errno.ENOMEM, "faulty_desc", errno.ENOMEM),
     ):
         injected = knob("injected")
         knob(name, value)
@@ -185,25 +242,56 @@ def transfer_faults(case, f, load):
             _, status = case.swap(target, hs.OUTCOME_ABORTED, TRANSFER, err)
         finally:
             knob(name, 0)
-        assert status["implementation"] == fmt_left, status
+        assert status["implementation"] == "faulty", status
         assert knob("injected") > injected, f"{name} never fired"
         f.verify()
         load.moving()
         print(f"{name}={value}: aborted in transfer ({os.strerror(err)}), state intact")
-    # The page-map import path and an out-of-range import, from distributed.
-    case.swap("distributed", hs.OUTCOME_COMPLETED, fmt=PAGEMAP)
-    for name, value, err in (("fail_import", errno.EIO, errno.EIO),
-                             ("bogus_import", 7, errno.EPROTO)):
-        knob(name, value)
+    # An errno is no misbehavior: nothing counted, nothing quarantined.
+    assert misbehaviors() == bad and not quarantined(case.ctl)
+    # export hands its page map out, then returns an out-of-range value:
+    # hotswap gives it back, aborts, and quarantines faulty, whose object
+    # then moves to the known-good shared.
+    for value, target in ((7, "shared"), (-5000, "distributed")):
+        case.on("faulty")
+        bad = misbehaviors()
+        knob("bogus_export", value)
         try:
-            _, status = case.swap("faulty", hs.OUTCOME_ABORTED, TRANSFER, err)
+            # Not `case.swap`: the ejection may already be under way when
+            # the slot's status is read.
+            _, (r,) = hs.swap(case.ctl, "fcm", target, f.id, 1)
         finally:
-            knob(name, 0)
-        assert status["implementation"] == "distributed", status
-        f.verify()
+            knob("bogus_export", 0)
+        assert (r["outcome"], r["phase"], r["errno"]) == \
+            (hs.OUTCOME_ABORTED, TRANSFER, -errno.EPROTO), r
+        expect_quarantine(case, f, bad, "shared")
         load.moving()
-        print(f"{name}={value} (page map): aborted in transfer, state intact")
-    assert misbehaviors() == bad + 3, (bad, misbehaviors())
+        print(f"bogus_export={value}: aborted in transfer, faulty quarantined, "
+              "its object moved to shared")
+    # The page-map import path, from distributed: an errno aborts alone...
+    case.swap("distributed", hs.OUTCOME_COMPLETED, fmt=PAGEMAP)
+    knob("fail_import", errno.EIO)
+    try:
+        _, status = case.swap("faulty", hs.OUTCOME_ABORTED, TRANSFER, errno.EIO)
+    finally:
+        knob("fail_import", 0)
+    assert status["implementation"] == "distributed", status
+    assert not quarantined(case.ctl)
+    # ...an out-of-range import quarantines faulty; the object never left
+    # distributed.
+    bad = misbehaviors()
+    knob("bogus_import", 7)
+    try:
+        _, (r,) = hs.swap(case.ctl, "fcm", "faulty", f.id, 1)
+    finally:
+        knob("bogus_import", 0)
+    assert (r["outcome"], r["phase"], r["errno"]) == \
+        (hs.OUTCOME_ABORTED, TRANSFER, -errno.EPROTO), r
+    expect_quarantine(case, f, bad, "distributed")
+    f.verify()
+    load.moving()
+    print("fail_import/bogus_import (page map): aborted in transfer, state intact, "
+          "the misbehaving one quarantined")
     # Nothing was left half-done: the same swaps now complete.
     case.swap("faulty_desc", hs.OUTCOME_COMPLETED, fmt=DESCRIPTORS)
     case.swap("faulty", hs.OUTCOME_COMPLETED, fmt=DESCRIPTORS)
@@ -233,7 +321,9 @@ def slow_calls(case, f, load):
 
 
 def out_of_range_read(case, f):
-    """A read that reports more bytes than asked is refused (EIO) and counted."""
+    """A read that reports more bytes than asked is refused (EIO), counted,
+    and quarantines the FCM's implementation: the object moves to shared."""
+    case.on("faulty")
     bad = misbehaviors()
     knob("read_excess", 1)
     try:
@@ -244,8 +334,9 @@ def out_of_range_read(case, f):
     finally:
         knob("read_excess", 0)
     assert misbehaviors() == bad + 1
-    f.verify()
-    print("read count out of range: refused with EIO, counted")
+    expect_quarantine(case, f, bad, "shared")
+    case.swap("faulty_desc", hs.OUTCOME_COMPLETED)
+    print("read count out of range: refused with EIO, counted, faulty quarantined")
 
 
 def reader_thread(path, page, results):

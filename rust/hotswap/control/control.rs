@@ -52,7 +52,7 @@ plain_data!(
 
 // The layouts the ABI promises (no implicit padding anywhere).
 const _: () = assert!(size_of::<InterfaceEntry>() == 72);
-const _: () = assert!(size_of::<ImplEntry>() == 128);
+const _: () = assert!(size_of::<ImplEntry>() == 136);
 const _: () = assert!(size_of::<ObjectEntry>() == 88);
 const _: () = assert!(size_of::<ObjectStatus>() == 400);
 const _: () = assert!(size_of::<SwapRequest>() == 112);
@@ -69,8 +69,7 @@ pub(crate) fn register() -> impl PinInit<MiscDeviceRegistration<Control>, Error>
 }
 
 fn require_admin() -> Result {
-    // SAFETY: FFI call with no requirements.
-    if unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) } {
+    if crate::registry::sys::capable_sys_admin() {
         Ok(())
     } else {
         Err(EPERM)
@@ -196,6 +195,12 @@ fn list_impls(req: &mut ListRequest) -> Result {
             module: [0; 56],
             kind: imp.kind,
             users: imp.users(),
+            flags: if imp.quarantined() {
+                uapi::IMPL_QUARANTINED
+            } else {
+                0
+            },
+            reserved: 0,
         };
         copy_name(&mut e.interface, &imp.interface);
         copy_name(&mut e.name, &imp.name);
@@ -472,33 +477,42 @@ impl MiscDevice for Control {
     }
 
     fn ioctl(_device: (), _file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        match cmd {
-            HOTSWAP_IOC_VERSION => {
-                let version = Version {
-                    uapi: UAPI_VERSION,
-                    module_abi: crate::api::ABI_VERSION,
-                };
-                UserSlice::new(UserPtr::from_addr(arg), size_of::<Version>())
-                    .writer()
-                    .write(&version)?;
-                Ok(0)
-            }
-            HOTSWAP_IOC_LIST_INTERFACES => with_request(arg, list_interfaces),
-            HOTSWAP_IOC_LIST_IMPLS => with_request(arg, list_impls),
-            HOTSWAP_IOC_LIST_OBJECTS => with_request(arg, list_objects),
-            HOTSWAP_IOC_OBJECT_STATUS => with_request(arg, object_status),
-            HOTSWAP_IOC_SWAP => with_change(arg, Answer::WriteBack, swap_objects),
-            HOTSWAP_IOC_INTERPOSE => {
-                with_change(arg, Answer::WriteBack, |r| interpose_objects(r, true))
-            }
-            HOTSWAP_IOC_UNINTERPOSE => {
-                with_change(arg, Answer::WriteBack, |r| interpose_objects(r, false))
-            }
-            HOTSWAP_IOC_SET_TIMEOUT => with_change(arg, Answer::None, set_timeout),
-            HOTSWAP_IOC_OBJECT_REPORTS => with_request(arg, object_reports),
-            HOTSWAP_IOC_SET_POLICY => with_change(arg, Answer::None, set_policy),
-            HOTSWAP_IOC_GET_POLICY => with_request(arg, get_policy),
-            _ => Err(ENOTTY),
+        let ret = dispatch(cmd, arg);
+        // A swap, an interposition or a status report may have met a
+        // misbehaving implementation.
+        crate::control::quarantine::eject_pending();
+        ret
+    }
+}
+
+/// Runs one `/dev/hotswap` request.
+fn dispatch(cmd: u32, arg: usize) -> Result<isize> {
+    match cmd {
+        HOTSWAP_IOC_VERSION => {
+            let version = Version {
+                uapi: UAPI_VERSION,
+                module_abi: crate::api::ABI_VERSION,
+            };
+            UserSlice::new(UserPtr::from_addr(arg), size_of::<Version>())
+                .writer()
+                .write(&version)?;
+            Ok(0)
         }
+        HOTSWAP_IOC_LIST_INTERFACES => with_request(arg, list_interfaces),
+        HOTSWAP_IOC_LIST_IMPLS => with_request(arg, list_impls),
+        HOTSWAP_IOC_LIST_OBJECTS => with_request(arg, list_objects),
+        HOTSWAP_IOC_OBJECT_STATUS => with_request(arg, object_status),
+        HOTSWAP_IOC_SWAP => with_change(arg, Answer::WriteBack, swap_objects),
+        HOTSWAP_IOC_INTERPOSE => {
+            with_change(arg, Answer::WriteBack, |r| interpose_objects(r, true))
+        }
+        HOTSWAP_IOC_UNINTERPOSE => {
+            with_change(arg, Answer::WriteBack, |r| interpose_objects(r, false))
+        }
+        HOTSWAP_IOC_SET_TIMEOUT => with_change(arg, Answer::None, set_timeout),
+        HOTSWAP_IOC_OBJECT_REPORTS => with_request(arg, object_reports),
+        HOTSWAP_IOC_SET_POLICY => with_change(arg, Answer::None, set_policy),
+        HOTSWAP_IOC_GET_POLICY => with_request(arg, get_policy),
+        _ => Err(ENOTTY),
     }
 }

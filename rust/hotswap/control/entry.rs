@@ -137,7 +137,9 @@ pub unsafe extern "C" fn hotswap_object_create(
             // SAFETY: As above.
             Some(unsafe { name_from_ptr(name)? })
         };
-        let slot = objects::create(&interface, name.as_ref(), arg)?;
+        let slot = objects::create(&interface, name.as_ref(), arg);
+        crate::control::quarantine::eject_pending();
+        let slot = slot?;
         crate::control::policy::object_created(&slot);
         // SAFETY: `out` is valid for a write (checked non-NULL; the caller
         // promises validity).
@@ -193,15 +195,9 @@ pub unsafe extern "C" fn hotswap_object_misbehaved(handle: *const c_void, what: 
         // SAFETY: The caller promises a NUL-terminated string.
         unsafe { CStr::from_ptr(what) }
     };
-    let imp = slot.status(|_, chain, _| chain.object().imp.name).ok();
-    pr_warn!(
-        "{}/{}: implementation {}: {}\n",
-        slot.label().0,
-        slot.id,
-        imp.as_ref().map_or("?", crate::api::name_str),
-        what.to_str().unwrap_or("?")
-    );
-    crate::registry::misbehavior::count_misbehavior();
+    let what = what.to_str().unwrap_or("?");
+    let _ = slot.status(|_, chain, _| chain.object().imp.misbehaved(format_args!("{}", what)));
+    crate::control::quarantine::eject_pending();
 }
 
 /// Starts a call through a slot; see `api.rs`.
@@ -310,6 +306,7 @@ pub unsafe extern "C" fn hotswap_object_swap(
         }
     };
     let result = run();
+    crate::control::quarantine::eject_pending();
     let (report_value, ret) = match result {
         Ok(r) if r.completed != 0 => (r, 0),
         Ok(r) => (r, r.errno),
@@ -358,6 +355,7 @@ pub unsafe extern "C" fn hotswap_swap_all(
         Ok(counts)
     };
     let result = run();
+    crate::control::quarantine::eject_pending();
     let (done, failed) = result.as_ref().copied().unwrap_or((0, 0));
     // SAFETY: The caller promises NULL or writable pointers.
     unsafe {

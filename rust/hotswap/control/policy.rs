@@ -90,18 +90,33 @@ pub(crate) fn sample(slot: &Slot, words: &[u64]) {
         s.pending
     });
     let (policy, wants) = {
-        let registry = REGISTRY.lock();
+        let mut registry = REGISTRY.lock();
         let Ok((Some(policy), params)) = registry.picked_policy(&slot.interface) else {
             return;
         };
         d.params = params;
         // The registry stays locked across the call: the policy cannot be
         // unregistered, nor its module leave, while it decides.
-        let wants = policy.decide(&registry, &mut d);
-        let wants = wants.map(|swap| swap && sane_target(&registry, slot, &policy, &d));
-        (policy, wants)
+        let wants = match policy.decide(&registry, &mut d) {
+            Ok(true) => sane_target(&registry, slot, &policy, &d),
+            Ok(false) => Ok(false),
+            Err(e) if e == EPROTO => Err(()),
+            // An errno: the policy could not decide this time.
+            Err(_) => Ok(false),
+        };
+        if wants.is_err() {
+            // A policy that breaks its contract decides nothing more: the
+            // interface's policy is off until someone picks one again.
+            pr_warn!(
+                "{}: decision policy {} misbehaved; policy off\n",
+                slot.label().0,
+                name_str(&policy.name)
+            );
+            let _ = registry.pick_policy(&slot.interface, None, [0; POLICY_PARAMS]);
+        }
+        (policy, wants.unwrap_or(false))
     };
-    let wants = wants.unwrap_or(false) && !pending;
+    let wants = wants && !pending;
     slot.with_decision(|s| {
         s.words = d.state;
         if wants {
@@ -120,30 +135,31 @@ pub(crate) fn sample(slot: &Slot, words: &[u64]) {
     }
 }
 
-/// Whether the policy's answer names an object implementation of the
-/// slot's interface other than the current one; a policy that names
-/// anything else is misbehaving (counted, logged once per answer).
+/// Whether the policy's answer is worth a swap: `Ok(false)` if it names
+/// the current implementation or a quarantined one, `Err` (misbehavior,
+/// counted) if it names no object implementation of the slot's interface.
 fn sane_target(
     registry: &crate::registry::Registry,
     slot: &Slot,
     policy: &PolicyInfo,
     d: &Decision,
-) -> bool {
-    if d.target == d.current {
-        return false;
+) -> core::result::Result<bool, ()> {
+    if d.target == d.current || registry.quarantined(&slot.interface, &d.target).is_some() {
+        return Ok(false);
     }
     let ok = crate::api::validate_name(&d.target).is_ok()
         && registry.kind_of(&slot.interface, &d.target) == Ok(crate::api::KIND_OBJECT);
     if !ok {
         pr_warn!(
-            "{}/{}: policy {} asked for an implementation that is not there; ignored\n",
+            "{}/{}: policy {} asked for an implementation that is not there\n",
             slot.label().0,
             slot.id,
             name_str(&policy.name)
         );
         crate::registry::misbehavior::count_misbehavior();
+        return Err(());
     }
-    ok
+    Ok(true)
 }
 
 /// The reason as the log line shows it: up to the first NUL, printable
@@ -182,4 +198,5 @@ fn run(id: u32, from: Name, to: Name, policy: Arc<PolicyInfo>, reason: [u8; REAS
     );
     let _ = swap::swap(core::slice::from_ref(&slot), &to, None);
     slot.with_decision(|s| *s = Default::default());
+    crate::control::quarantine::eject_pending();
 }

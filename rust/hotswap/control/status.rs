@@ -118,7 +118,7 @@ fn render_registry(_: &(), f: &mut Formatter<'_>) -> fmt::Result {
     for imp in registry.impls() {
         writeln!(
             f,
-            "impl={}/{} kind={} users={}",
+            "impl={}/{} kind={} users={} quarantined={}",
             name_str(&imp.interface),
             name_str(&imp.name),
             if imp.kind == KIND_OBJECT {
@@ -126,7 +126,8 @@ fn render_registry(_: &(), f: &mut Formatter<'_>) -> fmt::Result {
             } else {
                 "interposer"
             },
-            imp.users()
+            imp.users(),
+            u32::from(imp.quarantined())
         )?;
     }
     for policy in registry.policies() {

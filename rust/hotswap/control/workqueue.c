@@ -9,9 +9,17 @@
 #include <linux/workqueue.h>
 
 struct workqueue_struct *hotswap_workqueue_alloc(const char *name);
+void hotswap_workqueue_free(struct workqueue_struct *queue);
 
 struct workqueue_struct *hotswap_workqueue_alloc(const char *name)
 {
 	return alloc_workqueue("%s", WQ_UNBOUND, 0, name);
 }
 EXPORT_SYMBOL_GPL(hotswap_workqueue_alloc);
+
+/* Runs everything queued, then frees the queue. */
+void hotswap_workqueue_free(struct workqueue_struct *queue)
+{
+	destroy_workqueue(queue);
+}
+EXPORT_SYMBOL_GPL(hotswap_workqueue_free);

@@ -55,11 +55,11 @@ kernel::sync::global_lock! {
 /// Pins hotswap.ko itself while objects exist, so it cannot be unloaded
 /// from under them.
 fn pin_self() -> Result {
-    crate::registry::ModulePtr(crate::this_module()).get()
+    crate::this_module().get()
 }
 
 fn unpin_self() {
-    crate::registry::ModulePtr(crate::this_module()).put();
+    crate::this_module().put();
 }
 
 /// Creates an object of `interface` on `implementation` (`None`: the

@@ -16,6 +16,7 @@ use crate::api::{
     self, name_str, validate_name, Decision, DecisionOps, ImplOps, InterfaceOps, Name, ABI_VERSION,
     MAX_FORMATS, NAME_LEN, POLICY_PARAMS,
 };
+use crate::registry::sys::ModulePtr;
 use core::ffi::{c_int, c_void, CStr};
 use kernel::prelude::*;
 use kernel::sync::{
@@ -26,33 +27,6 @@ use kernel::sync::{
 kernel::sync::global_lock! {
     // SAFETY: Initialized in module init before any entry point can run.
     pub(crate) unsafe(uninit) static REGISTRY: Mutex<Registry> = Registry::new();
-}
-
-/// A module pointer kept only as an identity and for reference counting.
-#[derive(Clone, Copy)]
-pub(crate) struct ModulePtr(pub(crate) *mut kernel::bindings::module);
-
-// SAFETY: `struct module` may be referenced from any thread; the registry
-// only passes it to `try_module_get`/`module_put`.
-unsafe impl Send for ModulePtr {}
-// SAFETY: As for `Send`.
-unsafe impl Sync for ModulePtr {}
-
-impl ModulePtr {
-    pub(crate) fn get(self) -> Result {
-        // SAFETY: The pointer comes from a registering module, which is live
-        // while it is registered; `try_module_get` accepts NULL (built-in).
-        if unsafe { kernel::bindings::try_module_get(self.0) } {
-            Ok(())
-        } else {
-            Err(ENODEV)
-        }
-    }
-
-    pub(crate) fn put(self) {
-        // SAFETY: Pairs with a successful `get`.
-        unsafe { kernel::bindings::module_put(self.0) };
-    }
 }
 
 type CreateFn = unsafe extern "C" fn(*const c_void, *mut *mut c_void) -> c_int;
@@ -84,6 +58,8 @@ pub(crate) struct ImplInfo {
     report: Option<ReportFn>,
     /// Objects and interposers created from this implementation.
     users: Atomic<u32>,
+    /// It broke its contract: no new objects or swaps to it.
+    quarantined: Atomic<bool>,
 }
 
 // SAFETY: The raw pointers are the implementation's method table and
@@ -100,14 +76,7 @@ fn checked(what: &str, imp: &ImplInfo, ret: c_int) -> Result {
         0 => Ok(()),
         -4095..=-1 => Err(Error::from_errno(ret)),
         _ => {
-            pr_warn!(
-                "{}/{}: {} returned {}, out of range: treated as -EPROTO\n",
-                name_str(&imp.interface),
-                name_str(&imp.name),
-                what,
-                ret
-            );
-            crate::registry::misbehavior::count_misbehavior();
+            imp.misbehaved(format_args!("{} returned {}, out of range", what, ret));
             Err(EPROTO)
         }
     }
@@ -122,12 +91,7 @@ impl ImplInfo {
         // `obj` is a valid out pointer.
         checked("create", self, unsafe { create(arg, &mut obj) })?;
         if obj.is_null() {
-            pr_warn!(
-                "{}/{}: create returned no object\n",
-                name_str(&self.interface),
-                name_str(&self.name)
-            );
-            crate::registry::misbehavior::count_misbehavior();
+            self.misbehaved(format_args!("create returned no object"));
             return Err(EPROTO);
         }
         Ok(obj)
@@ -188,7 +152,11 @@ impl ImplInfo {
         // is writable for its length.
         let n = unsafe { report(obj, buf.as_mut_ptr(), buf.len()) };
         if n < 0 || n as usize > buf.len() {
-            crate::registry::misbehavior::count_misbehavior();
+            self.misbehaved(format_args!(
+                "report returned {} for a {}-byte buffer",
+                n,
+                buf.len()
+            ));
             return None;
         }
         core::str::from_utf8(&buf[..n as usize]).ok()
@@ -196,19 +164,36 @@ impl ImplInfo {
 
     /// Runs `f` on the owning module's name ("" for built-in code).
     pub(crate) fn module_name(&self, f: impl FnOnce(&[u8])) {
-        if self.owner.0.is_null() {
-            return f(b"");
-        }
         // SAFETY: The module is live while its implementation is
-        // registered; `name` is a NUL-terminated array inside it.
-        let name = unsafe { &(*self.owner.0).name };
-        // SAFETY: `c_char` and `u8` have the same layout.
-        f(unsafe { core::slice::from_raw_parts(name.as_ptr().cast(), name.len()) })
+        // registered, and this `ImplInfo` is the registration.
+        unsafe { self.owner.with_name(f) }
     }
 
     /// Number of objects and interposers using this implementation.
     pub(crate) fn users(&self) -> u32 {
         self.users.load(Relaxed)
+    }
+
+    /// Whether the implementation is quarantined.
+    pub(crate) fn quarantined(&self) -> bool {
+        self.quarantined.load(Relaxed)
+    }
+
+    /// The implementation broke its contract (`what`): counted, and the
+    /// first time quarantined, logged once and queued for ejection (its
+    /// objects go to the interface's known-good implementation).
+    pub(crate) fn misbehaved(&self, what: core::fmt::Arguments<'_>) {
+        crate::registry::misbehavior::count_misbehavior();
+        if self.quarantined.xchg(true, Relaxed) {
+            return;
+        }
+        pr_warn!(
+            "{}/{}: quarantined: {}; no new objects or swaps to it, its objects go to the interface's known-good implementation\n",
+            name_str(&self.interface),
+            name_str(&self.name),
+            what
+        );
+        crate::registry::misbehavior::queue_ejection(self.interface, self.name);
     }
 }
 
@@ -453,6 +438,7 @@ impl Registry {
                 release: ops.release,
                 report: ops.report,
                 users: Atomic::new(0),
+                quarantined: Atomic::new(false),
             },
             GFP_KERNEL,
         )?;
@@ -494,21 +480,54 @@ impl Registry {
 
     /// Pins the implementation `name` of `interface` (`None`: the default
     /// object implementation) for a new object or interposer.
+    ///
+    /// A quarantined implementation is refused (`ENOTRECOVERABLE`) when
+    /// named, and passed over as a default.
     pub(crate) fn pin(&self, interface: &Name, name: Option<&Name>) -> Result<ImplPin> {
         let iface = self.interface(interface).ok_or(ENOENT)?;
         let imp = match name {
-            Some(name) => self.find(interface, name),
-            None if iface.default_impl[0] != 0 => self.find(interface, &iface.default_impl),
+            Some(name) => {
+                let imp = self.find(interface, name).ok_or(ENOENT)?;
+                if imp.quarantined() {
+                    return Err(ENOTRECOVERABLE);
+                }
+                Some(imp)
+            }
             None => self
-                .find(interface, &iface.known_good)
-                .filter(|i| i.kind == api::KIND_OBJECT)
-                .or_else(|| {
-                    self.impls
-                        .iter()
-                        .find(|i| i.interface == *interface && i.kind == api::KIND_OBJECT)
-                }),
+                .find(interface, &iface.default_impl)
+                .filter(|i| !i.quarantined())
+                .or_else(|| self.fallback(interface, None)),
         };
         ImplPin::new(imp.ok_or(ENOENT)?)
+    }
+
+    /// Where objects go when their implementation (`except`) is
+    /// quarantined, and what new objects get when no default was set: the
+    /// known-good implementation, else the first registered object
+    /// implementation, never a quarantined one.
+    pub(crate) fn fallback(
+        &self,
+        interface: &Name,
+        except: Option<&Name>,
+    ) -> Option<&Arc<ImplInfo>> {
+        let iface = self.interface(interface)?;
+        let usable = |i: &&Arc<ImplInfo>| {
+            i.kind == api::KIND_OBJECT && !i.quarantined() && except != Some(&i.name)
+        };
+        self.find(interface, &iface.known_good)
+            .filter(usable)
+            .or_else(|| {
+                self.impls
+                    .iter()
+                    .filter(|i| i.interface == *interface)
+                    .find(usable)
+            })
+    }
+
+    /// The implementation `name` of `interface`, if it is registered and
+    /// quarantined.
+    pub(crate) fn quarantined(&self, interface: &Name, name: &Name) -> Option<&Arc<ImplInfo>> {
+        self.find(interface, name).filter(|i| i.quarantined())
     }
 
     /// The kind of implementation `name` of `interface`; `ENOENT` if none.
@@ -773,6 +792,47 @@ mod tests {
         assert!(reg.pin(&iface.name, None)?.name == one.name);
         reg.unregister_impl(&one)?;
         reg.unregister_impl(&two)?;
+        reg.unregister_interface(&iface)?;
+        Ok(())
+    }
+
+    #[test]
+    fn quarantined_is_refused_and_passed_over() -> Result {
+        let mut reg = Registry::new();
+        let mut iface = interface_table(c"test")?;
+        iface.known_good = name_from_cstr(c"good")?;
+        let good = impl_table(c"test", c"good")?;
+        let bad = impl_table(c"test", c"bad")?;
+        reg.register_interface(&iface)?;
+        reg.register_impl(&bad)?;
+        reg.register_impl(&good)?;
+        reg.set_default(&iface.name, &bad.name)?;
+        assert!(reg.pin(&iface.name, None)?.name == bad.name);
+        // Nothing else is quarantined while the module's own tests run.
+        assert!(crate::registry::misbehavior::take_ejections().is_empty());
+        reg.find(&iface.name, &bad.name)
+            .ok_or(ENOENT)?
+            .misbehaved(format_args!("a test"));
+        // Quarantined: refused by name, passed over as the default, not a
+        // fallback, queued once for ejection.
+        assert!(matches!(reg.pin(&iface.name, Some(&bad.name)), Err(e) if e == ENOTRECOVERABLE));
+        assert!(reg.pin(&iface.name, None)?.name == good.name);
+        assert!(reg
+            .fallback(&iface.name, Some(&bad.name))
+            .is_some_and(|f| f.name == good.name));
+        assert!(reg.quarantined(&iface.name, &bad.name).is_some());
+        let queued = crate::registry::misbehavior::take_ejections();
+        assert!(queued.len() == 1 && queued[0].1 == bad.name);
+        reg.find(&iface.name, &bad.name)
+            .ok_or(ENOENT)?
+            .misbehaved(format_args!("again"));
+        assert!(crate::registry::misbehavior::take_ejections().is_empty());
+        // Registered again: a fresh start.
+        reg.unregister_impl(&bad)?;
+        reg.register_impl(&bad)?;
+        assert!(reg.quarantined(&iface.name, &bad.name).is_none());
+        reg.unregister_impl(&bad)?;
+        reg.unregister_impl(&good)?;
         reg.unregister_interface(&iface)?;
         Ok(())
     }

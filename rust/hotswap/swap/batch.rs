@@ -239,7 +239,11 @@ impl<'a> Swap<'a> {
         let _ = self.mediator.move_to(to, Phase::Normal);
         let outcome = SwapOutcome {
             completed: err.is_none(),
-            phase: if err.is_none() { Phase::Completed } else { from },
+            phase: if err.is_none() {
+                Phase::Completed
+            } else {
+                from
+            },
             errno: err.map_or(0, |e| e.to_errno()),
             duration_ns: self.start.elapsed().as_nanos(),
             longest_wait_ns: self.mediator.longest_wait_ns(),

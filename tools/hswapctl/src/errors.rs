@@ -70,6 +70,9 @@ pub fn explain(op: &str, errno: i32) -> String {
             format!("{op}: the two implementations share no state format")
         }
         (_, libc::EFAULT) => format!("{op}: bad address (a bug in hswapctl)"),
+        (_, libc::ENOTRECOVERABLE) => format!(
+            "{op}: the implementation is quarantined: it broke its contract (the kernel log says how); load its module again to reinstate it"
+        ),
         _ => format!("{op}: {}", std::io::Error::from_raw_os_error(errno)),
     }
 }
@@ -108,6 +111,11 @@ mod tests {
         );
         assert!(explain("fcm memory", libc::ENOTTY).contains("hotswap_fcm.ko and hswapctl"));
         assert!(explain("swap", libc::ENOTTY).contains(" hotswap.ko and hswapctl"));
+    }
+
+    #[test]
+    fn quarantined() {
+        assert!(explain("swap", libc::ENOTRECOVERABLE).contains("quarantined"));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Implementation {
     pub kind: String,
     /// Objects and interposers of this implementation alive now.
     pub users: u32,
+    /// It broke its contract: refused for new objects and swaps, its
+    /// objects moved to the interface's known-good implementation.
+    pub quarantined: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -152,6 +155,7 @@ impl From<&uapi::ImplEntry> for Implementation {
             }
             .into(),
             users: e.users,
+            quarantined: e.flags & uapi::IMPL_QUARANTINED != 0,
         }
     }
 }

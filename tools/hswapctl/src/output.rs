@@ -45,7 +45,14 @@ pub fn list(interfaces: &[Interface], impls: &[Implementation], objects: &[Objec
     }
     out += &table(&rows);
     out += "\nIMPLEMENTATIONS\n";
-    let mut rows = vec![row(&[&"INTERFACE", &"NAME", &"KIND", &"MODULE", &"USERS"])];
+    let mut rows = vec![row(&[
+        &"INTERFACE",
+        &"NAME",
+        &"KIND",
+        &"MODULE",
+        &"USERS",
+        &"STATE",
+    ])];
     for i in impls {
         rows.push(row(&[
             &i.interface,
@@ -53,6 +60,7 @@ pub fn list(interfaces: &[Interface], impls: &[Implementation], objects: &[Objec
             &i.kind,
             &i.module.as_deref().unwrap_or("(built-in)"),
             &i.users,
+            &if i.quarantined { "quarantined" } else { "ok" },
         ]));
     }
     out += &table(&rows);
@@ -344,6 +352,7 @@ mod tests {
                 module: Some("fcm_distributed".into()),
                 kind: "object".into(),
                 users: 2,
+                quarantined: false,
             }],
             &[],
         );

@@ -153,6 +153,8 @@ impl Device for Fake {
                 module,
                 kind,
                 users: 0,
+                flags: 0,
+                reserved: 0,
             }
         };
         Ok(vec![
