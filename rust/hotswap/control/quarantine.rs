@@ -94,10 +94,7 @@ fn eject(interface: Name, name: Name) {
             let Some(target) = target else {
                 break;
             };
-            let Ok(pin) = REGISTRY.lock().pin(&interface, Some(&target)) else {
-                break;
-            };
-            if let Ok(results) = swap::swap(&slots, &pin, None) {
+            if let Ok(results) = swap::swap(&slots, &target, None) {
                 moved += swap::Tally::of(&results).completed as usize;
             }
         } else {
