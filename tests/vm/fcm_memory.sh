@@ -5,6 +5,8 @@
 # cgroup's limit, and a memory hog against dirty FCMs. Unbounded FCMs
 # (hotswap_fcm capacity=0), so only the budget, reclaim and the cgroup
 # bound them.
+# The hog case alone takes about a minute under TCG here; CI runs slower.
+# vm-timeout: 400
 set -eu
 . "$(dirname "$0")/lib.sh"
 

@@ -6,6 +6,7 @@
 # The runner unloads whatever it left loaded afterwards. A test with the
 # line "# vm-phase: loaded" runs instead right after the KUnit phase, with
 # every module of tests/modules loaded (`load` skips loaded modules).
+# Each test gets 120 s; a line "# vm-timeout: SECONDS" gives it more.
 
 HOTSWAP_ROOT=${HOTSWAP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # Where the .ko files are: the repository, or a kernel variant's own module

@@ -49,6 +49,12 @@ PAGES = 32
 SIZE = PAGES * PAGE
 LOW = (1 << 40) - 1
 DIR = "/tmp/hotswap-storm"
+# Per-phase timeout of the driver's swaps. The default (2 s) is a hang
+# detector for real machines; under TCG on a loaded 2-core host the VM is
+# sometimes descheduled for over a second, so a Forward phase waiting for
+# one in-flight call overran it with nothing wrong. A real hang still
+# aborts at 10 s and fails the aborted == 0 assertion.
+SWAP_TIMEOUT_MS = 10_000
 
 
 class HoleyBuffer(mem.HoleyBuffer):
@@ -264,13 +270,14 @@ class Driver:
 
     def swap_all(self):
         target = self.rng.choice(["shared", "distributed"])
-        self.count(*uapi.swap(self.ctl, "fcm", target, capacity=64))
+        self.count(*uapi.swap(self.ctl, "fcm", target, capacity=64, timeout_ms=SWAP_TIMEOUT_MS))
 
     def swap_each(self):
         for object_id in self.ids:
             target = self.rng.choice(["shared", "distributed"])
             try:
-                self.count(*uapi.swap(self.ctl, "fcm", target, object_id, capacity=1))
+                self.count(*uapi.swap(self.ctl, "fcm", target, object_id, capacity=1,
+                                      timeout_ms=SWAP_TIMEOUT_MS))
             except OSError as e:
                 if e.errno != 16:  # EBUSY: the policy is swapping it
                     raise
