@@ -126,6 +126,30 @@ expect 0 "hstest" as_nobody "$tool" list
 expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" swap hstest beta
 expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" interpose hstest counter
 expect 0 "FCM memory" as_nobody "$tool" memory
+# /dev/hotswap-file is open to every user: one without CAP_SYS_ADMIN sees
+# the figures but not the FCMs other users created (which files they cache).
+$py -c '
+import os, sys, time
+sys.path.insert(0, "tests/pylib")
+import hotswap_uapi as hs
+with open("/tmp/hswapctl-root-file", "wb") as f:
+    f.write(b"x" * 4096)
+dev = hs.open_cached("/tmp/hswapctl-root-file")
+os.pread(dev, 4096, 0)
+time.sleep(20)
+' &
+holder=$!
+count_objects() { $py -c 'import json, sys; print(len(json.load(sys.stdin)["objects"]))'; }
+for _ in $(seq 50); do
+	[ "$("$tool" --json memory | count_objects)" -ge 1 ] && break
+	sleep 0.1
+done
+root_sees=$("$tool" --json memory | count_objects)
+nobody_sees=$(as_nobody "$tool" --json memory | count_objects)
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+[ "$root_sees" -ge 1 ] || fail "root sees no FCM"
+[ "$nobody_sees" = 0 ] || fail "an unprivileged user sees another user's FCMs ($nobody_sees)"
 expect 1 "needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" memory --budget 128M
 expect 0 "^available: cpu_count$" as_nobody "$tool" policy fcm show
 expect 1 "set policy: needs CAP_SYS_ADMIN (run as root)" as_nobody "$tool" policy fcm off

@@ -29,11 +29,18 @@ const _: () = assert!(size_of::<FcmMemoryRequest>() == 72);
 const _: () = assert!(size_of::<FcmPages>() == 16);
 
 /// The pages of every cached file's FCM, without waiting (a busy table or
-/// inode is left out; `u64::MAX`: being swapped).
+/// inode is left out; `u64::MAX`: being swapped). `/dev/hotswap-file` is
+/// open to every user: one without `CAP_SYS_ADMIN` sees only the FCMs it
+/// created, not which files other users cache.
 fn pages_by_object() -> Result<KVec<FcmPages>> {
     let mut out = KVec::new();
     let mut failed = None;
+    let everyone = capable_sys_admin();
+    let me = fcm_memory::current_uid();
     cached_file::try_for_each_open(None, |fcm| {
+        if !everyone && fcm.creator() != me {
+            return 0;
+        }
         let slot = fcm.slot();
         let entry = FcmPages {
             object: slot.id(),
@@ -52,7 +59,7 @@ fn pages_by_object() -> Result<KVec<FcmPages>> {
 }
 
 /// `HOTSWAP_FILE_IOC_MEMORY`: the request at user address `arg`, answered
-/// in place. Nothing is written unless everything can be.
+/// in place (entries first, then the header).
 pub(crate) fn report(arg: usize) -> Result {
     let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<FcmMemoryRequest>());
     let (mut reader, mut writer) = user.reader_writer();
@@ -81,14 +88,18 @@ pub(crate) fn report(arg: usize) -> Result {
 
 /// `HOTSWAP_FILE_IOC_SET_BUDGET`: the `u64` at user address `arg`.
 pub(crate) fn set_budget(arg: usize) -> Result {
-    // SAFETY: FFI call with no requirements.
-    if !unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) } {
+    if !capable_sys_admin() {
         return Err(EPERM);
     }
     let pages: u64 = UserSlice::new(UserPtr::from_addr(arg), size_of::<u64>())
         .reader()
         .read()?;
     fcm_memory::set_budget(pages)
+}
+
+fn capable_sys_admin() -> bool {
+    // SAFETY: FFI call with no requirements.
+    unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) }
 }
 
 /// `/sys/kernel/debug/hotswap_fcm/`; removed when dropped.

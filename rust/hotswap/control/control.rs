@@ -355,7 +355,9 @@ fn get_policy(req: &mut PolicyRequest) -> Result {
 fn swap_objects(req: &mut SwapRequest) -> Result {
     let interface = name(&req.interface)?;
     let target = name(&req.implementation)?;
-    if REGISTRY.lock().kind_of(&interface, &target)? != KIND_OBJECT {
+    // Resolved once: below here nothing looks the implementation up.
+    let target = REGISTRY.lock().pin(&interface, Some(&target))?;
+    if target.kind != KIND_OBJECT {
         return Err(EINVAL);
     }
     if req.timeout_ms > 3_600_000 {
@@ -375,7 +377,7 @@ fn swap_objects(req: &mut SwapRequest) -> Result {
     let mut out = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
     let previous = REGISTRY.lock().default_impl(&interface);
     if req.object == 0 {
-        REGISTRY.lock().set_default(&interface, &target)?;
+        REGISTRY.lock().set_default(&interface, &target.name)?;
     }
     let start = Instant::<Monotonic>::now();
     let results = match swap::swap(&slots, &target, timeout) {

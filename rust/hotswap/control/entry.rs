@@ -286,7 +286,8 @@ pub unsafe extern "C" fn hotswap_object_swap(
         let id = slot.id;
         let slot = objects::find(id)?;
         let timeout = (timeout_ms != 0).then_some(timeout_ms);
-        let results = swap::swap(core::slice::from_ref(&slot), &name, timeout)?;
+        let target = REGISTRY.lock().pin(&slot.interface, Some(&name))?;
+        let results = swap::swap(core::slice::from_ref(&slot), &target, timeout)?;
         match results.first() {
             Some(SlotResult::Swapped(o)) => Ok(SwapReport {
                 completed: u32::from(o.completed),
@@ -341,11 +342,12 @@ pub unsafe extern "C" fn hotswap_swap_all(
     let run = || -> Result<(u32, u32)> {
         // SAFETY: The caller promises NUL-terminated strings.
         let (interface, name) = unsafe { (name_from_ptr(interface)?, name_from_ptr(name)?) };
+        let target = REGISTRY.lock().pin(&interface, Some(&name))?;
         REGISTRY.lock().set_default(&interface, &name)?;
         let slots = objects::of_interface(&interface)?;
         let timeout = (timeout_ms != 0).then_some(timeout_ms);
         let mut counts = (0, 0);
-        for result in swap::swap(&slots, &name, timeout)?.iter() {
+        for result in swap::swap(&slots, &target, timeout)?.iter() {
             match result {
                 SlotResult::Swapped(o) if o.completed => counts.0 += 1,
                 SlotResult::Unchanged => {}

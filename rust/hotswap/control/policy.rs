@@ -136,8 +136,8 @@ pub(crate) fn sample(slot: &Slot, words: &[u64]) {
 }
 
 /// Whether the policy's answer is worth a swap: `Ok(false)` if it names
-/// the current implementation or a quarantined one, `Err` (misbehavior,
-/// counted) if it names no object implementation of the slot's interface.
+/// the current implementation, a quarantined one or none that is loaded,
+/// `Err` (misbehavior, counted) if it is no name at all.
 fn sane_target(
     registry: &crate::registry::Registry,
     slot: &Slot,
@@ -147,11 +147,13 @@ fn sane_target(
     if d.target == d.current || registry.quarantined(&slot.interface, &d.target).is_some() {
         return Ok(false);
     }
-    let ok = crate::api::validate_name(&d.target).is_ok()
-        && registry.kind_of(&slot.interface, &d.target) == Ok(crate::api::KIND_OBJECT);
-    if !ok {
+    // A well-formed name of an implementation that is not loaded (or is
+    // an interposer) is no misbehavior: the policy asked for something
+    // the machine does not have; nothing happens, and nothing is logged
+    // (it would be once a window per object).
+    if crate::api::validate_name(&d.target).is_err() {
         pr_warn!(
-            "{}/{}: policy {} asked for an implementation that is not there\n",
+            "{}/{}: policy {} answered a malformed implementation name\n",
             slot.label().0,
             slot.id,
             name_str(&policy.name)
@@ -159,7 +161,7 @@ fn sane_target(
         crate::registry::misbehavior::count_misbehavior();
         return Err(());
     }
-    Ok(true)
+    Ok(registry.kind_of(&slot.interface, &d.target) == Ok(crate::api::KIND_OBJECT))
 }
 
 /// The reason as the log line shows it: up to the first NUL, printable
@@ -184,6 +186,16 @@ fn run(id: u32, from: Name, to: Name, policy: Arc<PolicyInfo>, reason: [u8; REAS
     let Ok(slot) = objects::find(id) else {
         return;
     };
+    // Queued a while ago: the interface's policy may have been switched
+    // (or turned off) since, and then this decision is not its to make.
+    let still = REGISTRY
+        .lock()
+        .picked_policy(&slot.interface)
+        .is_ok_and(|(p, _)| p.is_some_and(|p| Arc::ptr_eq(&p, &policy)));
+    if !still {
+        slot.with_decision(|s| s.pending = false);
+        return;
+    }
     let reason = core::str::from_utf8(&reason)
         .unwrap_or("?")
         .trim_end_matches('\0');
@@ -196,7 +208,10 @@ fn run(id: u32, from: Name, to: Name, policy: Arc<PolicyInfo>, reason: [u8; REAS
         name_str(&to),
         reason
     );
-    let _ = swap::swap(core::slice::from_ref(&slot), &to, None);
+    let target = REGISTRY.lock().pin(&slot.interface, Some(&to));
+    if let Ok(target) = target {
+        let _ = swap::swap(core::slice::from_ref(&slot), &target, None);
+    }
     slot.with_decision(|s| *s = Default::default());
     crate::control::quarantine::eject_pending();
 }

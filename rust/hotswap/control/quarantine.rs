@@ -94,7 +94,10 @@ fn eject(interface: Name, name: Name) {
             let Some(target) = target else {
                 break;
             };
-            if let Ok(results) = swap::swap(&slots, &target, None) {
+            let Ok(pin) = REGISTRY.lock().pin(&interface, Some(&target)) else {
+                break;
+            };
+            if let Ok(results) = swap::swap(&slots, &pin, None) {
                 moved += swap::Tally::of(&results).completed as usize;
             }
         } else {

@@ -213,6 +213,17 @@ impl ImplPin {
     }
 }
 
+impl ImplPin {
+    /// Another use of the pinned implementation, without a lookup: this
+    /// pin keeps it registered. `ENOTRECOVERABLE` once it is quarantined.
+    pub(crate) fn another(&self) -> Result<Self> {
+        if self.imp.quarantined() {
+            return Err(ENOTRECOVERABLE);
+        }
+        Self::new(&self.imp)
+    }
+}
+
 impl core::ops::Deref for ImplPin {
     type Target = ImplInfo;
     fn deref(&self) -> &ImplInfo {
@@ -257,6 +268,10 @@ pub(crate) struct PolicyInfo {
     pub(crate) name: Name,
     /// The interposer the policy needs on every object (all zero: none).
     pub(crate) monitor: Name,
+    /// The interface's module, pinned by this registration unless it is
+    /// the policy's own module: an interface must not unload from under
+    /// a policy registered for it.
+    interface_pin: Option<ModulePtr>,
     default_params: [u32; POLICY_PARAMS],
     check: Option<CheckFn>,
     decide: DecideFn,
@@ -587,23 +602,30 @@ impl Registry {
             validate_name(&ops.monitor)?;
         }
         let decide = ops.decide.ok_or(EINVAL)?;
-        self.interface(&ops.interface).ok_or(ENOENT)?;
+        let interface_owner = self.interface(&ops.interface).ok_or(ENOENT)?.owner;
         if self.policy(&ops.interface, &ops.name).is_some() {
             return Err(EEXIST);
         }
+        let interface_pin = (interface_owner.0 != ops.owner.cast()).then_some(interface_owner);
         let info = Arc::new(
             PolicyInfo {
                 table: core::ptr::from_ref(ops) as usize,
                 interface: ops.interface,
                 name: ops.name,
                 monitor: ops.monitor,
+                interface_pin,
                 default_params: ops.default_params,
                 check: ops.check,
                 decide,
             },
             GFP_KERNEL,
         )?;
-        self.policies.push(info, GFP_KERNEL)?;
+        self.policies.reserve(1, GFP_KERNEL)?;
+        if let Some(pin) = interface_pin {
+            pin.get()?;
+        }
+        // Capacity was reserved above.
+        let _ = self.policies.push(info, GFP_KERNEL);
         pr_info!(
             "registered decision policy {}/{}\n",
             name_str(&ops.interface),
@@ -621,6 +643,9 @@ impl Registry {
             .position(|p| p.table == ops as usize)
             .ok_or(ENOENT)?;
         let info = self.policies.remove(pos)?;
+        if let Some(pin) = info.interface_pin {
+            pin.put();
+        }
         for iface in self.interfaces.iter_mut() {
             if iface.policy.as_ref().is_some_and(|p| Arc::ptr_eq(p, &info)) {
                 pr_info!(

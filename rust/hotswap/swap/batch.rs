@@ -28,7 +28,7 @@ use crate::ott::history::SwapOutcome;
 use crate::ott::instance::Instance;
 use crate::ott::mediator::{DrainSignal, Mediator, Phase, Target};
 use crate::ott::slot::{Claim, Slot};
-use crate::registry::REGISTRY;
+use crate::registry::ImplPin;
 use crate::swap::transfer;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -76,7 +76,6 @@ impl Tally {
 /// One slot on its way through the phases.
 struct Swap<'a> {
     slot: &'a Slot,
-    claim: Claim<'a>,
     mediator: Arc<Mediator>,
     /// Final chains, built before Forward so that ending cannot fail.
     completed_chain: Option<KBox<Chain>>,
@@ -95,6 +94,10 @@ struct Swap<'a> {
     outcome: Option<SwapOutcome>,
     /// Where the batch's results report this slot.
     at: usize,
+    /// Last: fields drop in declaration order, and the slot must stay
+    /// claimed (so `Slot::destroy` waits) until the mediator, which holds
+    /// the old and new instances, has gone, with their last write-back.
+    claim: Claim<'a>,
 }
 
 impl<'a> Swap<'a> {
@@ -102,16 +105,16 @@ impl<'a> Swap<'a> {
     /// (Normal -> Forward).
     fn start(
         slot: &'a Slot,
-        target: &Name,
+        target: &ImplPin,
         timeout_ms: Option<u32>,
         log_phases: bool,
         drained: &Arc<DrainSignal>,
     ) -> Result<Option<Self>> {
         let claim = slot.claim()?;
-        let pin = REGISTRY.lock().pin(&slot.interface, Some(target))?;
-        if pin.kind != KIND_OBJECT {
+        if target.interface != slot.interface || target.kind != KIND_OBJECT {
             return Err(EINVAL);
         }
+        let pin = target.another()?;
         let (old, layers) = slot.with_chain(&claim, |chain| -> Result<_> {
             let mut layers = KVec::with_capacity(chain.layers.len(), GFP_KERNEL)?;
             for layer in chain.layers.iter() {
@@ -119,7 +122,7 @@ impl<'a> Swap<'a> {
             }
             Ok((chain.object().clone(), layers))
         })?;
-        if old.imp.name == *target {
+        if old.imp.name == target.name {
             return Ok(None);
         }
         let new = Instance::create(pin, core::ptr::null())?;
@@ -368,11 +371,13 @@ fn drive(swaps: &mut KVec<Swap<'_>>, results: &mut [SlotResult], drained: &Drain
     }
 }
 
-/// Swaps every slot in `slots` to implementation `target`.
-/// `timeout_ms` overrides each slot's own per-phase timeout.
+/// Swaps every slot in `slots` to implementation `target`, resolved and
+/// pinned once by the caller (each slot's new object pins it again, with
+/// no lookup by name). `timeout_ms` overrides each slot's own per-phase
+/// timeout.
 pub(crate) fn swap(
     slots: &[Arc<Slot>],
-    target: &Name,
+    target: &ImplPin,
     timeout_ms: Option<u32>,
 ) -> Result<KVec<SlotResult>> {
     let mut results = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
@@ -418,7 +423,7 @@ pub(crate) fn swap(
         swaps.is_empty()
     });
     drop(swaps);
-    log_summary(slots, target, &results, begun);
+    log_summary(slots, &target.name, &results, begun);
     Ok(results)
 }
 
