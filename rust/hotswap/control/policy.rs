@@ -30,7 +30,9 @@ pub(crate) fn pick(
 ) -> Result {
     let picked = REGISTRY.lock().pick_policy(interface, policy, params)?;
     for slot in objects::of_interface(interface)?.iter() {
-        slot.with_decision(|d| *d = Default::default());
+        // The new policy starts from scratch; a swap already queued stays
+        // marked, so a toggle cannot queue a second one beside it.
+        slot.with_decision(|d| d.words = Default::default());
         if let Some(policy) = &picked {
             attach(slot, policy);
         }
