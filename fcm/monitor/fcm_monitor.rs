@@ -19,7 +19,7 @@ pub mod api;
 #[path = "../lib/abi/fcm_api.rs"]
 pub mod fcm_api;
 
-use api::Call;
+use api::{Call, LiveCall};
 use fcm_api::{Fcm, FcmOps, FcmStats};
 
 module! {
@@ -121,15 +121,15 @@ impl Monitor {
     /// Once per window, tells the `fcm` decision policy (through hotswap)
     /// how many CPUs used the FCM. Costs one relaxed load per call
     /// otherwise.
-    fn maybe_sample(&self, call: &Call, now: i64) {
+    fn maybe_sample(&self, call: &LiveCall<Fcm>, now: i64) {
         let window = self.window.load(Relaxed);
         if now - window < WINDOW_NS || self.window.cmpxchg(window, now, Relaxed).is_err() {
             return;
         }
-        api::policy_sample(call, &[u64::from(self.active_cpus())]);
+        call.sample(&[u64::from(self.active_cpus())]);
         // Once a window, ask the FCM below for its hit and miss counts.
         let mut stats = FcmStats::default();
-        let asked = api::forward::<Fcm, _>(call, |ops, obj, next| {
+        let asked = call.forward(|ops, obj, next| {
             // SAFETY: `stats` is writable; the object is live for the call.
             unsafe { (ops.stats)(obj, next, &mut stats) }
         });
@@ -180,10 +180,11 @@ fn forward(
     kind: Kind,
     f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> isize,
 ) -> isize {
-    // SAFETY: hotswap passes the monitor it created and the live call.
-    let (monitor, call) = unsafe { (&*obj.cast::<Monitor>(), &*call) };
+    // SAFETY: hotswap passes the monitor it created and the live call of
+    // this method, which outlives both references.
+    let (monitor, call) = unsafe { (&*obj.cast::<Monitor>(), LiveCall::<Fcm>::from_raw(call)) };
     let began = Instant::<Monotonic>::now();
-    let ret = api::forward::<Fcm, _>(call, f).unwrap_or_else(|e| e.to_errno() as isize);
+    let ret = call.forward(f).unwrap_or_else(|e| e.to_errno() as isize);
     let now = monitor.record(kind, ret, began);
     monitor.maybe_sample(call, now);
     ret
@@ -256,25 +257,31 @@ unsafe extern "C" fn evict(o: *mut c_void, call: *const Call, keep: u64, flags: 
         unsafe { (ops.evict)(obj, next, keep, flags) as isize }
     };
     if flags & fcm_api::EVICT_RECLAIM != 0 {
-        // SAFETY: The live call hotswap passes.
-        return passthrough(unsafe { &*call }, f).unwrap_or_else(|e| e.to_errno() as isize) as i64;
+        // SAFETY: The live call hotswap passes to this method.
+        let call = unsafe { LiveCall::<Fcm>::from_raw(call) };
+        return passthrough(call, f).unwrap_or_else(|e| e.to_errno() as isize) as i64;
     }
     forward(o, call, Kind::Other, f) as i64
 }
 
 unsafe extern "C" fn pages(_: *mut c_void, call: *const Call) -> u64 {
-    // SAFETY: The live call hotswap passes; forwarding its arguments.
-    passthrough(unsafe { &*call }, |ops, obj, next| unsafe {
-        (ops.pages)(obj, next) as isize
-    })
+    // SAFETY: The live call hotswap passes to this method; forwarding its
+    // arguments.
+    passthrough(
+        unsafe { LiveCall::<Fcm>::from_raw(call) },
+        |ops, obj, next| unsafe { (ops.pages)(obj, next) as isize },
+    )
     .unwrap_or(0) as u64
 }
 
 /// Forwards a call of memory reclaim without timing or sampling it:
 /// sampling asks the FCM for its counters, which waits for its lock, and
 /// reclaim may run inside an allocation made under that lock.
-fn passthrough(call: &Call, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> isize) -> Result<isize> {
-    api::forward::<Fcm, _>(call, f)
+fn passthrough(
+    call: &LiveCall<Fcm>,
+    f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> isize,
+) -> Result<isize> {
+    call.forward(f)
 }
 
 unsafe extern "C" fn stats(o: *mut c_void, call: *const Call, out: *mut FcmStats) {

@@ -266,7 +266,8 @@ extern "C" {
     /// Unregisters an implementation. `-ENOENT` if `ops` is not registered.
     pub fn hotswap_unregister_impl(ops: *const ImplOps) -> c_int;
     /// Returns 0 if `interface`/`name` (NUL-terminated strings) is
-    /// registered, `-ENOENT` otherwise.
+    /// registered, `-ENOENT` if not, `-EINVAL` if either is NULL or no
+    /// valid name.
     pub fn hotswap_find_impl(interface: *const c_char, name: *const c_char) -> c_int;
 
     /// Creates an object of `interface` on implementation `name` (NULL:
@@ -341,13 +342,17 @@ extern "C" {
 }
 
 /// The one name check, for every name that crosses a boundary (tables,
-/// entry points, ioctls): NUL-terminated within the field, 1 to
-/// `NAME_LEN - 1` bytes of `[a-z0-9_]`. Returns the name as a `CStr`.
+/// entry points, ioctls): 1 to `NAME_LEN - 1` bytes of `[a-z0-9_]`, then
+/// NULs to the end of the field. Returns the name as a `CStr`.
+///
+/// The padding must be NULs because names are compared as whole fields:
+/// `shared\0junk` would be a second, different `shared`.
 pub fn validate_name(name: &Name) -> Result<&CStr> {
     let s = CStr::from_bytes_until_nul(name).map_err(|_| EINVAL)?;
     let bytes = s.to_bytes();
     let valid_char = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_';
-    if bytes.is_empty() || !bytes.iter().all(valid_char) {
+    let padded = name[bytes.len()..].iter().all(|b| *b == 0);
+    if bytes.is_empty() || !bytes.iter().all(valid_char) || !padded {
         return Err(EINVAL);
     }
     Ok(s)
@@ -683,14 +688,6 @@ impl Drop for PolicyRegistration {
     }
 }
 
-/// A monitor's sample of the object behind `call` for the interface's
-/// decision policy.
-pub fn policy_sample(call: &Call, sample: &[u64]) {
-    let n = sample.len().min(SAMPLE_WORDS) as u32;
-    // SAFETY: A live call's slot is live; `sample` has `n` words.
-    unsafe { hotswap_policy_sample(call.slot, sample.as_ptr(), n) };
-}
-
 /// A call in progress through a slot of interface `I`: the evidence that
 /// the object may be used. Ends the call when dropped.
 ///
@@ -846,27 +843,66 @@ impl<I: Interface> Drop for Object<I> {
     }
 }
 
-/// From an interposer's method of interface `I`: begins a call on the
-/// layer below `call`; it ends when the guard goes.
-pub fn next<'a, I: Interface>(call: &'a Call) -> Result<CallGuard<'a, I>> {
-    let mut next = Call::new();
-    // SAFETY: `call` is the live call this interposer runs in.
-    to_result(unsafe { hotswap_call_next(call, &mut next) })?;
-    // INVARIANT: Begun above, one layer below a call of `I`.
-    Ok(CallGuard {
-        call: next,
-        _handle: core::marker::PhantomData,
-    })
+/// The call a method of interface `I` runs in, as hotswap passed it to
+/// the method: what an interposer forwards through and a monitor samples
+/// with. Only a reference to one exists, made by [`LiveCall::from_raw`]
+/// from the method's `call` argument.
+///
+/// # Invariants
+///
+/// The `Call` behind a `&LiveCall<I>` is live (begun, not ended) on a slot
+/// of `I` for as long as the reference is.
+#[repr(transparent)]
+pub struct LiveCall<I: Interface> {
+    call: Call,
+    _interface: core::marker::PhantomData<I>,
 }
 
-/// From an interposer's method: forwards to the layer below `call`; `f`
-/// receives what [`Object::call`]'s closure does.
-pub fn forward<I: Interface, R>(
-    call: &Call,
-    f: impl FnOnce(&I::Methods, *mut c_void, &Call) -> R,
-) -> Result<R> {
-    let guard = next::<I>(call)?;
-    Ok(f(guard.methods(), guard.obj(), guard.call()))
+impl<I: Interface> LiveCall<I> {
+    /// The call a method of `I` received.
+    ///
+    /// # Safety
+    ///
+    /// `call` is the `call` argument hotswap passed to a method of `I`
+    /// that is running now, and the reference is not used after that
+    /// method returns (`'a` ends within it).
+    #[inline]
+    pub unsafe fn from_raw<'a>(call: *const Call) -> &'a Self {
+        // SAFETY: `LiveCall` is a transparent `Call`; the caller promises
+        // the call is live on a slot of `I` while `'a` lasts, which is the
+        // type invariant.
+        unsafe { &*call.cast::<Self>() }
+    }
+
+    /// Begins a call on the layer below; it ends when the guard goes.
+    #[inline]
+    pub fn next(&self) -> Result<CallGuard<'_, I>> {
+        let mut next = Call::new();
+        // SAFETY: By the type invariant `self.call` is live.
+        to_result(unsafe { hotswap_call_next(&self.call, &mut next) })?;
+        // INVARIANT: Begun above, one layer below a call on a slot of `I`.
+        Ok(CallGuard {
+            call: next,
+            _handle: core::marker::PhantomData,
+        })
+    }
+
+    /// Forwards to the layer below: `f` receives what [`Object::call`]'s
+    /// closure does.
+    #[inline]
+    pub fn forward<R>(&self, f: impl FnOnce(&I::Methods, *mut c_void, &Call) -> R) -> Result<R> {
+        let guard = self.next()?;
+        Ok(f(guard.methods(), guard.obj(), guard.call()))
+    }
+
+    /// Hands the interface's decision policy a sample of this object
+    /// (a monitor's, once a window).
+    pub fn sample(&self, sample: &[u64]) {
+        let n = sample.len().min(SAMPLE_WORDS) as u32;
+        // SAFETY: By the type invariant the call, and so its slot, is live;
+        // `sample` has `n` words.
+        unsafe { hotswap_policy_sample(self.call.slot, sample.as_ptr(), n) };
+    }
 }
 
 /// Turns an entry point's return value into a `Result`. Inline, with the

@@ -99,6 +99,19 @@ mod tests {
         unsafe { kernel::bindings::module_refcount(this_module().as_ptr()) }
     }
 
+    /// `AbiTest`'s table, built by hand, to unregister by hand.
+    fn raw_interface_table() -> Result<InterfaceOps> {
+        Ok(InterfaceOps {
+            abi_version: api::ABI_VERSION,
+            size: size_of::<InterfaceOps>() as u32,
+            name: api::name_from_cstr(INTERFACE)?,
+            owner: this_module().as_ptr().cast(),
+            methods_version: AbiTest::METHODS_VERSION,
+            methods_size: size_of::<<AbiTest as Interface>::Methods>() as u32,
+            known_good: [0; api::NAME_LEN],
+        })
+    }
+
     fn raw_impl_table() -> Result<ImplOps> {
         Ok(ImplOps {
             size: size_of::<ImplOps>() as u32,
@@ -176,15 +189,7 @@ mod tests {
 
     #[test]
     fn busy_interface_cannot_unregister() -> Result {
-        let iface = InterfaceOps {
-            abi_version: api::ABI_VERSION,
-            size: size_of::<InterfaceOps>() as u32,
-            name: api::name_from_cstr(INTERFACE)?,
-            owner: this_module().as_ptr().cast(),
-            methods_version: AbiTest::METHODS_VERSION,
-            methods_size: size_of::<<AbiTest as Interface>::Methods>() as u32,
-            known_good: [0; api::NAME_LEN],
-        };
+        let iface = raw_interface_table()?;
         let table = raw_impl_table()?;
         // SAFETY: Both tables outlive their registrations, which end below.
         unsafe {
@@ -236,6 +241,18 @@ mod tests {
             unsafe { api::hotswap_register_impl(&unterminated) },
             EINVAL.to_errno()
         );
+        // Bytes after the NUL would make a second `raw` that compares
+        // unequal to the first.
+        let mut padded_with_junk = raw_impl_table()?;
+        padded_with_junk.name[5] = b'x';
+        // SAFETY: As above.
+        let ret = unsafe { api::hotswap_register_impl(&padded_with_junk) };
+        if ret == 0 {
+            // SAFETY: Registered just now; the table must not outlive this
+            // frame in the registry (the assertion below ends the thread).
+            unsafe { api::hotswap_unregister_impl(&padded_with_junk) };
+        }
+        assert_eq!(ret, EINVAL.to_errno());
         // SAFETY: NULL is checked by the entry point.
         assert_eq!(
             unsafe { api::hotswap_register_impl(null()) },
@@ -272,9 +289,21 @@ mod tests {
             unsafe { api::hotswap_register_policy(null()) },
             EINVAL.to_errno()
         );
-        // An interface with a policy registered cannot go.
         drop(policy);
         drop(iface);
+        // An interface with a policy registered cannot go.
+        let iface = raw_interface_table()?;
+        // SAFETY: The table outlives its registration, which ends below.
+        unsafe { api::to_result(api::hotswap_register_interface(&iface))? };
+        let policy = PolicyRegistration::new::<Never<false>>(this_module())?;
+        // SAFETY: As above.
+        assert_eq!(
+            unsafe { api::hotswap_unregister_interface(&iface) },
+            EBUSY.to_errno()
+        );
+        drop(policy);
+        // SAFETY: As above.
+        assert_eq!(unsafe { api::hotswap_unregister_interface(&iface) }, 0);
         Ok(())
     }
 }

@@ -211,9 +211,9 @@ unsafe extern "C" fn wrapper_create(_arg: *const c_void, out: *mut *mut c_void) 
 unsafe extern "C" fn wrapper_destroy(_obj: *mut c_void, _how: u32) {}
 
 fn forward_add(call: *const Call, n: u64) -> u64 {
-    // SAFETY: `call` is the live call the interposer runs in.
-    let call = unsafe { &*call };
-    api::forward::<Hstest, _>(call, |methods, obj, next| {
+    // SAFETY: `call` is the live call the interposer's method runs in.
+    let call = unsafe { api::LiveCall::<Hstest>::from_raw(call) };
+    call.forward(|methods, obj, next| {
         // SAFETY: Every layer of an `hstest` slot has a `TestOps` table.
         unsafe { (methods.add)(obj, next, n) }
     })
@@ -222,8 +222,8 @@ fn forward_add(call: *const Call, n: u64) -> u64 {
 
 fn forward_tag(call: *const Call) -> u32 {
     // SAFETY: As in `forward_add`.
-    let call = unsafe { &*call };
-    api::forward::<Hstest, _>(call, |methods, obj, next| {
+    let call = unsafe { api::LiveCall::<Hstest>::from_raw(call) };
+    call.forward(|methods, obj, next| {
         // SAFETY: As in `forward_add`.
         unsafe { (methods.tag)(obj, next) }
     })

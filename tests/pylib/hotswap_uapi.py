@@ -142,6 +142,13 @@ def swap(ctl, interface, implementation, object_id=0, capacity=0, timeout_ms=0):
     return summary, per_object
 
 
+def uninterpose(ctl, interface, implementation, object_id=0):
+    """Removes interposer `implementation` from one object (0: every object
+    of `interface`); returns how many objects it was removed from."""
+    return call(ctl, IOC_UNINTERPOSE, INTERPOSE, name(interface), name(implementation),
+                object_id, 0)[3]
+
+
 def implementations(ctl, capacity=64):
     """Registered implementations: {(interface, name): {kind, users, quarantined}}."""
     buf = ctypes.create_string_buffer(IMPL.size * capacity)
@@ -209,5 +216,6 @@ def object_status(ctl, object_id):
     """(implementation name, swaps_done, swaps_aborted) of one object."""
     out = call(ctl, IOC_STATUS, STATUS, object_id, 0, b"", b"", b"", 0, 0, 0, 0, 0, 0, 0, 0,
                0, 0, 0, 0)
+    interposers = [text(out[4][i * NAME_LEN:(i + 1) * NAME_LEN]) for i in range(min(out[5], 8))]
     return {"implementation": text(out[3]), "phase": out[1], "calls": out[7],
-            "swaps_done": out[8], "swaps_aborted": out[9]}
+            "swaps_done": out[8], "swaps_aborted": out[9], "interposers": interposers}

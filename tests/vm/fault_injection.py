@@ -320,6 +320,38 @@ def slow_calls(case, f, load):
     print("slow calls and slow transfers: swaps completed, callers went on")
 
 
+def policy_during_swap(case, f):
+    """A decision policy picked while an object is being swapped: once the
+    swap ends the object has the policy's monitor, exactly one (the pick
+    used to get EBUSY from the busy slot and leave it unmonitored, so the
+    policy never decided for it)."""
+    case.on("faulty")
+    done = []
+    knob("transfer_delay_ms", 1500)
+    try:
+        swapper = threading.Thread(target=lambda: done.append(
+            hs.swap(hs_ctl_for_thread(), "fcm", "shared", f.id, 1)))
+        swapper.start()
+        wait_for(lambda: f.status(case.ctl)["phase"] != 0, 5, "the swap to start")
+        # Windows too long for the policy to decide anything meanwhile.
+        hs.set_policy(case.ctl, "fcm", "cpu_count", (2, 1000, 2000, 0))
+        swapper.join(20)
+        assert not swapper.is_alive(), "the swap did not end"
+    finally:
+        knob("transfer_delay_ms", 0)
+        monitors = hs.object_status(case.ctl, f.id)["interposers"]
+        hs.set_policy(case.ctl, "fcm", "off")
+    (_, (r,)), = done
+    assert r["outcome"] == hs.OUTCOME_COMPLETED, r
+    assert monitors == ["monitor"], f"interposers after the pick: {monitors}"
+    # Turning the policy off leaves its monitors (this file's and the
+    # other one's); take them off again.
+    assert hs.uninterpose(case.ctl, "fcm", "monitor") >= 1
+    assert hs.object_status(case.ctl, f.id)["interposers"] == []
+    f.verify()
+    print("policy picked during a swap: the object got its monitor once the swap ended")
+
+
 def out_of_range_read(case, f):
     """A read that reports more bytes than asked is refused (EIO), counted,
     and quarantines the FCM's implementation: the object moves to shared."""
@@ -453,6 +485,7 @@ def main():
     finally:
         load.end()
     f.verify()
+    policy_during_swap(case, f)
     out_of_range_read(case, f)
     stuck_call_in_forward(case, f, other)
     stuck_call_in_blocked(case, f)

@@ -8,7 +8,6 @@
 //! the ioctl number, names, ids, user pointers, and that the answer can be
 //! written back) before anything changes; a bad one gets an errno.
 
-use crate::api::validate_name;
 use crate::api::Name;
 use crate::ott::history::SwapOutcome;
 use crate::ott::objects;
@@ -143,11 +142,11 @@ fn write_entries<T: AsBytes>(addr: u64, capacity: u32, entries: &[T]) -> Result 
 }
 
 /// A name from a request field: `EINVAL` unless it is a valid name. The
-/// bytes after its NUL are not part of it: the result is zero-padded, as
-/// every registered name is, so that comparisons see the name alone.
+/// bytes after its NUL are not part of it (userspace need not clear the
+/// field): the result is zero-padded, as every registered name is, so
+/// that comparisons see the name alone.
 fn name(field: &[u8; uapi::NAME_LEN]) -> Result<Name> {
-    let name: Name = *field;
-    crate::api::name_from_cstr(validate_name(&name)?)
+    crate::api::name_from_cstr(CStr::from_bytes_until_nul(field).map_err(|_| EINVAL)?)
 }
 
 fn copy_name(dst: &mut [u8], src: &[u8]) {

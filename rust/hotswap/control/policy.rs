@@ -48,26 +48,25 @@ pub(crate) fn object_created(slot: &Slot) {
     }
 }
 
-/// Puts `policy`'s monitor on `slot` unless it has one already.
+/// Puts `policy`'s monitor on `slot` unless it has one already, after any
+/// swap of it in progress (an object without its monitor would never be
+/// decided for).
 fn attach(slot: &Slot, policy: &PolicyInfo) {
     if policy.monitor[0] == 0 {
         return;
     }
-    let has = slot
-        .status(|_, chain, _| chain.layers.iter().any(|l| l.imp.name == policy.monitor))
-        .unwrap_or(true);
-    if has {
-        return;
-    }
-    if let Err(err) = interpose::interpose(slot, &policy.monitor) {
-        pr_warn!(
+    match interpose::ensure(slot, &policy.monitor) {
+        Ok(()) => {}
+        // Destroyed meanwhile: nothing to decide for.
+        Err(e) if e == ENOENT => {}
+        Err(err) => pr_warn!(
             "{}/{}: policy {}: cannot interpose {}: {:?}\n",
             slot.label().0,
             slot.id,
             name_str(&policy.name),
             name_str(&policy.monitor),
             err
-        );
+        ),
     }
 }
 

@@ -31,7 +31,7 @@ use crate::ott::instance::Instance;
 use crate::ott::phase::Phase;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Acquire, Atomic, Full};
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, Mutex};
 use kernel::time::{Delta, Instant, Monotonic};
 
 /// Default time a swap may spend in Forward, and again in Blocked.
@@ -318,10 +318,42 @@ impl Slot {
             AdminState::Claimed => return Err(EBUSY),
             AdminState::Idle => {}
         }
-        // INVARIANT: Idle until now, so this is the only claim.
+        Ok(self.take_claim(&mut admin))
+    }
+
+    /// As [`Slot::claim`], but waits while another operation holds the
+    /// claim, until `deadline` (`ETIMEDOUT`) or a signal (`EINTR`): for
+    /// work that must happen to this object and may queue behind a swap
+    /// (a decision policy's monitor).
+    pub(crate) fn claim_waiting(&self, deadline: Instant<Monotonic>) -> Result<Claim<'_>> {
+        let mut admin = self.admin.lock();
+        loop {
+            match admin.state {
+                AdminState::Dying => return Err(ENOENT),
+                AdminState::Idle => return Ok(self.take_claim(&mut admin)),
+                AdminState::Claimed => {}
+            }
+            let left = (deadline - Instant::<Monotonic>::now()).as_millis();
+            if left <= 0 {
+                return Err(ETIMEDOUT);
+            }
+            let jiffies = kernel::time::msecs_to_jiffies(u32::try_from(left).unwrap_or(u32::MAX));
+            if let CondVarTimeoutResult::Signal { .. } = self
+                .released
+                .wait_interruptible_timeout(&mut admin, jiffies)
+            {
+                return Err(EINTR);
+            }
+        }
+    }
+
+    /// Claims the slot, which is idle (`admin` is its locked state).
+    fn take_claim(&self, admin: &mut Admin) -> Claim<'_> {
+        // INVARIANT: Idle until now (the callers checked, under the lock),
+        // so this is the only claim.
         admin.state = AdminState::Claimed;
-        self.reap(&mut admin);
-        Ok(Claim { slot: self })
+        self.reap(admin);
+        Claim { slot: self }
     }
 
     /// Runs `f` on the decision policy's state for this object.

@@ -12,7 +12,7 @@ use crate::api::name_str;
 use crate::api::{Name, KIND_INTERPOSER};
 use crate::ott::chain::Chain;
 use crate::ott::instance::Instance;
-use crate::ott::slot::Slot;
+use crate::ott::slot::{Claim, Slot};
 use crate::registry::REGISTRY;
 use kernel::prelude::*;
 use kernel::time::{Delta, Instant, Monotonic};
@@ -20,12 +20,35 @@ use kernel::time::{Delta, Instant, Monotonic};
 /// Puts an interposer of implementation `name` on top of `slot`.
 pub(crate) fn interpose(slot: &Slot, name: &Name) -> Result {
     let claim = slot.claim()?;
+    add(slot, &claim, name)
+}
+
+/// Puts an interposer of `name` on `slot` unless one is there already,
+/// waiting for an operation in progress (a swap of the object) to end:
+/// how a decision policy's monitor reaches every object once, however
+/// many ask at the same time. The check runs under the claim, so two
+/// askers cannot stack two monitors.
+pub(crate) fn ensure(slot: &Slot, name: &Name) -> Result {
+    // A swap holds the claim for at most its three phases and the settle
+    // after them, each bounded by the slot's timeout.
+    let bound = 4 * i64::from(slot.timeout_ms()) + 1000;
+    let claim = slot.claim_waiting(Instant::<Monotonic>::now() + Delta::from_millis(bound))?;
+    if slot.with_chain(&claim, |chain| {
+        chain.layers.iter().any(|l| l.imp.name == *name)
+    }) {
+        return Ok(());
+    }
+    add(slot, &claim, name)
+}
+
+/// Interposes `name` on `slot`, whose claim the caller holds.
+fn add(slot: &Slot, claim: &Claim<'_>, name: &Name) -> Result {
     let pin = REGISTRY.lock().pin(&slot.interface, Some(name))?;
     if pin.kind != KIND_INTERPOSER {
         return Err(EINVAL);
     }
     let wrapper = Instance::create(pin, core::ptr::null())?;
-    let layers = slot.with_chain(&claim, |chain| -> Result<_> {
+    let layers = slot.with_chain(claim, |chain| -> Result<_> {
         let mut layers = KVec::with_capacity(chain.layers.len() + 1, GFP_KERNEL)?;
         layers.push(wrapper, GFP_KERNEL)?;
         for layer in chain.layers.iter() {
@@ -33,7 +56,7 @@ pub(crate) fn interpose(slot: &Slot, name: &Name) -> Result {
         }
         Ok(layers)
     })?;
-    slot.publish(&claim, Chain::new(layers, None)?)?;
+    slot.publish(claim, Chain::new(layers, None)?)?;
     let (interface, id) = slot.label();
     pr_info!("{}/{}: interposed {}\n", interface, id, name_str(name));
     Ok(())
