@@ -30,6 +30,8 @@ pub mod api;
 pub mod fcm_api;
 #[path = "../../fcm/lib/pages/fcm_conformance.rs"]
 pub mod fcm_conformance;
+#[path = "../../fcm/lib/pages/fcm_pages.rs"]
+pub mod fcm_pages;
 
 use api::{Call, ImplOps, Object};
 use fcm_api::{Fcm, FcmCreate, PAGE_SIZE};

@@ -185,71 +185,8 @@ impl Buffer {
             Self::Kernel(addr as *mut u8)
         }
     }
-
-    /// Copies `len` bytes from `src` to offset `at` of the buffer, all or
-    /// nothing, never taking a page fault: it runs under an FCM's locks,
-    /// and a fault there could wait on anything (a FUSE-backed buffer, the
-    /// same file's cache). Returns false if the user buffer is not there
-    /// to copy into; [`crate::fcm_pages::read_chunk`] faults it in with no
-    /// lock held and tries again.
-    ///
-    /// # Safety
-    ///
-    /// `src` is valid for reads of `len` bytes. Other CPUs may copy into
-    /// the same bytes meanwhile (a cached page, see `fcm_pages.rs`): the
-    /// copy goes through raw pointers, never a Rust reference.
-    pub unsafe fn copy_to(self, at: usize, src: *const u8, len: usize) -> bool {
-        match self {
-            Self::User(addr) => {
-                let Some(to) = addr.checked_add(at) else {
-                    return false;
-                };
-                // SAFETY: `src` is readable for `len` bytes (the caller's
-                // contract); the copy checks the user range itself and
-                // fails rather than fault. The kernel crate's writer takes
-                // a `&[u8]`, which would assert that no other CPU writes
-                // the page meanwhile, and may fault.
-                unsafe {
-                    kernel::bindings::copy_to_user_nofault(to as *mut c_void, src.cast(), len) == 0
-                }
-            }
-            Self::Kernel(p) => {
-                // SAFETY: The caller of the FCM method promised `p` is valid
-                // for the whole request, which `at + len` is within; `src`
-                // is readable (this function's contract).
-                unsafe { core::ptr::copy_nonoverlapping(src, p.add(at), len) };
-                true
-            }
-        }
-    }
-
-    /// Fills `dst` (`len` bytes) from offset `at` of the buffer: all of
-    /// it, or `EFAULT` (then `dst` may hold part of the bytes).
-    ///
-    /// # Safety
-    ///
-    /// `dst` is valid for writes of `len` bytes and nothing else accesses
-    /// them during the call (a staging page only this call owns).
-    pub unsafe fn copy_from(self, at: usize, dst: *mut u8, len: usize) -> Result {
-        match self {
-            Self::User(addr) => {
-                let ptr = kernel::uaccess::UserPtr::from_addr(addr.checked_add(at).ok_or(EFAULT)?);
-                // SAFETY: `dst` is valid and exclusive for `len` bytes (the
-                // caller's contract); `MaybeUninit<u8>` has `u8`'s layout.
-                let out = unsafe {
-                    core::slice::from_raw_parts_mut(dst.cast::<core::mem::MaybeUninit<u8>>(), len)
-                };
-                kernel::uaccess::UserSlice::new(ptr, len)
-                    .reader()
-                    .read_raw(out)
-            }
-            Self::Kernel(p) => {
-                // SAFETY: As in `copy_to`, the other way round.
-                unsafe { core::ptr::copy_nonoverlapping(p.add(at), dst, len) };
-                Ok(())
-            }
-        }
-    }
+    // The copies (`copy_to`, `copy_from`) are in `fcm_pages.rs`, with the
+    // FCM code's other raw kernel calls.
 }
 
 /// An FCM implementation, in safe Rust.

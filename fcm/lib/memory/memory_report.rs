@@ -35,7 +35,7 @@ const _: () = assert!(size_of::<FcmPages>() == 16);
 fn pages_by_object() -> Result<KVec<FcmPages>> {
     let mut out = KVec::new();
     let mut failed = None;
-    let everyone = capable_sys_admin();
+    let everyone = crate::fcm_pages::caller_is_admin();
     let me = fcm_memory::current_uid();
     cached_file::try_for_each_open(None, |fcm| {
         if !everyone && fcm.creator() != me {
@@ -88,18 +88,13 @@ pub(crate) fn report(arg: usize) -> Result {
 
 /// `HOTSWAP_FILE_IOC_SET_BUDGET`: the `u64` at user address `arg`.
 pub(crate) fn set_budget(arg: usize) -> Result {
-    if !capable_sys_admin() {
+    if !crate::fcm_pages::caller_is_admin() {
         return Err(EPERM);
     }
     let pages: u64 = UserSlice::new(UserPtr::from_addr(arg), size_of::<u64>())
         .reader()
         .read()?;
     fcm_memory::set_budget(pages)
-}
-
-fn capable_sys_admin() -> bool {
-    // SAFETY: FFI call with no requirements.
-    unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) }
 }
 
 /// `/sys/kernel/debug/hotswap_fcm/`; removed when dropped.

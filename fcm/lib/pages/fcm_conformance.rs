@@ -8,7 +8,7 @@ use crate::fcm_api::{
     Buffer, FcmCreate, FcmImpl, FcmStats, EVICT_RECLAIM, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP,
     PAGE_SIZE, SYNC_FILE,
 };
-use kernel::bindings;
+use crate::fcm_pages::BackingFile;
 use kernel::prelude::*;
 
 /// Fails the test (returns `EINVAL`) with a log line if `$cond` is false;
@@ -53,37 +53,24 @@ extern "C" {
 
 /// A real (tmpfs, unlinked) file, put on drop. Test threads have no
 /// path to the VM's filesystems, so the file has no path.
-pub struct TempFile(*mut bindings::file);
+pub struct TempFile(BackingFile);
 
 impl TempFile {
     /// A file holding `content`.
     pub fn new(name: &CStr, content: &[u8]) -> Result<Self> {
         // SAFETY: A NUL-terminated name.
-        let file: *mut bindings::file = unsafe { hotswap_kunit_tmpfile(name.as_ptr()) }.cast();
-        if (file as isize) < 0 && (file as isize) >= -4095 {
-            return Err(Error::from_errno(file as i32));
-        }
-        let mut pos = 0i64;
-        // SAFETY: `file` is open; `content` is readable.
-        let ret = unsafe {
-            bindings::kernel_write(file, content.as_ptr().cast(), content.len(), &mut pos)
-        };
-        let this = Self(file);
-        if ret != content.len() as isize {
-            return Err(EIO);
-        }
+        let file = kernel::error::from_err_ptr(unsafe { hotswap_kunit_tmpfile(name.as_ptr()) })?;
+        // SAFETY: A new file, whose one reference is ours.
+        let this = Self(unsafe { BackingFile::adopt(file) });
+        this.0.write_at(0, content)?;
         Ok(this)
     }
 
     /// The file's bytes.
     pub fn contents(&self) -> Result<KVec<u8>> {
-        // SAFETY: The file is open and has an inode.
-        let size = unsafe { (*(*self.0).f_inode).i_size } as usize;
+        let size = self.0.size() as usize;
         let mut out = KVec::from_elem(0u8, size, GFP_KERNEL)?;
-        let mut pos = 0i64;
-        // SAFETY: `out` is writable for `size` bytes.
-        let ret = unsafe { bindings::kernel_read(self.0, out.as_mut_ptr().cast(), size, &mut pos) };
-        if ret != size as isize {
+        if self.0.read_at(0, &mut out)? != size {
             return Err(EIO);
         }
         Ok(out)
@@ -91,22 +78,15 @@ impl TempFile {
 
     /// The `struct file *`, e.g. for an [`FcmCreate`] through a slot.
     pub fn as_ptr(&self) -> *mut core::ffi::c_void {
-        self.0.cast()
+        self.0.as_raw()
     }
 
     /// A `T` caching this file.
     pub fn fcm<T: FcmImpl>(&self, capacity: u64) -> Result<KBox<T>> {
         T::create(&FcmCreate {
-            file: self.0.cast(),
+            file: self.0.as_raw(),
             capacity,
         })
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        // SAFETY: Made in `new`, put once.
-        unsafe { bindings::fput(self.0) };
     }
 }
 
@@ -368,36 +348,19 @@ const PAST_2GIB: usize = 600_000;
 
 /// Another `struct file` of `file`'s inode, opened `O_RDWR | O_LARGEFILE`:
 /// write-back through it reaches past 2 GiB.
-struct LargeTwin(*mut bindings::file);
+struct LargeTwin(BackingFile);
 
 impl LargeTwin {
     fn of(file: &TempFile) -> Result<Self> {
-        let raw = file.as_ptr().cast::<bindings::file>();
-        let flags = (bindings::O_RDWR | bindings::O_LARGEFILE) as i32;
-        // SAFETY: `raw` is a live file, whose path is valid while it is.
-        let twin =
-            unsafe { bindings::dentry_open(&(*raw).__bindgen_anon_1.f_path, flags, (*raw).f_cred) };
-        if (twin as isize) < 0 && (twin as isize) >= -4095 {
-            return Err(Error::from_errno(twin as i32));
-        }
-        Ok(Self(twin))
+        Ok(Self(file.0.reopen_large()?))
     }
 
-    /// `len` bytes of the file at `pos`.
+    /// `len` bytes of the file at `pos` (fewer at its end).
     fn read(&self, pos: usize, len: usize) -> Result<KVec<u8>> {
         let mut out = KVec::from_elem(0u8, len, GFP_KERNEL)?;
-        let mut at = pos as i64;
-        // SAFETY: `out` is writable for `len` bytes; the file is live.
-        let ret = unsafe { bindings::kernel_read(self.0, out.as_mut_ptr().cast(), len, &mut at) };
-        out.truncate(ret.max(0) as usize);
+        let n = self.0.read_at(pos as i64, &mut out)?;
+        out.truncate(n);
         Ok(out)
-    }
-}
-
-impl Drop for LargeTwin {
-    fn drop(&mut self) {
-        // SAFETY: Opened by `of`, put once.
-        unsafe { bindings::fput(self.0) };
     }
 }
 
@@ -429,7 +392,7 @@ pub fn failed_write_back_keeps_the_page_and_reads_go_on<T: FcmImpl>() -> Result 
     check_eq!(fcm.sync(0, i64::MAX, SYNC_FILE), Err(EFBIG));
     // A file that can reach there: everything gets written.
     let twin = LargeTwin::of(&file)?;
-    fcm.set_file(twin.0.cast())?;
+    fcm.set_file(twin.0.as_raw())?;
     fcm.sync(0, i64::MAX, SYNC_FILE)?;
     check_eq!(fcm.stats().dirty, 0);
     check_eq!(&twin.read(first, 5)?[..], b"first");

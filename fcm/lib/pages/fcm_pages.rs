@@ -1,7 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Building blocks every FCM implementation shares: owned cache pages that
-//! can move between modules, and the backing file they are filled from and
-//! written back to. Compiled into each FCM module next to `fcm_api.rs`.
+//! can move between modules, the backing file they are filled from and
+//! written back to, and the copies to and from a caller's buffer.
+//! Compiled into each FCM module next to `fcm_api.rs`.
+//!
+//! Every raw kernel call (`bindings::`) of the FCM code is in this file,
+//! each behind a safe type or function with its contract stated once: the
+//! kernel crate has no abstraction for `kmap_local_page`, `kernel_read`,
+//! `vfs_fsync_range`, `vfs_truncate`, `dentry_open`, the non-faulting
+//! user copies, or a capability check without a `File`; and the page map
+//! needs raw XArray calls ([`PageMap`] says why).
 
 use crate::fcm_api::{Buffer, DescriptorState, FcmStats, PageDescriptor, PAGE_SIZE};
 use core::ffi::c_void;
@@ -176,6 +184,71 @@ fn io_result(ret: isize) -> Result<usize> {
     }
 }
 
+impl Buffer {
+    /// Copies `len` bytes from `src` to offset `at` of the buffer, all or
+    /// nothing, never taking a page fault: it runs under an FCM's locks,
+    /// and a fault there could wait on anything (a FUSE-backed buffer, the
+    /// same file's cache). Returns false if the user buffer is not there
+    /// to copy into; [`crate::fcm_pages::read_chunk`] faults it in with no
+    /// lock held and tries again.
+    ///
+    /// # Safety
+    ///
+    /// `src` is valid for reads of `len` bytes. Other CPUs may copy into
+    /// the same bytes meanwhile (a cached page, see `fcm_pages.rs`): the
+    /// copy goes through raw pointers, never a Rust reference.
+    pub unsafe fn copy_to(self, at: usize, src: *const u8, len: usize) -> bool {
+        match self {
+            Self::User(addr) => {
+                let Some(to) = addr.checked_add(at) else {
+                    return false;
+                };
+                // SAFETY: `src` is readable for `len` bytes (the caller's
+                // contract); the copy checks the user range itself and
+                // fails rather than fault. The kernel crate's writer takes
+                // a `&[u8]`, which would assert that no other CPU writes
+                // the page meanwhile, and may fault.
+                unsafe { bindings::copy_to_user_nofault(to as *mut c_void, src.cast(), len) == 0 }
+            }
+            Self::Kernel(p) => {
+                // SAFETY: The caller of the FCM method promised `p` is valid
+                // for the whole request, which `at + len` is within; `src`
+                // is readable (this function's contract).
+                unsafe { core::ptr::copy_nonoverlapping(src, p.add(at), len) };
+                true
+            }
+        }
+    }
+
+    /// Fills `dst` (`len` bytes) from offset `at` of the buffer: all of
+    /// it, or `EFAULT` (then `dst` may hold part of the bytes).
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writes of `len` bytes and nothing else accesses
+    /// them during the call (a staging page only this call owns).
+    pub unsafe fn copy_from(self, at: usize, dst: *mut u8, len: usize) -> Result {
+        match self {
+            Self::User(addr) => {
+                let ptr = kernel::uaccess::UserPtr::from_addr(addr.checked_add(at).ok_or(EFAULT)?);
+                // SAFETY: `dst` is valid and exclusive for `len` bytes (the
+                // caller's contract); `MaybeUninit<u8>` has `u8`'s layout.
+                let out = unsafe {
+                    core::slice::from_raw_parts_mut(dst.cast::<core::mem::MaybeUninit<u8>>(), len)
+                };
+                kernel::uaccess::UserSlice::new(ptr, len)
+                    .reader()
+                    .read_raw(out)
+            }
+            Self::Kernel(p) => {
+                // SAFETY: As in `copy_to`, the other way round.
+                unsafe { core::ptr::copy_nonoverlapping(p.add(at), dst, len) };
+                Ok(())
+            }
+        }
+    }
+}
+
 impl BackingFile {
     /// Takes a reference to `file` (a `struct file *` the caller holds).
     ///
@@ -269,6 +342,71 @@ impl BackingFile {
             }
             Ok(())
         })
+    }
+
+    /// Takes over the caller's reference to `file` (no new reference).
+    ///
+    /// # Safety
+    ///
+    /// `file` points to a live `struct file`, and the caller gives up one
+    /// reference to it.
+    pub unsafe fn adopt(file: *mut c_void) -> Self {
+        // SAFETY: `File` is a transparent `struct file`; the caller hands
+        // over its reference, which the `ARef` puts when dropped.
+        let file = unsafe { ARef::from_raw(NonNull::new_unchecked(file.cast::<File>())) };
+        Self { file }
+    }
+
+    /// Another open file of the same inode and path, `O_RDWR |
+    /// O_LARGEFILE`, with this file's credentials.
+    pub fn reopen_large(&self) -> Result<Self> {
+        let raw = self.file.as_ptr();
+        let flags = (bindings::O_RDWR | bindings::O_LARGEFILE) as i32;
+        // SAFETY: The file is live, and its path and credentials with it;
+        // `f_path` is the union member every file has.
+        let twin =
+            unsafe { bindings::dentry_open(&(*raw).__bindgen_anon_1.f_path, flags, (*raw).f_cred) };
+        let twin = kernel::error::from_err_ptr(twin)?;
+        // SAFETY: `dentry_open` returned a new file with one reference,
+        // which is ours.
+        Ok(unsafe { Self::adopt(twin.cast()) })
+    }
+
+    /// Reads up to `out.len()` bytes at `pos` (one `kernel_read`).
+    pub fn read_at(&self, pos: i64, out: &mut [u8]) -> Result<usize> {
+        let mut pos = pos;
+        // SAFETY: `out` is writable for its length; the file is live.
+        io_result(unsafe {
+            bindings::kernel_read(
+                self.file.as_ptr(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut pos,
+            )
+        })
+    }
+
+    /// Writes all of `data` at `pos`.
+    pub fn write_at(&self, pos: i64, data: &[u8]) -> Result {
+        let mut pos = pos;
+        let mut done = 0;
+        while done < data.len() {
+            let rest = &data[done..];
+            // SAFETY: `rest` is readable for its length; the file is live.
+            let ret = unsafe {
+                hotswap_fcm_write(
+                    self.file.as_ptr().cast(),
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    &mut pos,
+                )
+            };
+            match io_result(ret)? {
+                0 => return Err(EIO),
+                n => done += n,
+            }
+        }
+        Ok(())
     }
 
     /// Syncs `[start, end]` of the file to its storage.
@@ -458,6 +596,14 @@ impl Entry {
 /// Cached pages by index: a kernel XArray (the structure the Linux page
 /// cache itself uses) of `KBox<Entry>` pointers. `#[repr(C)]`: FCMs hand a
 /// whole map to each other in [`FORMAT_PAGEMAP`](crate::fcm_api::FORMAT_PAGEMAP).
+///
+/// Why raw XArray calls and not `kernel::xarray::XArray`: that type is
+/// pinned inside its owner (`PinInit`) and typed by the module that made
+/// it, while this map moves between FCM modules as one pointer in a state
+/// transfer (each module compiles its own copy of this file, so a Rust
+/// type could not cross); and write-back, eviction and export walk the
+/// map in index order from a position (`xa_find`), which the 7.3
+/// abstraction does not offer.
 ///
 /// # Invariants
 ///
@@ -881,4 +1027,10 @@ pub fn read_chunk(
         len -= missing.min(len);
     }
     Ok(0)
+}
+
+/// Whether the caller has `CAP_SYS_ADMIN` (in the initial namespace).
+pub fn caller_is_admin() -> bool {
+    // SAFETY: FFI call with no requirements.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }
