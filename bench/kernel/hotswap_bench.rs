@@ -247,7 +247,8 @@ struct PageHitSeries {
 
 /// The null call and an FCM page hit, each direct and through the slot.
 fn bench_calls(iters: u64, reps: u64) -> Result<Report> {
-    let null = Object::<Hsbench>::create(Some(c"null"), core::ptr::null())?;
+    // SAFETY: The null implementation takes no argument.
+    let null = unsafe { Object::<Hsbench>::create(Some(c"null"), core::ptr::null()) }?;
     let null_ops = Direct::of(&null)?;
     let mut null_direct = Series::new("null_direct_ps");
     let mut null_slot = Series::new("null_slot_ps");
@@ -323,7 +324,9 @@ impl PageHit {
             file: file.as_ptr(),
             capacity: 0,
         };
-        let object = Object::<Fcm>::create(Some(imp), core::ptr::from_ref(&create).cast())?;
+        // SAFETY: `create` is a valid `FcmCreate`, live for the call.
+        let object =
+            unsafe { Object::<Fcm>::create(Some(imp), core::ptr::from_ref(&create).cast()) }?;
         let direct = Direct::of(&object)?;
         buf.fill(0);
         let mut this = Self {

@@ -749,11 +749,17 @@ unsafe impl<I: Interface> Sync for Object<I> {}
 impl<I: Interface> Object<I> {
     /// Creates an object on `implementation` (`None`: the interface's
     /// default) from the interface-specific `arg`.
-    pub fn create(implementation: Option<&CStr>, arg: *const c_void) -> Result<Self> {
+    ///
+    /// # Safety
+    ///
+    /// `arg` is what `I`'s implementations take as a creation argument
+    /// (for `fcm`, a valid `FcmCreate`), valid for the call: they read it.
+    pub unsafe fn create(implementation: Option<&CStr>, arg: *const c_void) -> Result<Self> {
         let mut slot = core::ptr::null();
         let name = implementation.map_or(core::ptr::null(), |n| n.as_ptr());
         // SAFETY: The strings are NUL-terminated; `slot` is a valid out
-        // pointer.
+        // pointer; `arg` is as `I`'s implementations expect (the caller's
+        // promise).
         to_result(unsafe { hotswap_object_create(I::NAME.as_ptr(), name, arg, &mut slot) })?;
         Ok(Self {
             slot,

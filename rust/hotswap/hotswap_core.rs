@@ -21,6 +21,27 @@
 //! Interfaces (each a subsystem module of its own, beside its
 //! implementations) register themselves through [`api`]; nothing here
 //! names one.
+//!
+//! # Locks
+//!
+//! A lock is taken only while holding locks listed before it:
+//!
+//! 1. `REGISTRY` (`registry/table.rs`) and a slot's `admin`
+//!    (`ott/slot.rs`), never one under the other. Plug-in code runs under
+//!    them: a decision policy's `decide` and `check` under `REGISTRY` (so
+//!    its module cannot go meanwhile), an implementation's `report` and
+//!    `destroy` (a retired chain reaped) under `admin`; it takes none of
+//!    these locks. A misbehavior noticed there is queued under `PENDING`.
+//! 2. Leaves, under which nothing else of ours is taken: `PENDING`
+//!    (`registry/misbehavior.rs`), `OBJECTS` (`ott/objects.rs`), a
+//!    mediator's `gate`, `inside` and `events` (`ott/mediator.rs`).
+//!
+//! The only waits under a lock are condition waits that release it:
+//! `Slot::destroy` and `Slot::claim_waiting` on the slot's `released`,
+//! `Mediator::wait_while_blocked` on `changed`. A slot's claim
+//! (`Slot::claim`) is an exclusive administrative state, not a lock: it is
+//! taken and waited for with none of these locks held, and it is what may
+//! be held across waits (a swap's phases, a grace period).
 
 use kernel::prelude::*;
 

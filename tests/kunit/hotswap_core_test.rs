@@ -403,7 +403,8 @@ fn tag(obj: &api::Object<Hstest>) -> Result<u32> {
 }
 
 fn create(name: &CStr, initial: u64) -> Result<api::Object<Hstest>> {
-    api::Object::<Hstest>::create(Some(name), core::ptr::from_ref(&initial).cast())
+    // SAFETY: `hstest` objects take a `u64`, live for the call.
+    unsafe { api::Object::<Hstest>::create(Some(name), core::ptr::from_ref(&initial).cast()) }
 }
 
 fn swap(obj: &api::Object<Hstest>, name: &CStr, timeout_ms: u32) -> (c_int, api::SwapReport) {

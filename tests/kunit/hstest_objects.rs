@@ -46,10 +46,10 @@ impl kernel::Module for HstestObjects {
         let mut objects = KVec::new();
         for i in 0..module_parameters::count.value() {
             let initial = u64::from(i);
-            let object = api::Object::<Hstest>::create(
-                Some(c"alpha"),
-                core::ptr::from_ref(&initial).cast(),
-            )?;
+            // SAFETY: `hstest` objects take a `u64`, live for the call.
+            let object = unsafe {
+                api::Object::<Hstest>::create(Some(c"alpha"), core::ptr::from_ref(&initial).cast())
+            }?;
             objects.push(object, GFP_KERNEL)?;
         }
         Ok(Self { _objects: objects })

@@ -142,6 +142,11 @@ def swap(ctl, interface, implementation, object_id=0, capacity=0, timeout_ms=0):
     return summary, per_object
 
 
+def set_timeout(ctl, object_id, timeout_ms):
+    """Sets one object's per-phase swap timeout."""
+    fcntl.ioctl(ctl, IOC_SET_TIMEOUT, TIMEOUT.pack(object_id, timeout_ms))
+
+
 def uninterpose(ctl, interface, implementation, object_id=0):
     """Removes interposer `implementation` from one object (0: every object
     of `interface`); returns how many objects it was removed from."""

@@ -324,13 +324,16 @@ def policy_during_swap(case, f):
     """A decision policy picked while an object is being swapped: once the
     swap ends the object has the policy's monitor, exactly one (the pick
     used to get EBUSY from the busy slot and leave it unmonitored, so the
-    policy never decided for it)."""
+    policy never decided for it; then it waited at most 4 x the slot's
+    timeout + 1 s, here 1,004 ms, for a swap whose own timeout, 10 s, lets
+    its transfer take 1.5 s)."""
     case.on("faulty")
     done = []
+    hs.set_timeout(case.ctl, f.id, 1)
     knob("transfer_delay_ms", 1500)
     try:
         swapper = threading.Thread(target=lambda: done.append(
-            hs.swap(hs_ctl_for_thread(), "fcm", "shared", f.id, 1)))
+            hs.swap(hs_ctl_for_thread(), "fcm", "shared", f.id, 1, 10_000)))
         swapper.start()
         wait_for(lambda: f.status(case.ctl)["phase"] != 0, 5, "the swap to start")
         # Windows too long for the policy to decide anything meanwhile.
@@ -339,6 +342,7 @@ def policy_during_swap(case, f):
         assert not swapper.is_alive(), "the swap did not end"
     finally:
         knob("transfer_delay_ms", 0)
+        hs.set_timeout(case.ctl, f.id, 2000)
         monitors = hs.object_status(case.ctl, f.id)["interposers"]
         hs.set_policy(case.ctl, "fcm", "off")
     (_, (r,)), = done
@@ -350,6 +354,49 @@ def policy_during_swap(case, f):
     assert hs.object_status(case.ctl, f.id)["interposers"] == []
     f.verify()
     print("policy picked during a swap: the object got its monitor once the swap ended")
+
+
+def quarantine_during_swap(case, f, other):
+    """faulty is quarantined (another object's read misbehaves) while `f`
+    is being swapped to it: the swap lands, and `f` must then be ejected
+    too. The ejection used to look at faulty's objects once, before `f`
+    arrived, and left `f` on the quarantined implementation for good."""
+    case.on("shared")
+    if other.status(case.ctl)["implementation"] != "faulty":
+        hs.swap(case.ctl, "fcm", "faulty", other.id, 1)
+    done = []
+    bad = misbehaviors()
+    knob("transfer_delay_ms", 1500)
+    try:
+        swapper = threading.Thread(target=lambda: done.append(
+            hs.swap(hs_ctl_for_thread(), "fcm", "faulty", f.id, 1)))
+        swapper.start()
+        wait_for(lambda: f.status(case.ctl)["phase"] == TRANSFER, 5, "the swap's transfer")
+        knob("read_excess", 1)
+        try:
+            os.pread(other.dev, PAGE, 0)
+            raise AssertionError("a read reporting more than it was asked for was accepted")
+        except OSError as e:
+            assert e.errno == errno.EIO, e
+        finally:
+            knob("read_excess", 0)
+            # Only `f`'s transfer, already sleeping, is slow: the ejection
+            # of `other` is over before `f` lands on faulty.
+            knob("transfer_delay_ms", 0)
+        swapper.join(20)
+        assert not swapper.is_alive(), "the swap did not end"
+    finally:
+        knob("transfer_delay_ms", 0)
+    assert misbehaviors() > bad and quarantined(case.ctl)
+    (_, (r,)), = done
+    assert r["outcome"] == hs.OUTCOME_COMPLETED, r
+    for x in (other, f):
+        wait_for(lambda: x.status(case.ctl)["implementation"] == "shared", 15,
+                 f"object {x.id} to leave the quarantined faulty")
+    f.verify()
+    case.aborted = f.status(case.ctl)["swaps_aborted"]
+    reinstate(case)
+    print("quarantined during a swap to it: the swapped object was ejected too")
 
 
 def out_of_range_read(case, f):
@@ -486,6 +533,7 @@ def main():
         load.end()
     f.verify()
     policy_during_swap(case, f)
+    quarantine_during_swap(case, f, other)
     out_of_range_read(case, f)
     stuck_call_in_forward(case, f, other)
     stuck_call_in_blocked(case, f)

@@ -540,7 +540,8 @@ impl CachedInode {
         };
         // The interface's default, else its known-good `shared`; the
         // decision policy, if one is picked, interposes its monitor.
-        let fcm = FcmObject::create(None, core::ptr::from_ref(&args).cast())?;
+        // SAFETY: `args` is a valid `FcmCreate`, live for the call.
+        let fcm = unsafe { FcmObject::create(None, core::ptr::from_ref(&args).cast()) }?;
         Arc::pin_init(
             pin_init!(Self {
                 inode,

@@ -29,44 +29,53 @@ pub(crate) fn pick(
     params: [u32; POLICY_PARAMS],
 ) -> Result {
     let picked = REGISTRY.lock().pick_policy(interface, policy, params)?;
+    let mut result = Ok(());
     for slot in objects::of_interface(interface)?.iter() {
         // The new policy starts from scratch; a swap already queued stays
         // marked, so a toggle cannot queue a second one beside it.
         slot.with_decision(|d| d.words = Default::default());
         if let Some(policy) = &picked {
-            attach(slot, policy);
+            // The policy stays picked; the caller hears that an object
+            // (interrupted while waiting for its swap) got no monitor.
+            result = result.and(attach(slot, policy));
         }
     }
-    Ok(())
+    result
 }
 
 /// A new object: gets the picked policy's monitor, if it needs one.
 pub(crate) fn object_created(slot: &Slot) {
     let picked = REGISTRY.lock().picked_policy(&slot.interface);
     if let Ok((Some(policy), _)) = picked {
-        attach(slot, &policy);
+        // A creator interrupted while waiting has its object anyway.
+        let _ = attach(slot, &policy);
     }
 }
 
 /// Puts `policy`'s monitor on `slot` unless it has one already, after any
 /// swap of it in progress (an object without its monitor would never be
-/// decided for).
-fn attach(slot: &Slot, policy: &PolicyInfo) {
+/// decided for). Fails only if a signal ended the wait, or the monitor
+/// could not be made (logged).
+fn attach(slot: &Slot, policy: &PolicyInfo) -> Result {
     if policy.monitor[0] == 0 {
-        return;
+        return Ok(());
     }
     match interpose::ensure(slot, &policy.monitor) {
-        Ok(()) => {}
         // Destroyed meanwhile: nothing to decide for.
-        Err(e) if e == ENOENT => {}
-        Err(err) => pr_warn!(
-            "{}/{}: policy {}: cannot interpose {}: {:?}\n",
-            slot.label().0,
-            slot.id,
-            name_str(&policy.name),
-            name_str(&policy.monitor),
-            err
-        ),
+        Err(e) if e == ENOENT => Ok(()),
+        Err(e) if e == EINTR => Err(e),
+        Err(err) => {
+            pr_warn!(
+                "{}/{}: policy {}: cannot interpose {}: {:?}\n",
+                slot.label().0,
+                slot.id,
+                name_str(&policy.name),
+                name_str(&policy.monitor),
+                err
+            );
+            Err(err)
+        }
+        Ok(()) => Ok(()),
     }
 }
 

@@ -83,6 +83,8 @@ pub(crate) fn create(
         let slot = Slot::new(id, *interface, object)?;
         // Capacity was reserved above.
         let _ = table.slots.push(slot.clone(), GFP_KERNEL);
+        drop(table);
+        let _ = slot.status(|_, chain, _| chain.object().imp.landed());
         Ok(slot)
     })();
     if made.is_err() {

@@ -29,9 +29,10 @@ use crate::ott::domain::{wait_until, wait_until_interruptible, Cookie, ReadDomai
 use crate::ott::history::SlotStats;
 use crate::ott::instance::Instance;
 use crate::ott::phase::Phase;
+use core::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::atomic::{Acquire, Atomic, Full};
-use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, CondVarTimeoutResult, Mutex};
+use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
 use kernel::time::{Delta, Instant, Monotonic};
 
 /// Default time a swap may spend in Forward, and again in Blocked.
@@ -191,18 +192,8 @@ impl Slot {
         // Ordering: the load is an acquire that pairs with the fully
         // ordered exchange in `publish`.
         let (token, chain) = self.hot.domain.enter_and_load(&self.hot.chain);
-        // SAFETY: A published chain is freed only after a grace period that
-        // started after it was replaced; this call is inside the domain.
-        let result = unsafe { &*chain }.resolve(0, call);
-        if result.is_err() {
-            // SAFETY: `token` came from `enter` above.
-            unsafe { self.hot.domain.exit(token) };
-            return result;
-        }
-        call.slot = core::ptr::from_ref(self).cast();
-        call.chain = chain.cast();
-        call.token = token;
-        Ok(())
+        // SAFETY: Entered just now; `chain` was loaded inside the domain.
+        unsafe { self.resolve_entered(token, chain, call) }
     }
 
     /// Like [`Slot::begin`], but never waits: `EAGAIN` while a swap is in
@@ -211,17 +202,37 @@ impl Slot {
     /// transferred.
     pub(crate) fn try_begin(&self, call: &mut Call) -> Result {
         let (token, chain) = self.hot.domain.enter_and_load(&self.hot.chain);
-        // SAFETY: As in `begin`.
+        // SAFETY: As in `resolve_entered`.
         let swapping = chain.is_null() || unsafe { &*chain }.mediator.is_some();
         if swapping {
             // SAFETY: `token` came from `enter` above.
             unsafe { self.hot.domain.exit(token) };
             return Err(EAGAIN);
         }
-        // SAFETY: Checked non-NULL above; as in `begin`.
+        // SAFETY: Entered just now; `chain` was loaded inside the domain.
+        unsafe { self.resolve_entered(token, chain, call) }
+    }
+
+    /// The rest of [`Slot::begin`]: fills `call` from the outermost layer
+    /// of `chain`, or leaves the domain again on an error.
+    ///
+    /// # Safety
+    ///
+    /// `token` is this call's, from entering this slot's domain, and
+    /// `chain` was loaded from `hot.chain` inside it.
+    #[inline(always)]
+    unsafe fn resolve_entered(
+        &self,
+        token: *mut c_void,
+        chain: *mut Chain,
+        call: &mut Call,
+    ) -> Result {
+        // SAFETY: A published chain is freed only after a grace period that
+        // started after it was replaced, and this call is inside the domain
+        // (the caller's promise); a live slot's chain is never NULL.
         let result = unsafe { &*chain }.resolve(0, call);
         if result.is_err() {
-            // SAFETY: `token` came from `enter` above.
+            // SAFETY: `token` came from entering the domain (as above).
             unsafe { self.hot.domain.exit(token) };
             return result;
         }
@@ -322,10 +333,13 @@ impl Slot {
     }
 
     /// As [`Slot::claim`], but waits while another operation holds the
-    /// claim, until `deadline` (`ETIMEDOUT`) or a signal (`EINTR`): for
-    /// work that must happen to this object and may queue behind a swap
-    /// (a decision policy's monitor).
-    pub(crate) fn claim_waiting(&self, deadline: Instant<Monotonic>) -> Result<Claim<'_>> {
+    /// claim, until it ends or a signal comes (`EINTR`): for work that
+    /// must happen to this object and may queue behind a swap (a decision
+    /// policy's monitor). Every claim's holder bounds itself (a swap by its
+    /// phase timeouts, whatever they were set to), so this wait needs no
+    /// bound of its own; a fixed one shorter than a holder's would give up
+    /// on work that was only queued.
+    pub(crate) fn claim_waiting(&self) -> Result<Claim<'_>> {
         let mut admin = self.admin.lock();
         loop {
             match admin.state {
@@ -333,15 +347,7 @@ impl Slot {
                 AdminState::Idle => return Ok(self.take_claim(&mut admin)),
                 AdminState::Claimed => {}
             }
-            let left = (deadline - Instant::<Monotonic>::now()).as_millis();
-            if left <= 0 {
-                return Err(ETIMEDOUT);
-            }
-            let jiffies = kernel::time::msecs_to_jiffies(u32::try_from(left).unwrap_or(u32::MAX));
-            if let CondVarTimeoutResult::Signal { .. } = self
-                .released
-                .wait_interruptible_timeout(&mut admin, jiffies)
-            {
+            if self.released.wait_interruptible(&mut admin) {
                 return Err(EINTR);
             }
         }

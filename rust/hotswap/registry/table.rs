@@ -20,7 +20,7 @@ use crate::registry::sys::ModulePtr;
 use core::ffi::{c_int, c_void, CStr};
 use kernel::prelude::*;
 use kernel::sync::{
-    atomic::{Atomic, Relaxed},
+    atomic::{Atomic, Full, Relaxed},
     Arc,
 };
 
@@ -179,12 +179,28 @@ impl ImplInfo {
         self.quarantined.load(Relaxed)
     }
 
+    /// An object was just put on this implementation (created on it, or
+    /// swapped to it): if it is quarantined meanwhile, its ejection runs
+    /// again, or that object would stay on it (the first ejection looked
+    /// at the objects before this one arrived).
+    pub(crate) fn landed(&self) {
+        // Ordering: the object was published before this load, and the
+        // exchange in `misbehaved` is fully ordered: either this sees the
+        // quarantine and queues an ejection, or the ejection, which starts
+        // after the exchange, sees the object.
+        kernel::sync::barrier::smp_mb(Full);
+        if self.quarantined() {
+            crate::registry::misbehavior::queue_ejection(self.interface, self.name);
+        }
+    }
+
     /// The implementation broke its contract (`what`): counted, and the
     /// first time quarantined, logged once and queued for ejection (its
     /// objects go to the interface's known-good implementation).
     pub(crate) fn misbehaved(&self, what: core::fmt::Arguments<'_>) {
         crate::registry::misbehavior::count_misbehavior();
-        if self.quarantined.xchg(true, Relaxed) {
+        // Ordering: full; see `quarantined`.
+        if self.quarantined.xchg(true, Full) {
             return;
         }
         pr_warn!(

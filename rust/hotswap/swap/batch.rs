@@ -211,6 +211,7 @@ impl<'a> Swap<'a> {
         self.mediator.new.make_final();
         let chain = self.completed_chain.take();
         self.end(Target::New, chain, Phase::Completed, None);
+        self.mediator.new.imp.landed();
     }
 
     /// Forward, Blocked or Transfer -> Aborted -> Normal: the old object

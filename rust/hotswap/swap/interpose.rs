@@ -29,10 +29,7 @@ pub(crate) fn interpose(slot: &Slot, name: &Name) -> Result {
 /// many ask at the same time. The check runs under the claim, so two
 /// askers cannot stack two monitors.
 pub(crate) fn ensure(slot: &Slot, name: &Name) -> Result {
-    // A swap holds the claim for at most its three phases and the settle
-    // after them, each bounded by the slot's timeout.
-    let bound = 4 * i64::from(slot.timeout_ms()) + 1000;
-    let claim = slot.claim_waiting(Instant::<Monotonic>::now() + Delta::from_millis(bound))?;
+    let claim = slot.claim_waiting()?;
     if slot.with_chain(&claim, |chain| {
         chain.layers.iter().any(|l| l.imp.name == *name)
     }) {
