@@ -18,7 +18,7 @@ use kernel::prelude::*;
 
 /// Version of the ops-table layout. Bump on any change to a `#[repr(C)]`
 /// struct or entry point in this file.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
@@ -273,9 +273,13 @@ extern "C" {
     /// Creates an object of `interface` on implementation `name` (NULL:
     /// the interface's default) with the creation argument `arg`, and
     /// stores a slot handle in `*slot`. The handle stays valid until
-    /// [`hotswap_object_destroy`].
+    /// [`hotswap_object_destroy`]. `-EPROTO` unless the caller's idea of
+    /// the interface's method table (`methods_version`, `methods_size`) is
+    /// the interface's: the handle's calls will use that type.
     pub fn hotswap_object_create(
         interface: *const c_char,
+        methods_version: u32,
+        methods_size: u32,
         name: *const c_char,
         arg: *const c_void,
         slot: *mut *const c_void,
@@ -760,7 +764,16 @@ impl<I: Interface> Object<I> {
         // SAFETY: The strings are NUL-terminated; `slot` is a valid out
         // pointer; `arg` is as `I`'s implementations expect (the caller's
         // promise).
-        to_result(unsafe { hotswap_object_create(I::NAME.as_ptr(), name, arg, &mut slot) })?;
+        to_result(unsafe {
+            hotswap_object_create(
+                I::NAME.as_ptr(),
+                I::METHODS_VERSION,
+                table_size::<I::Methods>(),
+                name,
+                arg,
+                &mut slot,
+            )
+        })?;
         Ok(Self {
             slot,
             destroyed: kernel::sync::atomic::Atomic::new(false),

@@ -124,6 +124,21 @@ mod tests {
         })
     }
 
+    /// A client that declares an interface's name with another method
+    /// table type gets no handle (its calls would use that type on the
+    /// real implementations' tables).
+    #[test]
+    fn objects_need_the_interfaces_method_table() -> Result {
+        if !api::impl_registered(Taken::NAME, c"shared") {
+            return Ok(()); // hotswap_fcm and fcm_shared are not loaded
+        }
+        // SAFETY: The creation is refused before `arg` is used (an FCM
+        // given NULL refuses it too).
+        let made = unsafe { api::Object::<Taken>::create(Some(c"shared"), null()) };
+        assert_eq!(made.err(), Some(EPROTO));
+        Ok(())
+    }
+
     #[test]
     fn round_trip_across_modules() -> Result {
         let iface = register_interface()?;

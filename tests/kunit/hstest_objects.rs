@@ -7,6 +7,7 @@
 //! module: objects held by hotswap_core_test.ko itself would keep it from
 //! ever being unloaded.
 
+use core::ffi::c_void;
 use kernel::prelude::*;
 
 #[path = "../../rust/abi/api.rs"]
@@ -26,15 +27,23 @@ module! {
     },
 }
 
-/// The `hstest` interface (registered by `hotswap_core_test`): this
-/// module only creates objects, never calls them, so it needs no method
-/// table type of its own.
+/// The `hstest` interface (registered by `hotswap_core_test`). This
+/// module only creates objects and never calls them, but its handles'
+/// method table type must still be the interface's (hotswap checks its
+/// version and size at creation), so it repeats `TestOps`' layout.
 struct Hstest;
+
+/// `hotswap_core_test`'s `TestOps`, field for field.
+#[repr(C)]
+struct TestOps {
+    _add: unsafe extern "C" fn(obj: *mut c_void, call: *const api::Call, n: u64) -> u64,
+    _tag: unsafe extern "C" fn(obj: *mut c_void, call: *const api::Call) -> u32,
+}
 
 impl api::Interface for Hstest {
     const NAME: &'static CStr = c"hstest";
     const METHODS_VERSION: u32 = 1;
-    type Methods = ();
+    type Methods = TestOps;
 }
 
 struct HstestObjects {

@@ -121,6 +121,8 @@ pub unsafe extern "C" fn hotswap_find_impl(interface: *const c_char, name: *cons
 #[no_mangle]
 pub unsafe extern "C" fn hotswap_object_create(
     interface: *const c_char,
+    methods_version: u32,
+    methods_size: u32,
     name: *const c_char,
     arg: *const c_void,
     out: *mut *const c_void,
@@ -137,6 +139,11 @@ pub unsafe extern "C" fn hotswap_object_create(
             // SAFETY: As above.
             Some(unsafe { name_from_ptr(name)? })
         };
+        // A client whose `Methods` type is not the interface's would call
+        // through another module's table as if it were its own.
+        REGISTRY
+            .lock()
+            .check_methods(&interface, methods_version, methods_size)?;
         let slot = objects::create(&interface, name.as_ref(), arg);
         crate::control::quarantine::eject_pending();
         let slot = slot?;

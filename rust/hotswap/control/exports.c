@@ -16,8 +16,8 @@ int hotswap_unregister_interface(const struct hotswap_interface_ops *ops);
 int hotswap_register_impl(const struct hotswap_impl_ops *ops);
 int hotswap_unregister_impl(const struct hotswap_impl_ops *ops);
 int hotswap_find_impl(const char *interface, const char *name);
-int hotswap_object_create(const char *interface, const char *name, const void *arg,
-			  const void **slot);
+int hotswap_object_create(const char *interface, u32 methods_version, u32 methods_size,
+			  const char *name, const void *arg, const void **slot);
 int hotswap_object_destroy(const void *slot);
 u32 hotswap_object_id(const void *slot);
 void hotswap_object_misbehaved(const void *slot, const char *what);

@@ -383,6 +383,16 @@ impl Registry {
             .find(|i| i.interface == *interface && i.name == *name)
     }
 
+    /// `EPROTO` unless `interface`'s method table has this version and
+    /// size (`ENOENT` if there is no such interface).
+    pub(crate) fn check_methods(&self, interface: &Name, version: u32, size: u32) -> Result {
+        let iface = self.interface(interface).ok_or(ENOENT)?;
+        if iface.methods_version != version || iface.methods_size != size {
+            return Err(EPROTO);
+        }
+        Ok(())
+    }
+
     /// Registers an interface table.
     pub(crate) fn register_interface(&mut self, ops: &InterfaceOps) -> Result {
         validate_header(ops.abi_version, ops.size, size_of::<InterfaceOps>())?;
