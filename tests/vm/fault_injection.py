@@ -356,6 +356,19 @@ def policy_during_swap(case, f):
     print("policy picked during a swap: the object got its monitor once the swap ended")
 
 
+def misbehaving_read(f):
+    """A read of `f` (on faulty) that reports one byte more than asked: the
+    front end refuses it with EIO and reports the misbehavior."""
+    knob("read_excess", 1)
+    try:
+        os.pread(f.dev, PAGE, 0)
+        raise AssertionError("a read reporting more than it was asked for was accepted")
+    except OSError as e:
+        assert e.errno == errno.EIO, e
+    finally:
+        knob("read_excess", 0)
+
+
 def quarantine_during_swap(case, f, other):
     """faulty is quarantined (another object's read misbehaves) while `f`
     is being swapped to it: the swap lands, and `f` must then be ejected
@@ -372,14 +385,9 @@ def quarantine_during_swap(case, f, other):
             hs.swap(hs_ctl_for_thread(), "fcm", "faulty", f.id, 1)))
         swapper.start()
         wait_for(lambda: f.status(case.ctl)["phase"] == TRANSFER, 5, "the swap's transfer")
-        knob("read_excess", 1)
         try:
-            os.pread(other.dev, PAGE, 0)
-            raise AssertionError("a read reporting more than it was asked for was accepted")
-        except OSError as e:
-            assert e.errno == errno.EIO, e
+            misbehaving_read(other)
         finally:
-            knob("read_excess", 0)
             # Only `f`'s transfer, already sleeping, is slow: the ejection
             # of `other` is over before `f` lands on faulty.
             knob("transfer_delay_ms", 0)
@@ -404,14 +412,7 @@ def out_of_range_read(case, f):
     and quarantines the FCM's implementation: the object moves to shared."""
     case.on("faulty")
     bad = misbehaviors()
-    knob("read_excess", 1)
-    try:
-        os.pread(f.dev, PAGE, 0)
-        raise AssertionError("a read reporting more than it was asked for was accepted")
-    except OSError as e:
-        assert e.errno == errno.EIO, e
-    finally:
-        knob("read_excess", 0)
+    misbehaving_read(f)
     assert misbehaviors() == bad + 1
     expect_quarantine(case, f, bad, "shared")
     case.swap("faulty_desc", hs.OUTCOME_COMPLETED)
