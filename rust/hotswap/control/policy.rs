@@ -63,19 +63,18 @@ fn attach(slot: &Slot, policy: &PolicyInfo) -> Result {
     match interpose::ensure(slot, &policy.monitor) {
         // Destroyed meanwhile: nothing to decide for.
         Err(e) if e == ENOENT => Ok(()),
-        Err(e) if e == EINTR => Err(e),
-        Err(err) => {
+        Err(e) if e != EINTR => {
             pr_warn!(
                 "{}/{}: policy {}: cannot interpose {}: {:?}\n",
                 slot.label().0,
                 slot.id,
                 name_str(&policy.name),
                 name_str(&policy.monitor),
-                err
+                e
             );
-            Err(err)
+            Err(e)
         }
-        Ok(()) => Ok(()),
+        done => done,
     }
 }
 
