@@ -88,13 +88,16 @@ impl api::Implementation for NullImpl {
     type Interface = Hsbench;
     const NAME: &'static CStr = c"null";
 
-    fn ops() -> ImplOps {
-        ImplOps {
-            methods: core::ptr::from_ref(&NULL_OPS).cast(),
+    fn ops() -> api::ImplTable<Hsbench> {
+        let ops = ImplOps {
             create: Some(null_create),
             destroy: Some(null_destroy),
             ..ImplOps::empty()
-        }
+        };
+        // SAFETY: The null object has no state: `create` stores a stable
+        // address, `destroy` does nothing, and `null_nop` only uses the
+        // object's address as a number.
+        unsafe { api::ImplTable::from_raw(&NULL_OPS, ops) }
     }
 }
 

@@ -53,8 +53,7 @@ pub mod fcm_conformance;
 pub mod fcm_pages;
 
 use fcm_api::{
-    Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE,
-    SYNC_FILE,
+    Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE,
 };
 use fcm_pages::{
     partial, whole_page, BackingFile, CachePage, Chunk, DescriptorExport, Entry, PageMap, Stager,
@@ -743,8 +742,8 @@ impl FcmImpl for DistributedFcm {
         s
     }
 
-    fn set_file(&self, file: *mut c_void) -> Result {
-        // SAFETY: hotswap passes a live file for the call.
+    unsafe fn set_file(&self, file: *mut c_void) -> Result {
+        // SAFETY: The caller passes a live file (`# Safety`).
         let file = unsafe { BackingFile::new(file) };
         self.master.lock().file = Some(file);
         self.io_seq.add(1, Relaxed);
@@ -774,10 +773,10 @@ impl FcmImpl for DistributedFcm {
         }
     }
 
-    fn import(&self, format: u32, state: *mut c_void) -> Result {
+    unsafe fn import(&self, format: u32, state: *mut c_void) -> Result {
         let mut master = self.master.lock();
         let (file, stats, pages) = match format {
-            // SAFETY: hotswap passes the state the exporter made.
+            // SAFETY: The caller passes an exported state (`# Safety`).
             FORMAT_PAGEMAP => unsafe { fcm_pages::import_map(state)? },
             // SAFETY: As above.
             FORMAT_DESCRIPTORS => unsafe { fcm_pages::import_descriptors(state)? },
@@ -804,23 +803,21 @@ impl FcmImpl for DistributedFcm {
         Ok(())
     }
 
-    fn release(&self, format: u32, state: *mut c_void, taken: bool) {
+    unsafe fn release(&self, format: u32, state: *mut c_void, taken: bool) {
         let mut master = self.master.lock();
-        // SAFETY: `state` is the one `export` made, released once.
+        // SAFETY: The caller passes this object's export, once (`# Safety`).
         unsafe { fcm_pages::release_state(format, state, taken, &mut master.pages) };
         self.publish_count(&master);
     }
 }
 
-static METHODS: FcmOps = fcm_api::fcm_methods::<DistributedFcm>();
-
 impl api::Implementation for DistributedFcm {
     type Interface = fcm_api::Fcm;
     const NAME: &'static CStr = c"distributed";
 
-    fn ops() -> api::ImplOps {
+    fn ops() -> api::ImplTable<fcm_api::Fcm> {
         let formats = [FORMAT_PAGEMAP, FORMAT_DESCRIPTORS];
-        fcm_api::impl_ops::<DistributedFcm>(&METHODS, &formats, &formats)
+        fcm_api::impl_ops::<DistributedFcm>(&formats, &formats)
     }
 }
 

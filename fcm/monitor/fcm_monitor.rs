@@ -416,15 +416,18 @@ impl api::Implementation for FcmMonitor {
     type Interface = fcm_api::Fcm;
     const NAME: &'static CStr = c"monitor";
 
-    fn ops() -> api::ImplOps {
-        api::ImplOps {
+    fn ops() -> api::ImplTable<Fcm> {
+        let ops = api::ImplOps {
             kind: api::KIND_INTERPOSER,
-            methods: core::ptr::from_ref(&METHODS).cast(),
             create: Some(create),
             destroy: Some(destroy),
             report: Some(report),
             ..api::ImplOps::empty()
-        }
+        };
+        // SAFETY: `create` makes the `Monitor` that `destroy`, `report`
+        // and every method of `METHODS` take the object as, and each
+        // method forwards through the live call it is handed.
+        unsafe { api::ImplTable::from_raw(&METHODS, ops) }
     }
 }
 

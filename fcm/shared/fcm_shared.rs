@@ -20,7 +20,7 @@ pub mod fcm_locked;
 #[path = "../lib/pages/fcm_pages.rs"]
 pub mod fcm_pages;
 
-use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP};
+use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP};
 use fcm_locked::LockedCache;
 use fcm_pages::BackingFile;
 
@@ -91,8 +91,8 @@ impl FcmImpl for SharedFcm {
         self.cache.stats()
     }
 
-    fn set_file(&self, file: *mut c_void) -> Result {
-        // SAFETY: hotswap passes a live file for the call.
+    unsafe fn set_file(&self, file: *mut c_void) -> Result {
+        // SAFETY: The caller passes a live file (`# Safety`).
         unsafe { self.cache.set_file(file) };
         Ok(())
     }
@@ -101,26 +101,24 @@ impl FcmImpl for SharedFcm {
         self.cache.export(format)
     }
 
-    fn import(&self, format: u32, state: *mut c_void) -> Result {
-        // SAFETY: hotswap passes the state the exporter made.
+    unsafe fn import(&self, format: u32, state: *mut c_void) -> Result {
+        // SAFETY: The caller passes an exported state (`# Safety`).
         unsafe { self.cache.import(format, state) }
     }
 
-    fn release(&self, format: u32, state: *mut c_void, taken: bool) {
-        // SAFETY: hotswap passes the state this object's export made, once.
+    unsafe fn release(&self, format: u32, state: *mut c_void, taken: bool) {
+        // SAFETY: The caller passes this object's export, once (`# Safety`).
         unsafe { self.cache.release(format, state, taken) }
     }
 }
-
-static METHODS: FcmOps = fcm_api::fcm_methods::<SharedFcm>();
 
 impl api::Implementation for SharedFcm {
     type Interface = fcm_api::Fcm;
     const NAME: &'static CStr = c"shared";
 
-    fn ops() -> api::ImplOps {
+    fn ops() -> api::ImplTable<fcm_api::Fcm> {
         let formats = [FORMAT_PAGEMAP, FORMAT_DESCRIPTORS];
-        fcm_api::impl_ops::<SharedFcm>(&METHODS, &formats, &formats)
+        fcm_api::impl_ops::<SharedFcm>(&formats, &formats)
     }
 }
 

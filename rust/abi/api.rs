@@ -18,7 +18,7 @@ use kernel::prelude::*;
 
 /// Version of the ops-table layout. Bump on any change to a `#[repr(C)]`
 /// struct or entry point in this file.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
@@ -260,11 +260,21 @@ extern "C" {
     /// Unregisters an interface. `-ENOENT` if `ops` is not registered,
     /// `-EBUSY` while implementations are registered under it.
     pub fn hotswap_unregister_interface(ops: *const InterfaceOps) -> c_int;
+    /// Unregisters `ops` for a registrant going away: if implementations
+    /// or policies are still registered under it, the interface is retired
+    /// instead (no longer found; its name free again once they are gone).
+    /// `ENOENT` if `ops` was never registered.
+    pub fn hotswap_retire_interface(ops: *const InterfaceOps) -> c_int;
     /// Registers an implementation. `-ENOENT` if its interface is unknown,
     /// `-EEXIST` if the interface already has an implementation of that name.
     pub fn hotswap_register_impl(ops: *const ImplOps) -> c_int;
     /// Unregisters an implementation. `-ENOENT` if `ops` is not registered.
     pub fn hotswap_unregister_impl(ops: *const ImplOps) -> c_int;
+    /// Unregisters `ops` for a registrant going away: if objects still use
+    /// it, the implementation is retired instead (no longer found, so no
+    /// new objects or swaps to it; its objects keep working). `ENOENT` if
+    /// `ops` was never registered.
+    pub fn hotswap_retire_impl(ops: *const ImplOps) -> c_int;
     /// Returns 0 if `interface`/`name` (NUL-terminated strings) is
     /// registered, `-ENOENT` if not, `-EINVAL` if either is NULL or no
     /// valid name.
@@ -290,6 +300,10 @@ extern "C" {
     /// Reports that the object behind `slot` broke its interface's
     /// contract; `what` (NUL-terminated) says how, for the log.
     pub fn hotswap_object_misbehaved(slot: *const c_void, what: *const c_char);
+    /// As [`hotswap_object_misbehaved`], from inside the live `call`: the
+    /// implementation blamed is the one the call reached, even if a swap
+    /// has put another in the slot since.
+    pub fn hotswap_call_misbehaved(call: *const Call, what: *const c_char);
     /// The object id of a slot handle (as `/dev/hotswap` shows it).
     pub fn hotswap_object_id(slot: *const c_void) -> u32;
     /// Starts a call through `slot`: fills `call` with the object to invoke.
@@ -388,22 +402,78 @@ fn table_size<T>() -> u32 {
     core::mem::size_of::<T>() as u32
 }
 
-/// An implementation as its module describes it. The `extern "C"` shims
-/// in [`ImplOps`] are written by the interface's own binding (its `Interface`
-/// source), which knows the method table; [`Implementation::ops`]
-/// fills in the rest.
+/// An implementation as its module describes it: its name, and the table
+/// of callbacks its interface's adapter builds for it ([`ImplTable`]).
 pub trait Implementation {
     /// Interface the implementation belongs to.
     type Interface: Interface;
     /// Implementation name, unique within the interface.
     const NAME: &'static CStr;
 
-    /// The implementation's table without the identity fields
-    /// (`abi_version`, `size`, names, `owner`), which [`Registration`]
-    /// fills. The default registers no callbacks: enough to appear in the
-    /// registry, not to create objects.
-    fn ops() -> ImplOps {
-        ImplOps::empty()
+    /// The implementation's callbacks and method table. The default
+    /// registers none: enough to appear in the registry, not to create
+    /// objects.
+    fn ops() -> ImplTable<Self::Interface> {
+        ImplTable::empty()
+    }
+}
+
+/// An implementation's table without the identity fields (`abi_version`,
+/// `size`, names, `owner`), which [`Registration`] fills in, typed by the
+/// interface whose method table it carries.
+///
+/// Its callbacks and method table are raw function pointers that
+/// `hotswap.ko` will call, so a table with any is built only through the
+/// `unsafe` [`ImplTable::from_raw`]: an interface's adapter does that
+/// once, for the shims it writes (as `fcm_api::impl_ops` does), and the
+/// implementations on top of it stay safe.
+///
+/// # Invariants
+///
+/// `ops.methods` is null or points to a `'static I::Methods`, and every
+/// callback in `ops` keeps the contract its [`ImplOps`] field documents.
+pub struct ImplTable<I: Interface> {
+    ops: ImplOps,
+    _interface: core::marker::PhantomData<I>,
+}
+
+impl<I: Interface> ImplTable<I> {
+    /// No callbacks and no method table.
+    pub const fn empty() -> Self {
+        // INVARIANT: No method table and no callbacks.
+        Self {
+            ops: ImplOps::empty(),
+            _interface: core::marker::PhantomData,
+        }
+    }
+
+    /// A table with `ops`' kind, formats and callbacks, and `methods` as
+    /// its method table (whatever `ops.methods` held).
+    ///
+    /// # Safety
+    ///
+    /// Every callback in `ops` must keep the contract its [`ImplOps`]
+    /// field documents, and every method in `methods` must be sound to
+    /// call with an object those callbacks created and the [`Call`] it was
+    /// reached through, as the interface registered under `I::NAME`
+    /// defines its methods (`I` must be that interface as its own source
+    /// declares it: the registry checks the table's version and size only).
+    pub const unsafe fn from_raw(methods: &'static I::Methods, ops: ImplOps) -> Self {
+        // INVARIANT: `methods` is a `'static I::Methods`; the caller
+        // vouches for the callbacks.
+        Self {
+            ops: ImplOps {
+                methods: core::ptr::from_ref(methods).cast(),
+                ..ops
+            },
+            _interface: core::marker::PhantomData,
+        }
+    }
+
+    /// The raw table, for an adapter that builds on another's (it needs
+    /// [`ImplTable::from_raw`] again to make a table of it).
+    pub const fn into_raw(self) -> ImplOps {
+        self.ops
     }
 }
 
@@ -456,7 +526,7 @@ impl Registration {
                 owner: module.as_ptr().cast(),
                 methods_version: <T::Interface as Interface>::METHODS_VERSION,
                 methods_size: table_size::<<T::Interface as Interface>::Methods>(),
-                ..T::ops()
+                ..T::ops().ops
             },
             GFP_KERNEL,
         )?;
@@ -474,8 +544,10 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // Retired rather than refused when objects still use it: the table
+        // is freed after this, and a refused entry would outlive it.
         // SAFETY: `self.ops` was registered in `new` and is still valid.
-        let ret = unsafe { hotswap_unregister_impl(&*self.ops) };
+        let ret = unsafe { hotswap_retire_impl(&*self.ops) };
         if ret != 0 {
             pr_warn!("unregistering from hotswap failed: {}\n", ret);
         }
@@ -537,8 +609,10 @@ impl InterfaceRegistration {
 
 impl Drop for InterfaceRegistration {
     fn drop(&mut self) {
+        // Retired rather than refused while implementations remain (its
+        // own module's, dropped after it): see `Registration`'s drop.
         // SAFETY: `self.ops` was registered in `new` and is still valid.
-        let ret = unsafe { hotswap_unregister_interface(&*self.ops) };
+        let ret = unsafe { hotswap_retire_interface(&*self.ops) };
         if ret != 0 {
             pr_warn!("unregistering an interface from hotswap failed: {}\n", ret);
         }
@@ -717,6 +791,17 @@ impl<I: Interface> CallGuard<'_, I> {
         unsafe { &*self.call.methods.cast::<I::Methods>() }
     }
 
+    /// Reports that the object this call reached broke the interface's
+    /// contract (`what` says how): hotswap quarantines its implementation
+    /// and moves its objects to the known-good one. Report from inside the
+    /// call, as here: after it ends, a swap may have put an innocent
+    /// implementation in the slot.
+    pub fn misbehaved(&self, what: &CStr) {
+        // SAFETY: By the type invariant the call is live; `what` is
+        // NUL-terminated.
+        unsafe { hotswap_call_misbehaved(&self.call, what.as_ptr()) };
+    }
+
     /// The object, to pass as the methods' first argument.
     pub fn obj(&self) -> *mut c_void {
         self.call.obj
@@ -758,6 +843,9 @@ impl<I: Interface> Object<I> {
     ///
     /// `arg` is what `I`'s implementations take as a creation argument
     /// (for `fcm`, a valid `FcmCreate`), valid for the call: they read it.
+    /// `I` is the interface registered under `I::NAME`, as its own source
+    /// declares it: hotswap checks `I::Methods`' version and size
+    /// (`EPROTO`), which cannot tell apart two tables of one size.
     pub unsafe fn create(implementation: Option<&CStr>, arg: *const c_void) -> Result<Self> {
         let mut slot = core::ptr::null();
         let name = implementation.map_or(core::ptr::null(), |n| n.as_ptr());

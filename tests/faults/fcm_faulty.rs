@@ -217,8 +217,8 @@ impl FcmImpl for FaultyFcm {
         self.cache.stats()
     }
 
-    fn set_file(&self, file: *mut c_void) -> Result {
-        // SAFETY: hotswap passes a live file for the call.
+    unsafe fn set_file(&self, file: *mut c_void) -> Result {
+        // SAFETY: The caller passes a live file (`# Safety`).
         unsafe { self.cache.set_file(file) };
         Ok(())
     }
@@ -233,10 +233,10 @@ impl FcmImpl for FaultyFcm {
         self.cache.export(format)
     }
 
-    fn import(&self, format: u32, state: *mut c_void) -> Result {
+    unsafe fn import(&self, format: u32, state: *mut c_void) -> Result {
         transfer_delay();
         let (file, stats, mut pages) = match format {
-            // SAFETY: hotswap passes the state the exporter made.
+            // SAFETY: The caller passes an exported state (`# Safety`).
             FORMAT_PAGEMAP => unsafe { fcm_pages::import_map(state)? },
             // SAFETY: As above.
             FORMAT_DESCRIPTORS => unsafe { fcm_pages::import_descriptors(state)? },
@@ -255,8 +255,8 @@ impl FcmImpl for FaultyFcm {
         Ok(())
     }
 
-    fn release(&self, format: u32, state: *mut c_void, taken: bool) {
-        // SAFETY: hotswap passes the state this object's export made, once.
+    unsafe fn release(&self, format: u32, state: *mut c_void, taken: bool) {
+        // SAFETY: The caller passes this object's export, once (`# Safety`).
         unsafe { self.cache.release(format, state, taken) }
     }
 }
@@ -305,20 +305,31 @@ unsafe extern "C" fn import_entry(obj: *mut c_void, format: u32, state: *mut c_v
     }
     // SAFETY: As in `export_entry`.
     let fcm = unsafe { &*obj.cast::<FaultyFcm>() };
-    match fcm.import(format, state) {
+    // SAFETY: hotswap passes the state the exporter made in `format` (the
+    // `import` contract).
+    match unsafe { fcm.import(format, state) } {
         Ok(()) => 0,
         Err(err) => err.to_errno(),
     }
 }
 
-static METHODS: FcmOps = fcm_api::fcm_methods::<FaultyFcm>();
-
-/// The registration table for `formats` (export and import alike).
-fn faulty_ops(formats: &[u32]) -> api::ImplOps {
-    api::ImplOps {
-        export: Some(export_entry),
-        import: Some(import_entry),
-        ..fcm_api::impl_ops::<FaultyFcm>(&METHODS, formats, formats)
+/// The registration table for `formats` (export and import alike): the
+/// FCM adapter's, with the transfer entries that inject faults.
+fn faulty_ops(formats: &[u32]) -> api::ImplTable<fcm_api::Fcm> {
+    static METHODS: FcmOps = fcm_api::fcm_methods::<FaultyFcm>();
+    let adapted = fcm_api::impl_ops::<FaultyFcm>(formats, formats).into_raw();
+    // SAFETY: The adapter's table for `FaultyFcm` with `METHODS`, the
+    // adapter's method table for it, and `export_entry`/`import_entry`,
+    // which keep the `export`/`import` contracts for `FaultyFcm` objects.
+    unsafe {
+        api::ImplTable::from_raw(
+            &METHODS,
+            api::ImplOps {
+                export: Some(export_entry),
+                import: Some(import_entry),
+                ..adapted
+            },
+        )
     }
 }
 
@@ -328,7 +339,7 @@ impl api::Implementation for Faulty {
     type Interface = fcm_api::Fcm;
     const NAME: &'static CStr = c"faulty";
 
-    fn ops() -> api::ImplOps {
+    fn ops() -> api::ImplTable<fcm_api::Fcm> {
         faulty_ops(&[FORMAT_PAGEMAP, FORMAT_DESCRIPTORS])
     }
 }
@@ -339,7 +350,7 @@ impl api::Implementation for FaultyDesc {
     type Interface = fcm_api::Fcm;
     const NAME: &'static CStr = c"faulty_desc";
 
-    fn ops() -> api::ImplOps {
+    fn ops() -> api::ImplTable<fcm_api::Fcm> {
         faulty_ops(&[FORMAT_DESCRIPTORS])
     }
 }

@@ -321,4 +321,26 @@ mod tests {
         assert_eq!(unsafe { api::hotswap_unregister_interface(&iface) }, 0);
         Ok(())
     }
+
+    #[test]
+    fn an_interface_dropped_before_its_implementations_is_retired() -> Result {
+        let iface = register_interface()?;
+        let probe = Registration::new::<Probe>(this_module())?;
+        // The wrong drop order for one module: the interface first.
+        drop(iface);
+        // Retired: nothing new is registered under it, and its name stays
+        // taken while `probe` is registered under it.
+        assert_eq!(
+            Registration::new::<Probe>(this_module()).err(),
+            Some(ENOENT)
+        );
+        assert_eq!(register_interface().err(), Some(EBUSY));
+        drop(probe);
+        // The last implementation gone, so is the retired interface.
+        let iface = register_interface()?;
+        let probe = Registration::new::<Probe>(this_module())?;
+        drop(probe);
+        drop(iface);
+        Ok(())
+    }
 }

@@ -19,7 +19,7 @@ use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed, Release};
 #[path = "../../rust/abi/api.rs"]
 pub mod api;
 
-use api::{Call, ImplOps, Implementation, InterfaceRegistration, Registration};
+use api::{Call, ImplOps, ImplTable, Implementation, InterfaceRegistration, Registration};
 
 module! {
     type: CoreTestModule,
@@ -252,74 +252,92 @@ static COUNTER_OPS: TestOps = TestOps {
     tag: wrapper_tag,
 };
 
-fn object_ops<const TAG: u32>(exports: [u32; 4], imports: [u32; 4]) -> ImplOps {
-    ImplOps {
+/// The `hstest` adapter for object implementations: `TestObj`s tagged
+/// `TAG`, with these transfer formats.
+fn object_ops<const TAG: u32>(exports: [u32; 4], imports: [u32; 4]) -> ImplTable<Hstest> {
+    let ops = ImplOps {
         kind: api::KIND_OBJECT,
         export_formats: exports,
         import_formats: imports,
-        methods: core::ptr::from_ref(&OBJ_OPS).cast(),
         create: Some(obj_create::<TAG>),
         destroy: Some(obj_destroy),
         export: Some(obj_export),
         import: Some(obj_import),
         release: Some(obj_release),
         ..ImplOps::empty()
-    }
+    };
+    // SAFETY: `obj_create` makes the `TestObj` that the other callbacks
+    // and `OBJ_OPS`' methods take the object as; the transfer callbacks
+    // hand a boxed `u64` over, freed once by `obj_release`.
+    unsafe { ImplTable::from_raw(&OBJ_OPS, ops) }
 }
 
-fn interposer_ops(methods: &'static TestOps) -> ImplOps {
-    ImplOps {
+/// The `hstest` adapter for interposers: stateless wrappers whose methods
+/// forward through the live call.
+fn interposer_ops(methods: &'static TestOps) -> ImplTable<Hstest> {
+    let ops = ImplOps {
         kind: api::KIND_INTERPOSER,
-        methods: core::ptr::from_ref(methods).cast(),
         create: Some(wrapper_create),
         destroy: Some(wrapper_destroy),
         ..ImplOps::empty()
-    }
+    };
+    // SAFETY: The wrappers have no state (`wrapper_create` stores a
+    // dangling address nothing reads), and `methods` is one of the
+    // forwarding tables above.
+    unsafe { ImplTable::from_raw(methods, ops) }
 }
 
-struct Alpha;
-impl Implementation for Alpha {
-    type Interface = Hstest;
-    const NAME: &'static CStr = c"alpha";
-    fn ops() -> ImplOps {
-        object_ops::<1>([2, 1, 0, 0], [1, 2, 0, 0])
-    }
+/// Declares an `hstest` object implementation: `TestObj`s tagged `$tag`,
+/// exporting and importing these formats.
+macro_rules! object_impl {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $tag:literal, $exports:expr, $imports:expr) => {
+        $(#[$doc])*
+        struct $ty;
+        impl Implementation for $ty {
+            type Interface = Hstest;
+            const NAME: &'static CStr = $name;
+            fn ops() -> ImplTable<Hstest> {
+                object_ops::<$tag>($exports, $imports)
+            }
+        }
+    };
 }
 
-struct Beta;
-impl Implementation for Beta {
-    type Interface = Hstest;
-    const NAME: &'static CStr = c"beta";
-    fn ops() -> ImplOps {
-        object_ops::<2>([1, 0, 0, 0], [1, 0, 0, 0])
-    }
-}
-
-struct Gamma;
-impl Implementation for Gamma {
-    type Interface = Hstest;
-    const NAME: &'static CStr = c"gamma";
-    fn ops() -> ImplOps {
-        object_ops::<3>([3, 0, 0, 0], [3, 0, 0, 0])
-    }
-}
-
-/// Alpha's twin that the misbehavior test gets quarantined, so that the
-/// other tests keep alpha.
-struct Liar;
-impl Implementation for Liar {
-    type Interface = Hstest;
-    const NAME: &'static CStr = c"liar";
-    fn ops() -> ImplOps {
-        object_ops::<4>([2, 1, 0, 0], [1, 2, 0, 0])
-    }
-}
+object_impl!(Alpha, c"alpha", 1, [2, 1, 0, 0], [1, 2, 0, 0]);
+object_impl!(Beta, c"beta", 2, [1, 0, 0, 0], [1, 0, 0, 0]);
+object_impl!(Gamma, c"gamma", 3, [3, 0, 0, 0], [3, 0, 0, 0]);
+object_impl!(
+    /// Alpha's twin that the misbehavior test gets quarantined, so that the
+    /// other tests keep alpha.
+    Liar,
+    c"liar",
+    4,
+    [2, 1, 0, 0],
+    [1, 2, 0, 0]
+);
+object_impl!(
+    /// An implementation whose registration a test drops while an object
+    /// still uses it.
+    Retiree,
+    c"retiree",
+    5,
+    [1, 0, 0, 0],
+    [1, 0, 0, 0]
+);
+object_impl!(
+    /// An implementation a test quarantines while a swap off it is stuck.
+    Stray,
+    c"stray",
+    6,
+    [1, 0, 0, 0],
+    [1, 0, 0, 0]
+);
 
 struct PlusOne;
 impl Implementation for PlusOne {
     type Interface = Hstest;
     const NAME: &'static CStr = c"plus_one";
-    fn ops() -> ImplOps {
+    fn ops() -> ImplTable<Hstest> {
         interposer_ops(&PLUS_ONE_OPS)
     }
 }
@@ -328,7 +346,7 @@ struct Counter;
 impl Implementation for Counter {
     type Interface = Hstest;
     const NAME: &'static CStr = c"counter";
-    fn ops() -> ImplOps {
+    fn ops() -> ImplTable<Hstest> {
         interposer_ops(&COUNTER_OPS)
     }
 }
@@ -606,6 +624,40 @@ mod tests {
     }
 
     #[test]
+    fn an_object_whose_swap_off_a_quarantined_implementation_aborts_is_ejected() -> Result {
+        let module = &<super::CoreTestModule as kernel::ModuleMetadata>::THIS_MODULE;
+        let reg = Registration::new::<Stray>(module)?;
+        let obj = create(c"stray", 3)?;
+        let slot = SendSlot(obj.slot());
+        RELEASE.store(false, Release);
+        let stuck = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        // A swap away from stray, held in Forward by the stuck call for
+        // longer than the ejection keeps trying a busy object.
+        let swapper = spawn(move || {
+            // SAFETY: Live handle, NUL-terminated name.
+            let ret = unsafe {
+                api::hotswap_object_swap(slot.get(), c"beta".as_ptr(), 3000, core::ptr::null_mut())
+            };
+            assert_eq!(ret, ETIMEDOUT.to_errno());
+        })?;
+        assert!(wait_for(|| phase(&obj) == FORWARD));
+        obj.misbehaved(c"test: caught lying");
+        // The swap gives up and the object is back on stray...
+        assert!(wait_for(|| swapper.load(Acquire)));
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| stuck.load(Acquire)));
+        // ...which it must still leave, for the known-good alpha.
+        assert!(wait_for(|| tag(&obj) == Ok(1)));
+        assert_eq!(add(&obj, 0)?, 3);
+        drop(obj);
+        drop(reg);
+        Ok(())
+    }
+
+    #[test]
     fn phases_forward_blocked_and_completed() -> Result {
         let obj = create(c"alpha", 0)?;
         let slot = SendSlot(obj.slot());
@@ -789,6 +841,32 @@ mod tests {
         );
         drop(obj);
         assert_eq!(refs(), before);
+        Ok(())
+    }
+
+    #[test]
+    fn a_registration_dropped_in_use_retires_its_implementation() -> Result {
+        let module = &<super::CoreTestModule as kernel::ModuleMetadata>::THIS_MODULE;
+        let reg = Registration::new::<Retiree>(module)?;
+        let obj = create(c"retiree", 7)?;
+        // Its module stays (the object pins it), but the table goes.
+        drop(reg);
+        // No longer registered: no new objects on it, and its name is free.
+        assert!(!api::impl_registered(c"hstest", c"retiree"));
+        assert_eq!(create(c"retiree", 1).err(), Some(ENOENT));
+        assert_eq!(swap(&obj, c"retiree", 1000).0, ENOENT.to_errno());
+        let again = Registration::new::<Retiree>(module)?;
+        // The object keeps working on the retired implementation, and can
+        // leave it.
+        assert_eq!(tag(&obj)?, 5);
+        assert_eq!(add(&obj, 1)?, 8);
+        // To the new registration of its name: a real swap.
+        let (ret, report) = swap(&obj, c"retiree", 1000);
+        assert_eq!((ret, report.completed), (0, 1));
+        assert_eq!(swap(&obj, c"alpha", 1000).0, 0);
+        assert_eq!((tag(&obj)?, add(&obj, 1)?), (1, 9));
+        drop(obj);
+        drop(again);
         Ok(())
     }
 

@@ -6,8 +6,8 @@
 //! An FCM caches the pages of one real backing file. Its method table is
 //! [`FcmOps`]; every method takes the object and the [`Call`] it came
 //! through. Implementations write a type implementing [`FcmImpl`] and get
-//! the C-ABI shims from [`fcm_methods`] and [`impl_ops`], so the unsafe
-//! glue lives here once.
+//! its registration table, method table and C-ABI shims from
+//! [`impl_ops`], so the unsafe glue lives here once.
 //!
 //! # State formats
 //!
@@ -26,7 +26,7 @@
 //! `freed` pages it freed; the counters travel with the state, so
 //! `allocated == freed + cached` holds across swaps.
 
-use crate::api::{Call, ImplOps, KIND_OBJECT, MAX_FORMATS};
+use crate::api::{Call, ImplOps, ImplTable, KIND_OBJECT, MAX_FORMATS};
 use core::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
@@ -214,15 +214,30 @@ pub trait FcmImpl: Sized + Send + Sync {
     fn pages(&self) -> u64;
     /// See [`FcmOps::stats`].
     fn stats(&self) -> FcmStats;
-    /// See [`FcmOps::set_file`]; `file` is never null.
-    fn set_file(&self, file: *mut c_void) -> Result;
+    /// See [`FcmOps::set_file`].
+    ///
+    /// # Safety
+    ///
+    /// `file` is a live `struct file *`, valid for the call.
+    unsafe fn set_file(&self, file: *mut c_void) -> Result;
     /// Moves the state out in `format` (the object is quiescent).
     fn export(&self, format: u32) -> Result<*mut c_void>;
     /// Adopts a state exported in `format`.
-    fn import(&self, format: u32, state: *mut c_void) -> Result;
+    ///
+    /// # Safety
+    ///
+    /// If `format` is one this FCM imports, `state` was made by an FCM's
+    /// `export` in `format` (a format it does not import gets `EINVAL`
+    /// with `state` untouched); nothing else uses `state` during the call.
+    unsafe fn import(&self, format: u32, state: *mut c_void) -> Result;
     /// Ends a transfer: frees `state`; if not `taken`, puts back what
     /// `export` moved out.
-    fn release(&self, format: u32, state: *mut c_void, taken: bool);
+    ///
+    /// # Safety
+    ///
+    /// `state` was made by this object's `export` in `format`, and is
+    /// released once.
+    unsafe fn release(&self, format: u32, state: *mut c_void, taken: bool);
 }
 
 fn errno<T>(r: Result<T>, ok: impl FnOnce(T) -> isize) -> isize {
@@ -357,8 +372,9 @@ unsafe extern "C" fn import_shim<T: FcmImpl>(
     format: u32,
     state: *mut c_void,
 ) -> c_int {
-    // SAFETY: As in `read_shim`.
-    errno(unsafe { this::<T>(o) }.import(format, state), |()| 0) as c_int
+    // SAFETY: As in `read_shim`; hotswap passes the state the exporter
+    // made in `format` (the `import` contract).
+    errno(unsafe { this::<T>(o).import(format, state) }, |()| 0) as c_int
 }
 
 unsafe extern "C" fn set_file_shim<T: FcmImpl>(
@@ -369,8 +385,9 @@ unsafe extern "C" fn set_file_shim<T: FcmImpl>(
     if file.is_null() {
         return EINVAL.to_errno();
     }
-    // SAFETY: As in `read_shim`.
-    errno(unsafe { this::<T>(o) }.set_file(file), |()| 0) as c_int
+    // SAFETY: As in `read_shim`; hotswap passes a live file for the call
+    // (the `set_file` contract), checked non-null above.
+    errno(unsafe { this::<T>(o).set_file(file) }, |()| 0) as c_int
 }
 
 unsafe extern "C" fn release_shim<T: FcmImpl>(
@@ -379,11 +396,14 @@ unsafe extern "C" fn release_shim<T: FcmImpl>(
     state: *mut c_void,
     taken: u32,
 ) {
-    // SAFETY: As in `read_shim`.
-    unsafe { this::<T>(o) }.release(format, state, taken != 0)
+    // SAFETY: As in `read_shim`; hotswap passes the state this object's
+    // `export` made, once (the `release` contract).
+    unsafe { this::<T>(o).release(format, state, taken != 0) }
 }
 
-/// The method table of implementation `T`, for a `static`.
+/// The method table of implementation `T`: this adapter's shims for `T`
+/// (for an adapter that builds on [`impl_ops`]' table with
+/// [`ImplTable::from_raw`], as the fault-injection FCM does).
 pub const fn fcm_methods<T: FcmImpl>() -> FcmOps {
     FcmOps {
         read: read_shim::<T>,
@@ -398,9 +418,17 @@ pub const fn fcm_methods<T: FcmImpl>() -> FcmOps {
     }
 }
 
-/// The registration table of implementation `T` with method table
-/// `methods` and its transfer formats (preferred first).
-pub fn impl_ops<T: FcmImpl>(methods: &'static FcmOps, exports: &[u32], imports: &[u32]) -> ImplOps {
+/// Holds [`fcm_methods`] of `T` as a constant, so that
+/// `&Methods::<T>::TABLE` is a `'static` table of `T`'s own.
+struct Methods<T>(core::marker::PhantomData<T>);
+
+impl<T: FcmImpl> Methods<T> {
+    const TABLE: FcmOps = fcm_methods::<T>();
+}
+
+/// The registration table of implementation `T` with its transfer formats
+/// (preferred first).
+pub fn impl_ops<T: FcmImpl>(exports: &[u32], imports: &[u32]) -> ImplTable<Fcm> {
     let mut export_formats = [0; MAX_FORMATS];
     let mut import_formats = [0; MAX_FORMATS];
     for (slot, f) in export_formats.iter_mut().zip(exports) {
@@ -409,16 +437,20 @@ pub fn impl_ops<T: FcmImpl>(methods: &'static FcmOps, exports: &[u32], imports: 
     for (slot, f) in import_formats.iter_mut().zip(imports) {
         *slot = *f;
     }
-    ImplOps {
+    let ops = ImplOps {
         kind: KIND_OBJECT,
         export_formats,
         import_formats,
-        methods: core::ptr::from_ref(methods).cast(),
         create: Some(create_shim::<T>),
         destroy: Some(destroy_shim::<T>),
         export: Some(export_shim::<T>),
         import: Some(import_shim::<T>),
         release: Some(release_shim::<T>),
         ..ImplOps::empty()
-    }
+    };
+    // SAFETY: The callbacks and methods are this adapter's shims for the
+    // one type `T`: `create_shim::<T>` stores a `KBox<T>`, and every other
+    // shim takes the object as that `T` (their `# Safety` sections), with
+    // `T`'s safe methods behind them.
+    unsafe { ImplTable::from_raw(&Methods::<T>::TABLE, ops) }
 }

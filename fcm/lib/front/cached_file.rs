@@ -46,7 +46,7 @@
 //! The file operations table is C (`cached_file.c`: the miscdevice
 //! abstraction has no `llseek`/`fsync`/`flush`); these are its handlers.
 
-use crate::api::Call;
+use crate::api::{Call, CallGuard};
 use crate::fcm_api::{Fcm, FcmCreate, FcmOps, FcmStats, SYNC_FILE};
 use crate::fcm_memory;
 use crate::fcm_uapi::{
@@ -496,8 +496,10 @@ fn in_segments(
     Ok(done as isize)
 }
 
-/// Checks a byte count an FCM returned for a request of `len` bytes.
-fn checked_count(fcm: &FcmObject, ret: isize, len: usize) -> Result<isize> {
+/// Checks a byte count an FCM returned for a request of `len` bytes,
+/// still inside the `call` that returned it, so that a swap since cannot
+/// make another implementation take the blame.
+fn checked_count(fcm: &CallGuard<'_, Fcm>, ret: isize, len: usize) -> Result<isize> {
     if ret < 0 {
         return Err(Error::from_errno(ret as i32));
     }
@@ -861,11 +863,11 @@ fn write(
         hotswap_file_write_limits(cached.file.as_ptr().cast(), *at, &mut count)
     })?;
     let n = in_segments(me.cached_here()?, *at, count, |pos, offset, len| {
-        let n = me.call(|ops, obj, call| {
-            // SAFETY: The FCM copies from the user buffer, checking it.
-            unsafe { (ops.write)(obj, call, pos, buf as usize + offset, len, 1) }
-        })?;
-        checked_count(me.slot()?, n, len)
+        let call = me.slot()?.begin()?;
+        let ops = call.methods();
+        // SAFETY: The FCM copies from the user buffer, checking it.
+        let n = unsafe { (ops.write)(call.obj(), call.call(), pos, buf as usize + offset, len, 1) };
+        checked_count(&call, n, len)
     })?;
     *at += n as i64;
     Ok(n)
@@ -953,11 +955,12 @@ pub(crate) unsafe extern "C" fn hotswap_file_read(
     let (me, at) = unsafe { (opener(file), &mut *pos) };
     errno((|| {
         let n = in_segments(me.cached_here()?, *at, len, |pos, offset, len| {
-            let n = me.call(|ops, obj, call| {
-                // SAFETY: The FCM copies to the user buffer, checking it.
-                unsafe { (ops.read)(obj, call, pos, buf as usize + offset, len, 1) }
-            })?;
-            checked_count(me.slot()?, n, len)
+            let call = me.slot()?.begin()?;
+            let ops = call.methods();
+            // SAFETY: The FCM copies to the user buffer, checking it.
+            let n =
+                unsafe { (ops.read)(call.obj(), call.call(), pos, buf as usize + offset, len, 1) };
+            checked_count(&call, n, len)
         })?;
         *at += n as i64;
         Ok(n)

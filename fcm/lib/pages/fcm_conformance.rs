@@ -212,7 +212,8 @@ pub fn set_file_moves_write_back<T: FcmImpl>() -> Result {
     let fcm = first.fcm::<T>(0)?;
     write(&fcm, 2, b"ab")?;
     let second = TempFile::new(c"fcm_test_second", b"0123456789")?;
-    fcm.set_file(second.as_ptr())?;
+    // SAFETY: `second` stays open past the FCM's last use of it.
+    unsafe { fcm.set_file(second.as_ptr()) }?;
     fcm.sync(0, i64::MAX, SYNC_FILE)?;
     check_eq!(&second.contents()?[..], b"01ab456789");
     check_eq!(&first.contents()?[..], b"0123456789");
@@ -230,8 +231,12 @@ pub fn descriptor_transfer_moves_pages_without_rereading<T: FcmImpl>() -> Result
     write(&old, 5, b"moved")?;
     let state = old.export(FORMAT_DESCRIPTORS)?;
     let new = T::create_empty()?;
-    new.import(FORMAT_DESCRIPTORS, state)?;
-    old.release(FORMAT_DESCRIPTORS, state, true);
+    // SAFETY: `state` is `old`'s export in that format, imported and
+    // released once.
+    unsafe {
+        new.import(FORMAT_DESCRIPTORS, state)?;
+        old.release(FORMAT_DESCRIPTORS, state, true);
+    }
     old.destroy(true);
     let before = new.stats();
     check_eq!((before.cached, before.dirty, before.fills), (3, 1, 3));
@@ -257,8 +262,11 @@ pub fn aborted_transfer_restores_the_old_cache<T: FcmImpl>() -> Result {
     read(&old, 0, 2 * PAGE_SIZE)?;
     write(&old, 0, b"kept")?;
     let state = old.export(FORMAT_DESCRIPTORS)?;
-    check_eq!(old.import(7, state), Err(EINVAL));
-    old.release(FORMAT_DESCRIPTORS, state, false);
+    // SAFETY: Format 7 is not one an FCM imports, so `state` is not
+    // touched; it is `old`'s export, released once.
+    check_eq!(unsafe { old.import(7, state) }, Err(EINVAL));
+    // SAFETY: See above.
+    unsafe { old.release(FORMAT_DESCRIPTORS, state, false) };
     let s = old.stats();
     check_eq!((s.cached, s.dirty, s.fills), (2, 1, 2));
     check_eq!(&read(&old, 0, 4)?[..], b"kept");
@@ -278,8 +286,11 @@ pub fn pagemap_transfer_hands_the_map_over<T: FcmImpl>() -> Result {
     let state = old.export(FORMAT_PAGEMAP)?;
     check_eq!(old.stats().cached, 4);
     let new = T::create_empty()?;
-    new.import(FORMAT_PAGEMAP, state)?;
-    old.release(FORMAT_PAGEMAP, state, true);
+    // SAFETY: As in the descriptor transfer above.
+    unsafe {
+        new.import(FORMAT_PAGEMAP, state)?;
+        old.release(FORMAT_PAGEMAP, state, true);
+    }
     old.destroy(true);
     let s = new.stats();
     check_eq!((s.cached, s.dirty, s.fills), (4, 1, 4));
@@ -304,7 +315,8 @@ pub fn aborted_pagemap_transfer_restores_the_map<T: FcmImpl>() -> Result {
     read(&old, 0, 2 * PAGE_SIZE)?;
     write(&old, 0, b"mine")?;
     let state = old.export(FORMAT_PAGEMAP)?;
-    old.release(FORMAT_PAGEMAP, state, false);
+    // SAFETY: `state` is `old`'s export in that format, released once.
+    unsafe { old.release(FORMAT_PAGEMAP, state, false) };
     let s = old.stats();
     check_eq!((s.cached, s.dirty, s.fills), (2, 1, 2));
     check_eq!(&read(&old, 0, 4)?[..], b"mine");
@@ -392,7 +404,8 @@ pub fn failed_write_back_keeps_the_page_and_reads_go_on<T: FcmImpl>() -> Result 
     check_eq!(fcm.sync(0, i64::MAX, SYNC_FILE), Err(EFBIG));
     // A file that can reach there: everything gets written.
     let twin = LargeTwin::of(&file)?;
-    fcm.set_file(twin.0.as_raw())?;
+    // SAFETY: `twin` stays open past the FCM's last use of it.
+    unsafe { fcm.set_file(twin.0.as_raw()) }?;
     fcm.sync(0, i64::MAX, SYNC_FILE)?;
     check_eq!(fcm.stats().dirty, 0);
     check_eq!(&twin.read(first, 5)?[..], b"first");
@@ -445,13 +458,18 @@ pub fn descriptor_transfer_lends_the_pages<T: FcmImpl>() -> Result {
     let state = old.export(FORMAT_DESCRIPTORS)?;
     // While lent, the exporter still has every page (it is quiescent).
     check_eq!(old.stats().cached, 3);
-    old.release(FORMAT_DESCRIPTORS, state, false);
+    // SAFETY: `state` is `old`'s export in that format, released once.
+    unsafe { old.release(FORMAT_DESCRIPTORS, state, false) };
     check_eq!(&read(&old, 1, 4)?[..], b"lent");
     check_eq!(old.stats().fills, 3);
     let state = old.export(FORMAT_DESCRIPTORS)?;
     let new = T::create_empty()?;
-    new.import(FORMAT_DESCRIPTORS, state)?;
-    old.release(FORMAT_DESCRIPTORS, state, true);
+    // SAFETY: `state` is `old`'s export in that format, imported and
+    // released once.
+    unsafe {
+        new.import(FORMAT_DESCRIPTORS, state)?;
+        old.release(FORMAT_DESCRIPTORS, state, true);
+    }
     old.destroy(true);
     check_eq!(&read(&new, 1, 4)?[..], b"lent");
     check_eq!(new.stats().fills, 3);

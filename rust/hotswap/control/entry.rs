@@ -7,7 +7,7 @@ use crate::api::{Call, DecisionOps, ImplOps, InterfaceOps, Name, SwapReport};
 use crate::ott::objects;
 use crate::ott::phase::Phase;
 use crate::ott::slot::Slot;
-use crate::registry::REGISTRY;
+use crate::registry::{ImplInfo, REGISTRY};
 use crate::swap::batch::{self as swap, SlotResult};
 use crate::swap::interpose;
 use core::ffi::{c_char, c_int, c_void, CStr};
@@ -69,6 +69,17 @@ pub unsafe extern "C" fn hotswap_unregister_interface(ops: *const InterfaceOps) 
     errno(REGISTRY.lock().unregister_interface(ops))
 }
 
+/// Unregisters or retires an interface table for a registrant going away;
+/// see `api.rs`.
+///
+/// # Safety
+///
+/// None: `ops` is only compared against registered addresses.
+#[no_mangle]
+pub unsafe extern "C" fn hotswap_retire_interface(ops: *const InterfaceOps) -> c_int {
+    errno(REGISTRY.lock().retire_interface(ops))
+}
+
 /// Registers an implementation table; see `api.rs`.
 ///
 /// # Safety
@@ -91,6 +102,17 @@ pub unsafe extern "C" fn hotswap_register_impl(ops: *const ImplOps) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn hotswap_unregister_impl(ops: *const ImplOps) -> c_int {
     errno(REGISTRY.lock().unregister_impl(ops))
+}
+
+/// Unregisters or retires an implementation table for a registrant going
+/// away; see `api.rs`.
+///
+/// # Safety
+///
+/// None: `ops` is only compared against registered addresses.
+#[no_mangle]
+pub unsafe extern "C" fn hotswap_retire_impl(ops: *const ImplOps) -> c_int {
+    errno(REGISTRY.lock().retire_impl(ops))
 }
 
 /// Returns 0 if `interface`/`name` is registered; see `api.rs`.
@@ -139,15 +161,13 @@ pub unsafe extern "C" fn hotswap_object_create(
             // SAFETY: As above.
             Some(unsafe { name_from_ptr(name)? })
         };
-        // A client whose `Methods` type is not the interface's would call
-        // through another module's table as if it were its own.
-        REGISTRY
-            .lock()
-            .check_methods(&interface, methods_version, methods_size)?;
-        let slot = objects::create(&interface, name.as_ref(), arg);
+        let methods = (methods_version, methods_size);
+        let slot = objects::create(&interface, name.as_ref(), methods, arg);
+        let slot = slot.inspect(|s| crate::control::policy::object_created(s));
+        // After the policy's monitor too: either may have quarantined an
+        // implementation.
         crate::control::quarantine::eject_pending();
         let slot = slot?;
-        crate::control::policy::object_created(&slot);
         // SAFETY: `out` is valid for a write (checked non-NULL; the caller
         // promises validity).
         unsafe { *out = Arc::into_raw(slot).cast() };
@@ -184,6 +204,23 @@ pub unsafe extern "C" fn hotswap_object_id(handle: *const c_void) -> u32 {
     unsafe { slot(handle) }.map_or(0, |s| s.id)
 }
 
+/// Logs and counts `what` (NULL: a generic reason) against `imp`, and
+/// queues its ejection.
+///
+/// # Safety
+///
+/// `what` is NULL or a NUL-terminated string.
+unsafe fn report_misbehavior(imp: &ImplInfo, what: *const c_char) {
+    let what = if what.is_null() {
+        c"broke its contract"
+    } else {
+        // SAFETY: The caller promises a NUL-terminated string.
+        unsafe { CStr::from_ptr(what) }
+    };
+    imp.misbehaved(format_args!("{}", what.to_str().unwrap_or("?")));
+    crate::control::quarantine::eject_pending();
+}
+
 /// A client's report that an object's implementation broke the
 /// interface's contract; see `api.rs`.
 ///
@@ -196,15 +233,30 @@ pub unsafe extern "C" fn hotswap_object_misbehaved(handle: *const c_void, what: 
     let Ok(slot) = (unsafe { slot(handle) }) else {
         return;
     };
-    let what = if what.is_null() {
-        c"broke its contract"
-    } else {
-        // SAFETY: The caller promises a NUL-terminated string.
-        unsafe { CStr::from_ptr(what) }
+    // SAFETY: The caller's promise about `what`.
+    let _ = slot.status(|_, chain, _| unsafe { report_misbehavior(&chain.object().imp, what) });
+}
+
+/// A client's report, from inside a call, that the object the call
+/// reached broke the interface's contract; see `api.rs`.
+///
+/// # Safety
+///
+/// `call` is NULL or a live call; `what` is NULL or a NUL-terminated
+/// string.
+#[no_mangle]
+pub unsafe extern "C" fn hotswap_call_misbehaved(call: *const Call, what: *const c_char) {
+    // SAFETY: The caller promises NULL or a live call.
+    let Some(call) = (unsafe { call.as_ref() }) else {
+        return;
     };
-    let what = what.to_str().unwrap_or("?");
-    let _ = slot.status(|_, chain, _| chain.object().imp.misbehaved(format_args!("{}", what)));
-    crate::control::quarantine::eject_pending();
+    // SAFETY: A live call's slot is live.
+    let Ok(slot) = (unsafe { slot(call.slot) }) else {
+        return;
+    };
+    // SAFETY: `call` is a live call through `slot`; the caller's promise
+    // about `what`.
+    unsafe { report_misbehavior(&slot.object_of_call(call).imp, what) };
 }
 
 /// Starts a call through a slot; see `api.rs`.

@@ -44,11 +44,28 @@ pub(crate) fn pick(
 }
 
 /// A new object: gets the picked policy's monitor, if it needs one.
-pub(crate) fn object_created(slot: &Slot) {
+pub(crate) fn object_created(slot: &Arc<Slot>) {
     let picked = REGISTRY.lock().picked_policy(&slot.interface);
-    if let Ok((Some(policy), _)) = picked {
-        // A creator interrupted while waiting has its object anyway.
-        let _ = attach(slot, &policy);
+    let Ok((Some(policy), _)) = picked else {
+        return;
+    };
+    if attach(slot, &policy) == Err(EINTR) {
+        // The creator has its object anyway, and a signal must not leave
+        // it undecided for: hotswap's workqueue (no signals there) waits
+        // for the swap in progress instead.
+        let queued = {
+            let slot = slot.clone();
+            crate::deferred::spawn(move || {
+                let _ = attach(&slot, &policy);
+            })
+        };
+        if queued.is_err() {
+            pr_warn!(
+                "{}/{}: no memory to put the policy's monitor on it\n",
+                slot.label().0,
+                slot.id
+            );
+        }
     }
 }
 

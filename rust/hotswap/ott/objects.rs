@@ -63,13 +63,23 @@ fn unpin_self() {
 }
 
 /// Creates an object of `interface` on `implementation` (`None`: the
-/// default) and enters it in the table.
+/// default) and enters it in the table, for a client whose method table
+/// has version and size `methods` (`EPROTO` unless they are the
+/// interface's).
 pub(crate) fn create(
     interface: &Name,
     implementation: Option<&Name>,
+    methods: (u32, u32),
     arg: *const c_void,
 ) -> Result<Arc<Slot>> {
-    let pin = REGISTRY.lock().pin(interface, implementation)?;
+    let pin = {
+        let registry = REGISTRY.lock();
+        // A client whose `Methods` type is not the interface's would call
+        // through the objects' tables as if they were its own. Checked
+        // under the pin's lock: the interface cannot be replaced between.
+        registry.check_methods(interface, methods.0, methods.1)?;
+        registry.pin(interface, implementation)?
+    };
     if pin.kind != crate::api::KIND_OBJECT {
         return Err(EINVAL);
     }

@@ -258,6 +258,18 @@ impl Slot {
         Ok(())
     }
 
+    /// The object (innermost layer) that `call` reaches: its chain's,
+    /// whatever was published since it began.
+    ///
+    /// # Safety
+    ///
+    /// `call` is a live call through this slot.
+    pub(crate) unsafe fn object_of_call<'a>(&self, call: &'a Call) -> &'a Instance {
+        // SAFETY: A live call keeps its chain alive (see `begin`).
+        let chain = unsafe { &*call.chain.cast::<Chain>() };
+        chain.object()
+    }
+
     /// Ends a call begun by `begin` or `next`.
     ///
     /// # Safety

@@ -20,8 +20,23 @@ unsafe impl Send for ModulePtr {}
 unsafe impl Sync for ModulePtr {}
 
 impl ModulePtr {
-    /// Takes a reference on the module; `ENODEV` if it is going away.
+    /// Takes a reference on the module; `ENODEV` if it is going away, and
+    /// `EBUSY` while it is still running its init.
+    ///
+    /// A module whose init fails is freed whatever its reference count
+    /// (only `rmmod` waits for it to drop), so a reference taken while it
+    /// is coming, say by an object created on an implementation it has
+    /// just registered, would outlive it. The module loader refuses such
+    /// modules the same way (`strong_try_module_get`).
     pub(crate) fn get(self) -> Result {
+        if !self.0.is_null() {
+            // SAFETY: As below, the module is live; `state` is read once
+            // (it changes under the loader's lock, which is not ours).
+            let state = unsafe { core::ptr::addr_of!((*self.0).state).read_volatile() };
+            if state == bindings::module_state_MODULE_STATE_COMING {
+                return Err(EBUSY);
+            }
+        }
         // SAFETY: The pointer comes from a registering module, which is live
         // while it is registered; `try_module_get` accepts NULL (built-in).
         if unsafe { bindings::try_module_get(self.0) } {
@@ -58,4 +73,38 @@ impl ModulePtr {
 pub(crate) fn capable_sys_admin() -> bool {
     // SAFETY: FFI call with no requirements.
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+}
+
+#[kunit_tests(hotswap_module_pin)]
+mod tests {
+    use super::*;
+
+    /// A module as the loader has it while its init runs: one reference
+    /// (the loader's), state `COMING`.
+    fn coming_module() -> Result<KBox<bindings::module>> {
+        let mut m = KBox::<bindings::module>::new_uninit(GFP_KERNEL)?;
+        // SAFETY: All-zero is a valid `struct module` (plain integers,
+        // pointers and lists, as the loader's own `kzalloc` relies on).
+        let mut m = unsafe {
+            m.as_mut_ptr().write_bytes(0, 1);
+            m.assume_init()
+        };
+        m.state = bindings::module_state_MODULE_STATE_COMING;
+        m.refcnt.counter = 1;
+        Ok(m)
+    }
+
+    #[test]
+    fn a_module_still_in_init_is_not_pinned() -> Result {
+        let mut m = coming_module()?;
+        let ptr = ModulePtr(&mut *m);
+        assert_eq!(ptr.get(), Err(EBUSY));
+        assert_eq!(m.refcnt.counter, 1);
+        m.state = bindings::module_state_MODULE_STATE_LIVE;
+        assert_eq!(ModulePtr(&mut *m).get(), Ok(()));
+        assert_eq!(m.refcnt.counter, 2);
+        ModulePtr(&mut *m).put();
+        assert_eq!(m.refcnt.counter, 1);
+        Ok(())
+    }
 }

@@ -329,6 +329,12 @@ pub(crate) struct Registry {
     interfaces: KVec<InterfaceEntry>,
     impls: KVec<Arc<ImplInfo>>,
     policies: KVec<Arc<PolicyInfo>>,
+    /// Interfaces retired while implementations or policies were still
+    /// registered under them ([`Registry::retire_interface`]): no longer
+    /// found, and their names not registrable again until the last of
+    /// those goes. Room for every registered interface is reserved at
+    /// registration, so retiring never allocates.
+    retired_interfaces: KVec<Name>,
 }
 
 /// Checks the header every table starts with.
@@ -370,6 +376,7 @@ impl Registry {
             interfaces: KVec::new(),
             impls: KVec::new(),
             policies: KVec::new(),
+            retired_interfaces: KVec::new(),
         }
     }
 
@@ -403,6 +410,14 @@ impl Registry {
         if self.interface(&ops.name).is_some() {
             return Err(EEXIST);
         }
+        self.reap();
+        if self.retired_interfaces.contains(&ops.name) {
+            // Its predecessor's implementations, checked against another
+            // method table, would be found under it.
+            return Err(EBUSY);
+        }
+        self.retired_interfaces
+            .reserve(self.interfaces.len() + 1, GFP_KERNEL)?;
         self.interfaces.push(
             InterfaceEntry {
                 table: core::ptr::from_ref(ops) as usize,
@@ -436,6 +451,45 @@ impl Registry {
         }
         self.interfaces.remove(pos)?;
         Ok(())
+    }
+
+    /// Unregisters an interface table for a registrant that is going away
+    /// and cannot take no for an answer (its `Drop`). If implementations
+    /// or policies are still registered under it (its own module's,
+    /// dropped after it), the interface is retired instead: no longer
+    /// found, so nothing new is created under it, and its name stays taken
+    /// until the last of them unregisters. Only `ENOENT`, for a table
+    /// never registered.
+    pub(crate) fn retire_interface(&mut self, ops: *const InterfaceOps) -> Result {
+        match self.unregister_interface(ops) {
+            Err(e) if e == EBUSY => {}
+            done => return done,
+        }
+        let pos = self
+            .interfaces
+            .iter()
+            .position(|i| i.table == ops as usize)
+            .ok_or(ENOENT)?;
+        let entry = self.interfaces.remove(pos)?;
+        // Room was reserved when it registered.
+        self.retired_interfaces
+            .push_within_capacity(entry.name)
+            .map_err(|_| ENOMEM)?;
+        pr_info!(
+            "retired interface {}: implementations or policies still registered under it\n",
+            name_str(&entry.name)
+        );
+        Ok(())
+    }
+
+    /// Frees the names of retired interfaces that have nothing registered
+    /// under them any more.
+    fn reap(&mut self) {
+        let (impls, policies) = (&self.impls, &self.policies);
+        self.retired_interfaces.retain(|name| {
+            impls.iter().any(|i| i.interface == *name)
+                || policies.iter().any(|p| p.interface == *name)
+        });
     }
 
     /// Registers an implementation table under its interface.
@@ -511,6 +565,39 @@ impl Registry {
         if let Some(pin) = info.interface_pin {
             pin.put();
         }
+        self.reap();
+        Ok(())
+    }
+
+    /// Unregisters an implementation table for a registrant that is going
+    /// away and cannot take no for an answer (its `Drop`). If objects
+    /// still use it, it is retired instead: no longer found (no new
+    /// objects or swaps to it, and its name is free), while its objects
+    /// keep their pins (their own reference to its `ImplInfo`, and its
+    /// module) until they go. Only `ENOENT`, for a table never registered.
+    pub(crate) fn retire_impl(&mut self, ops: *const ImplOps) -> Result {
+        match self.unregister_impl(ops) {
+            Err(e) if e == EBUSY => {}
+            done => return done,
+        }
+        let pos = self
+            .impls
+            .iter()
+            .position(|i| i.table == ops as usize)
+            .ok_or(ENOENT)?;
+        let info = self.impls.remove(pos)?;
+        // No longer registered under the interface: the interface's module
+        // may go (the objects' owner holds them, not the interface).
+        if let Some(pin) = info.interface_pin {
+            pin.put();
+        }
+        pr_info!(
+            "retired implementation {}/{}: {} objects still use it\n",
+            name_str(&info.interface),
+            name_str(&info.name),
+            info.users()
+        );
+        self.reap();
         Ok(())
     }
 
@@ -672,6 +759,7 @@ impl Registry {
         if let Some(pin) = info.interface_pin {
             pin.put();
         }
+        self.reap();
         for iface in self.interfaces.iter_mut() {
             if iface.policy.as_ref().is_some_and(|p| Arc::ptr_eq(p, &info)) {
                 pr_info!(

@@ -28,7 +28,7 @@ use crate::ott::history::SwapOutcome;
 use crate::ott::instance::Instance;
 use crate::ott::mediator::{DrainSignal, Mediator, Phase, Target};
 use crate::ott::slot::{Claim, Slot};
-use crate::registry::ImplPin;
+use crate::registry::{ImplInfo, ImplPin};
 use crate::swap::transfer;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -122,7 +122,9 @@ impl<'a> Swap<'a> {
             }
             Ok((chain.object().clone(), layers))
         })?;
-        if old.imp.name == target.name {
+        // The same registration, not just the same name: an object on a
+        // retired implementation may move to its re-registration.
+        if core::ptr::eq::<ImplInfo>(&*old.imp, &**target) {
             return Ok(None);
         }
         let new = Instance::create(pin, core::ptr::null())?;
@@ -219,6 +221,10 @@ impl<'a> Swap<'a> {
     fn abort(&mut self, err: Error) {
         let chain = self.aborted_chain.take();
         self.end(Target::Old, chain, Phase::Aborted, Some(err));
+        // Back on the old implementation: if it was quarantined during the
+        // swap, its ejection passed this object over (busy) and must run
+        // again.
+        self.mediator.old.imp.landed();
     }
 
     /// Puts the slot back on one object (`winner`, through `chain`, by

@@ -45,6 +45,7 @@ fn add(slot: &Slot, claim: &Claim<'_>, name: &Name) -> Result {
         return Err(EINVAL);
     }
     let wrapper = Instance::create(pin, core::ptr::null())?;
+    let placed = wrapper.clone();
     let layers = slot.with_chain(claim, |chain| -> Result<_> {
         let mut layers = KVec::with_capacity(chain.layers.len() + 1, GFP_KERNEL)?;
         layers.push(wrapper, GFP_KERNEL)?;
@@ -56,6 +57,9 @@ fn add(slot: &Slot, claim: &Claim<'_>, name: &Name) -> Result {
     slot.publish(claim, Chain::new(layers, None)?)?;
     let (interface, id) = slot.label();
     pr_info!("{}/{}: interposed {}\n", interface, id, name_str(name));
+    // Quarantined since the pin above: its ejection may have looked at
+    // this slot before the interposer was on it.
+    placed.imp.landed();
     Ok(())
 }
 
