@@ -636,7 +636,9 @@ impl DistributedFcm {
     }
 }
 
-impl FcmImpl for DistributedFcm {
+// SAFETY: `export` returns what `fcm_pages`' export functions made, in
+// the format asked for.
+unsafe impl FcmImpl for DistributedFcm {
     fn create(args: &FcmCreate) -> Result<KBox<Self>> {
         // SAFETY: hotswap's front end passes a live file it holds.
         let file = unsafe { BackingFile::new(args.file) };

@@ -44,7 +44,9 @@ impl SharedFcm {
     }
 }
 
-impl FcmImpl for SharedFcm {
+// SAFETY: `export` returns what `fcm_pages`' export functions made, in
+// the format asked for.
+unsafe impl FcmImpl for SharedFcm {
     fn create(args: &FcmCreate) -> Result<KBox<Self>> {
         // SAFETY: hotswap's front end passes a live file it holds.
         let file = unsafe { BackingFile::new(args.file) };

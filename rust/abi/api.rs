@@ -791,11 +791,13 @@ impl<I: Interface> CallGuard<'_, I> {
         unsafe { &*self.call.methods.cast::<I::Methods>() }
     }
 
-    /// Reports that the object this call reached broke the interface's
-    /// contract (`what` says how): hotswap quarantines its implementation
-    /// and moves its objects to the known-good one. Report from inside the
-    /// call, as here: after it ends, a swap may have put an innocent
-    /// implementation in the slot.
+    /// Reports that the object serving this call (the object of the
+    /// slot, behind any interposers, as the call reached it: during a swap
+    /// the old or the new one) broke the interface's contract (`what` says
+    /// how): hotswap quarantines its implementation and moves its objects
+    /// to the known-good one. Report from inside the call, as here: after
+    /// it ends, a swap may have put an innocent implementation in the
+    /// slot. May sleep (it queues the ejection).
     pub fn misbehaved(&self, what: &CStr) {
         // SAFETY: By the type invariant the call is live; `what` is
         // NUL-terminated.

@@ -163,7 +163,9 @@ impl FaultyFcm {
     }
 }
 
-impl FcmImpl for FaultyFcm {
+// SAFETY: `export` returns what `fcm_pages`' export functions made, in
+// the format asked for.
+unsafe impl FcmImpl for FaultyFcm {
     fn create(args: &FcmCreate) -> Result<KBox<Self>> {
         // SAFETY: hotswap's front end passes a live file it holds.
         let file = unsafe { BackingFile::new(args.file) };

@@ -254,7 +254,10 @@ static COUNTER_OPS: TestOps = TestOps {
 
 /// The `hstest` adapter for object implementations: `TestObj`s tagged
 /// `TAG`, with these transfer formats.
-fn object_ops<const TAG: u32>(exports: [u32; 4], imports: [u32; 4]) -> ImplTable<Hstest> {
+fn object_ops<I, const TAG: u32>(exports: [u32; 4], imports: [u32; 4]) -> ImplTable<I>
+where
+    I: api::Interface<Methods = TestOps>,
+{
     let ops = ImplOps {
         kind: api::KIND_OBJECT,
         export_formats: exports,
@@ -288,16 +291,20 @@ fn interposer_ops(methods: &'static TestOps) -> ImplTable<Hstest> {
 }
 
 /// Declares an `hstest` object implementation: `TestObj`s tagged `$tag`,
-/// exporting and importing these formats.
+/// exporting and importing these formats (of interface `Hstest`, or of
+/// another with `hstest`'s method table).
 macro_rules! object_impl {
     ($(#[$doc:meta])* $ty:ident, $name:literal, $tag:literal, $exports:expr, $imports:expr) => {
+        object_impl!($(#[$doc])* $ty: Hstest, $name, $tag, $exports, $imports);
+    };
+    ($(#[$doc:meta])* $ty:ident: $iface:ty, $name:literal, $tag:literal, $exports:expr, $imports:expr) => {
         $(#[$doc])*
         struct $ty;
         impl Implementation for $ty {
-            type Interface = Hstest;
+            type Interface = $iface;
             const NAME: &'static CStr = $name;
-            fn ops() -> ImplTable<Hstest> {
-                object_ops::<$tag>($exports, $imports)
+            fn ops() -> ImplTable<$iface> {
+                object_ops::<$iface, $tag>($exports, $imports)
             }
         }
     };
@@ -329,6 +336,43 @@ object_impl!(
     Stray,
     c"stray",
     6,
+    [1, 0, 0, 0],
+    [1, 0, 0, 0]
+);
+
+object_impl!(
+    /// The implementation a swap leaves in the blame test: not at fault.
+    Innocent,
+    c"innocent",
+    8,
+    [1, 0, 0, 0],
+    [1, 0, 0, 0]
+);
+object_impl!(
+    /// The implementation a swap goes to in the blame test, which a call
+    /// it served reports.
+    Culprit,
+    c"culprit",
+    7,
+    [1, 0, 0, 0],
+    [1, 0, 0, 0]
+);
+
+/// A second interface with `hstest`'s method table, that a test can
+/// unregister.
+struct Second;
+
+impl api::Interface for Second {
+    const NAME: &'static CStr = c"hstest_second";
+    const METHODS_VERSION: u32 = 1;
+    type Methods = TestOps;
+}
+
+object_impl!(
+    /// `Second`'s implementation.
+    SecondObj: Second,
+    c"second",
+    9,
     [1, 0, 0, 0],
     [1, 0, 0, 0]
 );
@@ -687,6 +731,65 @@ mod tests {
     }
 
     #[test]
+    fn a_report_from_a_call_blames_the_object_that_served_it() -> Result {
+        let module = &<super::CoreTestModule as kernel::ModuleMetadata>::THIS_MODULE;
+        let innocent = Registration::new::<Innocent>(module)?;
+        let culprit = Registration::new::<Culprit>(module)?;
+        let obj = create(c"innocent", 0)?;
+        let slot = SendSlot(obj.slot());
+        RELEASE.store(false, Release);
+        RELEASE2.store(false, Release);
+        // A swap to culprit, held in Blocked by a tracked call.
+        let early = spawn(move || {
+            let _ = call_add(slot.get(), HOLD);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 1));
+        let swapper = spawn(move || {
+            // SAFETY: Live handle, NUL-terminated name.
+            let ret = unsafe {
+                api::hotswap_object_swap(
+                    slot.get(),
+                    c"culprit".as_ptr(),
+                    10_000,
+                    core::ptr::null_mut(),
+                )
+            };
+            assert_eq!(ret, 0);
+        })?;
+        assert!(wait_for(|| phase(&obj) == FORWARD));
+        let_forward_flip();
+        let tracked = spawn(move || {
+            let _ = call_add(slot.get(), HOLD2);
+        })?;
+        assert!(wait_for(|| HELD.load(Acquire) == 2));
+        RELEASE.store(true, Release);
+        assert!(wait_for(|| phase(&obj) == BLOCKED));
+        // A call that waits in Blocked, is served by culprit once the swap
+        // completes, and reports it while still inside.
+        let reporter = spawn(move || {
+            let mut call = Call::new();
+            // SAFETY: Live handle; `call` is a valid out pointer.
+            assert_eq!(unsafe { api::hotswap_call_begin(slot.get(), &mut call) }, 0);
+            // SAFETY: `call` is live; the reason is NUL-terminated.
+            unsafe { api::hotswap_call_misbehaved(&call, c"test: bad answer".as_ptr()) };
+            // SAFETY: Begun above.
+            unsafe { api::hotswap_call_end(&mut call) };
+        })?;
+        RELEASE2.store(true, Release);
+        assert!(wait_for(|| early.load(Acquire) && tracked.load(Acquire)));
+        assert!(wait_for(|| swapper.load(Acquire) && reporter.load(Acquire)));
+        // Culprit is quarantined (and the object leaves it for alpha);
+        // innocent is not.
+        assert_eq!(create(c"culprit", 0).err(), Some(ENOTRECOVERABLE));
+        drop(create(c"innocent", 0)?);
+        assert!(wait_for(|| tag(&obj) == Ok(1)));
+        drop(obj);
+        drop(culprit);
+        drop(innocent);
+        Ok(())
+    }
+
+    #[test]
     fn blocked_waits_callers_and_resumes_them_on_new() -> Result {
         let obj = create(c"alpha", 0)?;
         let slot = SendSlot(obj.slot());
@@ -866,6 +969,43 @@ mod tests {
         assert_eq!(swap(&obj, c"alpha", 1000).0, 0);
         assert_eq!((tag(&obj)?, add(&obj, 1)?), (1, 9));
         drop(obj);
+        drop(again);
+        Ok(())
+    }
+
+    #[test]
+    fn an_interface_name_stays_taken_while_a_retired_implementation_has_objects() -> Result {
+        let module = &<super::CoreTestModule as kernel::ModuleMetadata>::THIS_MODULE;
+        let iface = InterfaceRegistration::new::<Second>(module)?;
+        let reg = Registration::new::<SecondObj>(module)?;
+        let initial = 4u64;
+        // SAFETY: `Second` objects take a `u64`, live for the call.
+        let obj = unsafe {
+            api::Object::<Second>::create(Some(c"second"), core::ptr::from_ref(&initial).cast())
+        }?;
+        drop(reg);
+        drop(iface);
+        // Another interface of that name (which could have another method
+        // table) must not meet `obj`.
+        assert_eq!(
+            InterfaceRegistration::new::<Second>(module).err(),
+            Some(EBUSY)
+        );
+        assert_eq!(
+            obj.call(|m, o, c| {
+                // SAFETY: `obj`'s layers all have `TestOps` tables.
+                unsafe { (m.tag)(o, c) }
+            }),
+            Ok(9)
+        );
+        drop(obj);
+        // Free once the object is gone (its implementation lets go after
+        // the object's grace period).
+        let mut again = None;
+        assert!(wait_for(|| {
+            again = InterfaceRegistration::new::<Second>(module).ok();
+            again.is_some()
+        }));
         drop(again);
         Ok(())
     }

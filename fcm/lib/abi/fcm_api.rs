@@ -189,8 +189,16 @@ impl Buffer {
     // FCM code's other raw kernel calls.
 }
 
-/// An FCM implementation, in safe Rust.
-pub trait FcmImpl: Sized + Send + Sync {
+/// An FCM implementation: safe Rust methods, behind the shims of
+/// [`impl_ops`].
+///
+/// # Safety
+///
+/// What [`FcmImpl::export`] returns for a format is a state of that
+/// format, as [`FORMAT_PAGEMAP`] and [`FORMAT_DESCRIPTORS`] define them
+/// (made by `fcm_pages`' export functions): another FCM's `import`
+/// dereferences it.
+pub unsafe trait FcmImpl: Sized + Send + Sync {
     /// A cache of `args.file`.
     fn create(args: &FcmCreate) -> Result<KBox<Self>>;
     /// An empty replacement; its state arrives through `import`.

@@ -56,7 +56,15 @@ pub(crate) fn object_created(slot: &Arc<Slot>) {
         let queued = {
             let slot = slot.clone();
             crate::deferred::spawn(move || {
-                let _ = attach(&slot, &policy);
+                // Still this policy's to decide for (see `run`)?
+                let still = REGISTRY
+                    .lock()
+                    .picked_policy(&slot.interface)
+                    .is_ok_and(|(p, _)| p.is_some_and(|p| Arc::ptr_eq(&p, &policy)));
+                if still {
+                    let _ = attach(&slot, &policy);
+                    crate::control::quarantine::eject_pending();
+                }
             })
         };
         if queued.is_err() {

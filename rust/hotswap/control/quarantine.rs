@@ -21,8 +21,11 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::time::{delay::fsleep, Delta};
 
-/// Rounds an ejection tries while the objects are busy (another swap or
-/// interposition holds them), and the pause between rounds.
+/// Rounds an ejection tries while objects stay on the implementation, and
+/// the pause between rounds. Between rounds it also waits for the objects
+/// that were busy (another swap or interposition held them) to be free,
+/// each holder bounding itself: a swap off the implementation may yet
+/// abort and leave its object there, and it must not be passed over.
 const ROUNDS: u32 = 50;
 const PAUSE_MS: i64 = 20;
 
@@ -88,6 +91,11 @@ fn eject(interface: Name, name: Name) {
             break;
         }
         if round > 0 {
+            for slot in slots.iter() {
+                // Claimed and let go at once: only the wait matters (on
+                // this workqueue no signal ends it).
+                drop(slot.claim_waiting());
+            }
             fsleep(Delta::from_millis(PAUSE_MS));
         }
         if kind == KIND_OBJECT {

@@ -228,7 +228,7 @@ impl Mediator {
         self.winner_is_new.store(target == Target::New, Relaxed);
     }
 
-    fn winner(&self) -> Target {
+    pub(crate) fn winner(&self) -> Target {
         if self.winner_is_new.load(Acquire) {
             Target::New
         } else {

@@ -28,6 +28,7 @@ use crate::ott::chain::Chain;
 use crate::ott::domain::{wait_until, wait_until_interruptible, Cookie, ReadDomain};
 use crate::ott::history::SlotStats;
 use crate::ott::instance::Instance;
+use crate::ott::mediator::Target;
 use crate::ott::phase::Phase;
 use core::ffi::c_void;
 use kernel::prelude::*;
@@ -258,8 +259,9 @@ impl Slot {
         Ok(())
     }
 
-    /// The object (innermost layer) that `call` reaches: its chain's,
-    /// whatever was published since it began.
+    /// The object that serves `call`: its chain's, whatever was published
+    /// since it began, and during a swap the one of the two that the
+    /// mediator sent it to.
     ///
     /// # Safety
     ///
@@ -267,7 +269,24 @@ impl Slot {
     pub(crate) unsafe fn object_of_call<'a>(&self, call: &'a Call) -> &'a Instance {
         // SAFETY: A live call keeps its chain alive (see `begin`).
         let chain = unsafe { &*call.chain.cast::<Chain>() };
-        chain.object()
+        let Some(mediator) = &chain.mediator else {
+            return chain.object();
+        };
+        let to_new = if call.mediator.is_null() {
+            // A call at an interposer: what it forwards to went to the old
+            // object until the swap completed and to the new one after (a
+            // swap completes only once the calls in the old one have left).
+            matches!(mediator.phase(), Phase::Completed | Phase::Normal)
+                && mediator.winner() == Target::New
+        } else {
+            // At the object: the mediator resolved this very call.
+            call.obj == mediator.new.obj
+        };
+        if to_new {
+            &mediator.new
+        } else {
+            &mediator.old
+        }
     }
 
     /// Ends a call begun by `begin` or `next`.

@@ -335,6 +335,12 @@ pub(crate) struct Registry {
     /// those goes. Room for every registered interface is reserved at
     /// registration, so retiring never allocates.
     retired_interfaces: KVec<Name>,
+    /// Implementations retired while objects still used them
+    /// ([`Registry::retire_impl`]): no longer found, but their interface's
+    /// name is not free while they have objects (a new interface of that
+    /// name, with another method table, must not meet those objects).
+    /// Dropped once unused; room reserved at registration, as above.
+    retired_impls: KVec<Arc<ImplInfo>>,
 }
 
 /// Checks the header every table starts with.
@@ -377,6 +383,7 @@ impl Registry {
             impls: KVec::new(),
             policies: KVec::new(),
             retired_interfaces: KVec::new(),
+            retired_impls: KVec::new(),
         }
     }
 
@@ -444,9 +451,7 @@ impl Registry {
             .position(|i| i.table == ops as usize)
             .ok_or(ENOENT)?;
         let name = self.interfaces[pos].name;
-        if self.impls.iter().any(|i| i.interface == name)
-            || self.policies.iter().any(|p| p.interface == name)
-        {
+        if self.in_use(&name) {
             return Err(EBUSY);
         }
         self.interfaces.remove(pos)?;
@@ -482,14 +487,24 @@ impl Registry {
         Ok(())
     }
 
-    /// Frees the names of retired interfaces that have nothing registered
-    /// under them any more.
+    /// Whether implementations or policies are registered under
+    /// `interface`, or objects still use a retired implementation of it.
+    fn in_use(&self, interface: &Name) -> bool {
+        self.impls.iter().any(|i| i.interface == *interface)
+            || self
+                .retired_impls
+                .iter()
+                .any(|i| i.interface == *interface && i.users() != 0)
+            || self.policies.iter().any(|p| p.interface == *interface)
+    }
+
+    /// Drops retired implementations nothing uses any more, then frees the
+    /// names of retired interfaces nothing is left under.
     fn reap(&mut self) {
-        let (impls, policies) = (&self.impls, &self.policies);
-        self.retired_interfaces.retain(|name| {
-            impls.iter().any(|i| i.interface == *name)
-                || policies.iter().any(|p| p.interface == *name)
-        });
+        self.retired_impls.retain(|i| i.users() != 0);
+        let mut retired = core::mem::replace(&mut self.retired_interfaces, KVec::new());
+        retired.retain(|name| self.in_use(name));
+        self.retired_interfaces = retired;
     }
 
     /// Registers an implementation table under its interface.
@@ -538,6 +553,9 @@ impl Registry {
             GFP_KERNEL,
         )?;
         self.impls.reserve(1, GFP_KERNEL)?;
+        self.reap();
+        self.retired_impls
+            .reserve(self.impls.len() + 1, GFP_KERNEL)?;
         if let Some(pin) = info.interface_pin {
             pin.get()?;
         }
@@ -597,6 +615,10 @@ impl Registry {
             name_str(&info.name),
             info.users()
         );
+        // Room was reserved when it registered; if it were not there, the
+        // objects would still hold the `ImplInfo` (only the name
+        // reservation would be lost).
+        let _ = self.retired_impls.push_within_capacity(info);
         self.reap();
         Ok(())
     }

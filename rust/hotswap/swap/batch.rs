@@ -221,10 +221,6 @@ impl<'a> Swap<'a> {
     fn abort(&mut self, err: Error) {
         let chain = self.aborted_chain.take();
         self.end(Target::Old, chain, Phase::Aborted, Some(err));
-        // Back on the old implementation: if it was quarantined during the
-        // swap, its ejection passed this object over (busy) and must run
-        // again.
-        self.mediator.old.imp.landed();
     }
 
     /// Puts the slot back on one object (`winner`, through `chain`, by
