@@ -313,50 +313,19 @@ macro_rules! object_impl {
 object_impl!(Alpha, c"alpha", 1, [2, 1, 0, 0], [1, 2, 0, 0]);
 object_impl!(Beta, c"beta", 2, [1, 0, 0, 0], [1, 0, 0, 0]);
 object_impl!(Gamma, c"gamma", 3, [3, 0, 0, 0], [3, 0, 0, 0]);
-object_impl!(
-    /// Alpha's twin that the misbehavior test gets quarantined, so that the
-    /// other tests keep alpha.
-    Liar,
-    c"liar",
-    4,
-    [2, 1, 0, 0],
-    [1, 2, 0, 0]
-);
-object_impl!(
-    /// An implementation whose registration a test drops while an object
-    /// still uses it.
-    Retiree,
-    c"retiree",
-    5,
-    [1, 0, 0, 0],
-    [1, 0, 0, 0]
-);
-object_impl!(
-    /// An implementation a test quarantines while a swap off it is stuck.
-    Stray,
-    c"stray",
-    6,
-    [1, 0, 0, 0],
-    [1, 0, 0, 0]
-);
-
-object_impl!(
-    /// The implementation a swap leaves in the blame test: not at fault.
-    Innocent,
-    c"innocent",
-    8,
-    [1, 0, 0, 0],
-    [1, 0, 0, 0]
-);
-object_impl!(
-    /// The implementation a swap goes to in the blame test, which a call
-    /// it served reports.
-    Culprit,
-    c"culprit",
-    7,
-    [1, 0, 0, 0],
-    [1, 0, 0, 0]
-);
+// Alpha's twin that the misbehavior test gets quarantined, so that the
+// other tests keep alpha.
+object_impl!(Liar, c"liar", 4, [2, 1, 0, 0], [1, 2, 0, 0]);
+// Each of the following is one test's own, so that what it does to it
+// (quarantine, retirement) touches no other test: one whose registration
+// is dropped while an object uses it; one quarantined while a swap off it
+// is stuck; the innocent and the guilty of the blame test; one that
+// misbehaves once retired.
+object_impl!(Retiree, c"retiree", 5, [1, 0, 0, 0], [1, 0, 0, 0]);
+object_impl!(Stray, c"stray", 6, [1, 0, 0, 0], [1, 0, 0, 0]);
+object_impl!(Culprit, c"culprit", 7, [1, 0, 0, 0], [1, 0, 0, 0]);
+object_impl!(Innocent, c"innocent", 8, [1, 0, 0, 0], [1, 0, 0, 0]);
+object_impl!(Lapsed, c"lapsed", 10, [1, 0, 0, 0], [1, 0, 0, 0]);
 
 /// A second interface with `hstest`'s method table, that a test can
 /// unregister.
@@ -368,14 +337,8 @@ impl api::Interface for Second {
     type Methods = TestOps;
 }
 
-object_impl!(
-    /// `Second`'s implementation.
-    SecondObj: Second,
-    c"second",
-    9,
-    [1, 0, 0, 0],
-    [1, 0, 0, 0]
-);
+// `Second`'s implementation.
+object_impl!(SecondObj: Second, c"second", 9, [1, 0, 0, 0], [1, 0, 0, 0]);
 
 struct PlusOne;
 impl Implementation for PlusOne {
@@ -528,6 +491,45 @@ const BLOCKED: u32 = 2;
 /// mediator. Half a second is many RCU grace periods, even under TCG.
 fn let_forward_flip() {
     kernel::time::delay::fsleep(kernel::time::Delta::from_millis(500));
+}
+
+/// The flag a spawned piece of work sets when done.
+type Done = kernel::sync::Arc<Atomic<bool>>;
+
+/// Starts a swap of `obj` to `target` (in its own thread, which asserts it
+/// completes) and holds it in Blocked: an early call (on `RELEASE`) keeps
+/// it in Forward until a tracked call (on `RELEASE2`, still held on
+/// return) has begun, then ends. Returns the early call's, the swap's and
+/// the tracked call's flags.
+fn swap_held_in_blocked(
+    obj: &api::Object<Hstest>,
+    target: &'static CStr,
+) -> Result<(Done, Done, Done)> {
+    let slot = SendSlot(obj.slot());
+    RELEASE.store(false, Release);
+    RELEASE2.store(false, Release);
+    let early = spawn(move || {
+        let _ = call_add(slot.get(), HOLD);
+    })?;
+    assert!(wait_for(|| HELD.load(Acquire) == 1));
+    let swapper = spawn(move || {
+        // SAFETY: Live handle, NUL-terminated name.
+        let ret = unsafe {
+            api::hotswap_object_swap(slot.get(), target.as_ptr(), 10_000, core::ptr::null_mut())
+        };
+        assert_eq!(ret, 0);
+    })?;
+    assert!(wait_for(|| phase(obj) == FORWARD));
+    let_forward_flip();
+    // A tracked call, held on the second gate: Blocked waits for it.
+    let tracked = spawn(move || {
+        let _ = call_add(slot.get(), HOLD2);
+    })?;
+    assert!(wait_for(|| HELD.load(Acquire) == 2));
+    // The early call ends: the grace period can end, Blocked begins.
+    RELEASE.store(true, Release);
+    assert!(wait_for(|| phase(obj) == BLOCKED));
+    Ok((early, swapper, tracked))
 }
 
 #[kunit_tests(hotswap_core)]
@@ -737,33 +739,8 @@ mod tests {
         let culprit = Registration::new::<Culprit>(module)?;
         let obj = create(c"innocent", 0)?;
         let slot = SendSlot(obj.slot());
-        RELEASE.store(false, Release);
-        RELEASE2.store(false, Release);
         // A swap to culprit, held in Blocked by a tracked call.
-        let early = spawn(move || {
-            let _ = call_add(slot.get(), HOLD);
-        })?;
-        assert!(wait_for(|| HELD.load(Acquire) == 1));
-        let swapper = spawn(move || {
-            // SAFETY: Live handle, NUL-terminated name.
-            let ret = unsafe {
-                api::hotswap_object_swap(
-                    slot.get(),
-                    c"culprit".as_ptr(),
-                    10_000,
-                    core::ptr::null_mut(),
-                )
-            };
-            assert_eq!(ret, 0);
-        })?;
-        assert!(wait_for(|| phase(&obj) == FORWARD));
-        let_forward_flip();
-        let tracked = spawn(move || {
-            let _ = call_add(slot.get(), HOLD2);
-        })?;
-        assert!(wait_for(|| HELD.load(Acquire) == 2));
-        RELEASE.store(true, Release);
-        assert!(wait_for(|| phase(&obj) == BLOCKED));
+        let (early, swapper, tracked) = swap_held_in_blocked(&obj, c"culprit")?;
         // A call that waits in Blocked, is served by culprit once the swap
         // completes, and reports it while still inside.
         let reporter = spawn(move || {
@@ -793,34 +770,7 @@ mod tests {
     fn blocked_waits_callers_and_resumes_them_on_new() -> Result {
         let obj = create(c"alpha", 0)?;
         let slot = SendSlot(obj.slot());
-        RELEASE.store(false, Release);
-        RELEASE2.store(false, Release);
-        let early = spawn(move || {
-            let _ = call_add(slot.get(), HOLD);
-        })?;
-        assert!(wait_for(|| HELD.load(Acquire) == 1));
-        let swapper = spawn(move || {
-            // SAFETY: Live handle, NUL-terminated name.
-            let ret = unsafe {
-                api::hotswap_object_swap(
-                    slot.get(),
-                    c"beta".as_ptr(),
-                    10_000,
-                    core::ptr::null_mut(),
-                )
-            };
-            assert_eq!(ret, 0);
-        })?;
-        assert!(wait_for(|| phase(&obj) == FORWARD));
-        let_forward_flip();
-        // A tracked call, held on the second gate: Blocked waits for it.
-        let tracked = spawn(move || {
-            let _ = call_add(slot.get(), HOLD2);
-        })?;
-        assert!(wait_for(|| HELD.load(Acquire) == 2));
-        // The early call ends: the grace period can end, Blocked begins.
-        RELEASE.store(true, Release);
-        assert!(wait_for(|| phase(&obj) == BLOCKED));
+        let (early, swapper, tracked) = swap_held_in_blocked(&obj, c"beta")?;
         // A new caller now waits...
         let blocked = spawn(move || {
             assert_eq!(call_add(slot.get(), 1), Ok(1));
@@ -1007,6 +957,25 @@ mod tests {
             again.is_some()
         }));
         drop(again);
+        Ok(())
+    }
+
+    #[test]
+    fn a_retired_implementation_that_misbehaves_is_ejected_too() -> Result {
+        let module = &<super::CoreTestModule as kernel::ModuleMetadata>::THIS_MODULE;
+        let reg = Registration::new::<Lapsed>(module)?;
+        let obj = create(c"lapsed", 2)?;
+        drop(reg);
+        // A fresh registration of the name: innocent, it keeps its objects.
+        let fresh = Registration::new::<Lapsed>(module)?;
+        let bystander = create(c"lapsed", 5)?;
+        obj.misbehaved(c"test: lapsed");
+        assert!(wait_for(|| tag(&obj) == Ok(1)));
+        assert_eq!(add(&obj, 0)?, 2);
+        assert_eq!((tag(&bystander)?, add(&bystander, 0)?), (10, 5));
+        drop(bystander);
+        drop(obj);
+        drop(fresh);
         Ok(())
     }
 

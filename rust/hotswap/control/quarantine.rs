@@ -13,6 +13,7 @@
 //! module again (a new registration) starts it afresh.
 
 use crate::api::{name_str, Name, KIND_OBJECT};
+use crate::ott::instance::Instance;
 use crate::ott::objects;
 use crate::ott::slot::Slot;
 use crate::registry::{misbehavior, REGISTRY};
@@ -45,16 +46,16 @@ pub(crate) fn eject_pending() {
     }
 }
 
-/// Whether `slot` uses implementation `name` (as its object or an
-/// interposer).
+/// Whether `slot` uses a quarantined implementation called `name` (as its
+/// object or an interposer): a retired one and its re-registration share
+/// the name, and only the one that misbehaved is quarantined.
 fn uses(slot: &Slot, name: &Name, kind: u32) -> bool {
+    let bad = |l: &Arc<Instance>| l.imp.name == *name && l.imp.quarantined();
     slot.status(|_, chain, _| {
         if kind == KIND_OBJECT {
-            chain.object().imp.name == *name
+            bad(chain.object())
         } else {
-            chain.layers[..chain.layers.len() - 1]
-                .iter()
-                .any(|l| l.imp.name == *name)
+            chain.layers[..chain.layers.len() - 1].iter().any(bad)
         }
     })
     .unwrap_or(false)
@@ -75,7 +76,8 @@ fn users(interface: &Name, name: &Name, kind: u32) -> Result<KVec<Arc<Slot>>> {
 fn eject(interface: Name, name: Name) {
     let (kind, target) = {
         let registry = REGISTRY.lock();
-        // Unregistered, or registered again (a fresh start) meanwhile.
+        // Unregistered (with no objects left), or registered again (a
+        // fresh start) meanwhile.
         let Some(imp) = registry.quarantined(&interface, &name) else {
             return;
         };
@@ -117,6 +119,11 @@ fn eject(interface: Name, name: Name) {
         }
     }
     let left = users(&interface, &name, kind).map_or(0, |s| s.len());
+    // Its own swaps may have landed objects on an implementation that was
+    // quarantined meanwhile (the fallback itself): that ejection must not
+    // wait for the next control operation. Aborts queue nothing, so this
+    // cannot loop.
+    eject_pending();
     if kind == KIND_OBJECT {
         pr_warn!(
             "{}/{}: quarantined: {} object(s) swapped to {}, {} left on it\n",

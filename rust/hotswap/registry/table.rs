@@ -674,10 +674,15 @@ impl Registry {
             })
     }
 
-    /// The implementation `name` of `interface`, if it is registered and
-    /// quarantined.
+    /// A quarantined implementation `name` of `interface`, registered or
+    /// retired (objects may still use a retired one).
     pub(crate) fn quarantined(&self, interface: &Name, name: &Name) -> Option<&Arc<ImplInfo>> {
-        self.find(interface, name).filter(|i| i.quarantined())
+        let bad =
+            |i: &&Arc<ImplInfo>| i.interface == *interface && i.name == *name && i.quarantined();
+        self.impls
+            .iter()
+            .find(bad)
+            .or_else(|| self.retired_impls.iter().find(bad))
     }
 
     /// The kind of implementation `name` of `interface`; `ENOENT` if none.
