@@ -8,7 +8,9 @@ set -euo pipefail
 mkdir -p "$HOTSWAP_CACHE"
 
 APT_PACKAGES=(gcc make flex bison bc libelf-dev libssl-dev cpio kmod python3
-	qemu-system-x86 udev unzip xz-utils rsync)
+	qemu-system-x86 udev unzip xz-utils rsync
+	# hotswapfs's tests run these unmodified programs on the mount
+	postmark fio ripgrep attr e2fsprogs git)
 
 install_apt_packages() {
 	local missing=()

@@ -10,7 +10,8 @@
 //!             single-lock cache (fcm_locked.rs), the conformance suite
 //!             every FCM's KUnit runs (fcm_conformance.rs) and its tmpfs
 //!             helper; compiled into the implementations, not here
-//!   front/    /dev/hotswap-file: one FCM per backing inode
+//!   front/    the front ends, sharing one FCM per backing inode:
+//!             /dev/hotswap-file and hotswapfs, the stackable filesystem
 //!   memory/   the global budget, the memcg-aware shrinker, the worker,
 //!             and their report (ioctl + debugfs)
 //!   policy/   cpu_count, the decision policy that swaps an FCM to
@@ -39,6 +40,8 @@ mod fcm_memory;
 pub mod fcm_pages;
 #[path = "abi/fcm_uapi.rs"]
 pub mod fcm_uapi;
+#[path = "front/hotswapfs.rs"]
+mod hotswapfs;
 #[path = "memory/memory_report.rs"]
 mod memory_report;
 #[path = "../../rust/abi/uapi.rs"]
@@ -48,7 +51,7 @@ module! {
     type: HotswapFcm,
     name: "hotswap_fcm",
     authors: ["hotswap developers"],
-    description: "hotswap File Cache Manager subsystem: the fcm interface, /dev/hotswap-file, FCM memory",
+    description: "hotswap File Cache Manager subsystem: the fcm interface, /dev/hotswap-file, hotswapfs, FCM memory",
     license: "GPL",
     params: {
         capacity: u64 {
@@ -59,6 +62,7 @@ module! {
 }
 
 struct HotswapFcm {
+    _fs: hotswapfs::Registration,
     _files: cached_file::Registration,
     _status: Pin<KBox<memory_report::Status>>,
     _policy: api::PolicyRegistration,
@@ -94,7 +98,9 @@ impl kernel::Module for HotswapFcm {
         let policy = api::PolicyRegistration::new::<cpu_count::CpuCount>(module)?;
         let status = KBox::pin_init(memory_report::Status::new(), GFP_KERNEL)?;
         let files = cached_file::Registration::new()?;
+        let fs = hotswapfs::Registration::new()?;
         Ok(Self {
+            _fs: fs,
             _files: files,
             _status: status,
             _policy: policy,

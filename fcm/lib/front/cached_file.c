@@ -35,9 +35,12 @@ loff_t hotswap_file_seek(struct file *file, loff_t offset, int whence, loff_t si
 /*
  * posix_fadvise(2): POSIX_FADV_DONTNEED writes the file's dirty pages back
  * and drops its cached pages (all of them: an FCM evicts by count, not by
- * range); the other advice changes nothing, as on most filesystems.
+ * range); the other advice changes nothing, as on most filesystems. Also
+ * hotswapfs's (hotswapfs_file.c).
  */
-static int hotswap_file_fadvise(struct file *file, loff_t offset, loff_t len, int advice)
+int hotswap_file_fadvise(struct file *file, loff_t offset, loff_t len, int advice);
+
+int hotswap_file_fadvise(struct file *file, loff_t offset, loff_t len, int advice)
 {
 	switch (advice) {
 	case POSIX_FADV_DONTNEED:

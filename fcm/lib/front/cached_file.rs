@@ -220,11 +220,11 @@ kernel::sync::global_lock! {
 }
 
 /// A file reference taken by `fget` or an open, put on drop.
-struct FileRef(ARef<File>);
+pub(crate) struct FileRef(ARef<File>);
 
 impl FileRef {
     /// Takes over the reference `raw` (a `struct file *` or an `ERR_PTR`).
-    fn new(raw: *mut c_void) -> Result<Self> {
+    pub(crate) fn new(raw: *mut c_void) -> Result<Self> {
         if raw.is_null() {
             return Err(EBADF);
         }
@@ -246,9 +246,9 @@ impl FileRef {
 /// `Opener::wb_seen` before the opener could read the FCM's count.
 const UNSEEN: u64 = u64::MAX;
 
-/// Per open file of the device.
+/// Per open file of the device (and of hotswapfs's regular files).
 #[pin_data]
-struct Opener {
+pub(crate) struct Opener {
     /// The attached inode's FCM, set once (under `attach`), then read
     /// without a lock on every call. Borrowed from `inode`.
     attached: Atomic<*const FcmObject>,
@@ -273,8 +273,9 @@ fn errno(r: Result<isize>) -> isize {
 ///
 /// # Safety
 ///
-/// `file` is a file of this device between `open` and `release`.
-unsafe fn opener<'a>(file: *mut c_void) -> &'a Opener {
+/// `file` is a file of this device (or a hotswapfs file) between `open`
+/// and `release`.
+pub(crate) unsafe fn opener<'a>(file: *mut c_void) -> &'a Opener {
     // SAFETY: `open` stored a leaked `Pin<KBox<Opener>>` there.
     unsafe { &*hotswap_file_private(file).cast::<Opener>() }
 }
@@ -307,11 +308,11 @@ impl Opener {
     }
 
     /// Calls `f` on the FCM through the slot.
-    fn call<R>(&self, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
+    pub(crate) fn call<R>(&self, f: impl FnOnce(&FcmOps, *mut c_void, &Call) -> R) -> Result<R> {
         call_fcm(self.slot()?, f)
     }
 
-    fn stats(&self) -> Result<FcmStats> {
+    pub(crate) fn stats(&self) -> Result<FcmStats> {
         let mut s = FcmStats::default();
         // SAFETY: `s` is writable; the object is live for the call.
         self.call(|ops, obj, call| unsafe { (ops.stats)(obj, call, &mut s) })?;
@@ -374,6 +375,15 @@ impl InUse {
     pub(crate) fn slot(&self) -> &FcmObject {
         &self.0.fcm
     }
+
+    /// The superblock of the cached inode (compared, never followed).
+    pub(crate) fn superblock(&self) -> *const c_void {
+        // SAFETY: The FCM's own file is live while held, and so are its
+        // inode and superblock.
+        unsafe { (*(*self.0.file.as_ptr()).f_inode).i_sb }
+            .cast_const()
+            .cast()
+    }
 }
 
 impl Drop for InUse {
@@ -410,6 +420,41 @@ pub(crate) fn pin(owner: *const c_void) -> Option<InUse> {
         state.openers += 1;
         Some(InUse(cached.clone()))
     })
+}
+
+/// The FCM of `inode` (a `struct inode *`, compared, never followed),
+/// held, if it has one. Waits (interruptibly) for one being made or
+/// ending, so that the caller sees either the FCM or an inode it wrote
+/// everything back to.
+pub(crate) fn pin_inode(inode: usize) -> Result<Option<InUse>> {
+    loop {
+        let found = CACHED
+            .lock()
+            .iter()
+            .find(|e| e.inode() == inode)
+            .map(|e| match e {
+                TableEntry::Ready(cached) => Ok(cached.clone()),
+                TableEntry::Creating(_, creation) => Err(creation.clone()),
+            });
+        match found {
+            None => return Ok(None),
+            Some(Err(creation)) => creation.wait()?,
+            Some(Ok(cached)) => {
+                let mut state = cached.state.lock();
+                // Open with no opener yet: its maker is about to join.
+                if state.life == Life::Open {
+                    state.openers += 1;
+                    drop(state);
+                    return Ok(Some(InUse(cached)));
+                }
+                while state.life != Life::Gone {
+                    if cached.changed.wait_interruptible(&mut state) {
+                        return Err(ERESTARTSYS);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The cached inodes now, as owners for [`pin`].
@@ -774,14 +819,19 @@ fn join_or_create(inode: usize, backing: &FileRef, writes: bool) -> Result<Arc<C
 }
 
 fn attach(file: *mut c_void, fd: u32) -> Result {
-    // SAFETY: Called from this device's ioctl.
+    // SAFETY: FFI; a reference is taken if the descriptor is valid.
+    attach_backing(file, FileRef::new(unsafe { fget(fd) })?)
+}
+
+/// Attaches the opener of `file` (this device's, or a hotswapfs file's)
+/// to the FCM of `backing`'s inode.
+pub(crate) fn attach_backing(file: *mut c_void, backing: FileRef) -> Result {
+    // SAFETY: Called from this device's ioctl or a hotswapfs open.
     let me = unsafe { opener(file) };
     let _serial = me.attach.lock();
     if me.slot().is_ok() {
         return Err(EBUSY);
     }
-    // SAFETY: FFI; a reference is taken if the descriptor is valid.
-    let backing = FileRef::new(unsafe { fget(fd) })?;
     // SAFETY: Both files are live.
     kernel::error::to_result(unsafe { hotswap_file_check_backing(backing.as_ptr(), file) })?;
     // SAFETY: A live file.
@@ -835,13 +885,15 @@ fn info(me: &Opener) -> Result<FileInfo> {
 unsafe impl kernel::transmute::AsBytes for FileInfo {}
 
 /// A write through the FCM: checked against the backing file's limits,
-/// at the end of the file if the device was opened `O_APPEND`.
-fn write(
+/// at the end of the file if the device was opened `O_APPEND`; `buf` is a
+/// user address if `user`, else a kernel one.
+pub(crate) fn write(
     file: *mut c_void,
     me: &Opener,
-    buf: *const u8,
+    buf: usize,
     len: usize,
     at: &mut i64,
+    user: bool,
 ) -> Result<isize> {
     // SAFETY: A live file.
     if !unsafe { hotswap_file_writable(file) } {
@@ -865,8 +917,10 @@ fn write(
     let n = in_segments(me.cached_here()?, *at, count, |pos, offset, len| {
         let call = me.slot()?.begin()?;
         let ops = call.methods();
-        // SAFETY: The FCM copies from the user buffer, checking it.
-        let n = unsafe { (ops.write)(call.obj(), call.call(), pos, buf as usize + offset, len, 1) };
+        // SAFETY: The FCM copies from the user buffer, checking it (the
+        // caller vouches for a kernel one).
+        let n =
+            unsafe { (ops.write)(call.obj(), call.call(), pos, buf + offset, len, user.into()) };
         checked_count(&call, n, len)
     })?;
     *at += n as i64;
@@ -953,18 +1007,22 @@ pub(crate) unsafe extern "C" fn hotswap_file_read(
 ) -> isize {
     // SAFETY: A file of this device; `pos` is the VFS's position.
     let (me, at) = unsafe { (opener(file), &mut *pos) };
-    errno((|| {
-        let n = in_segments(me.cached_here()?, *at, len, |pos, offset, len| {
-            let call = me.slot()?.begin()?;
-            let ops = call.methods();
-            // SAFETY: The FCM copies to the user buffer, checking it.
-            let n =
-                unsafe { (ops.read)(call.obj(), call.call(), pos, buf as usize + offset, len, 1) };
-            checked_count(&call, n, len)
-        })?;
-        *at += n as i64;
-        Ok(n)
-    })())
+    errno(read(me, buf as usize, len, at, true))
+}
+
+/// A read through the FCM into `buf`, a user address if `user`, else a
+/// kernel one.
+pub(crate) fn read(me: &Opener, buf: usize, len: usize, at: &mut i64, user: bool) -> Result<isize> {
+    let n = in_segments(me.cached_here()?, *at, len, |pos, offset, len| {
+        let call = me.slot()?.begin()?;
+        let ops = call.methods();
+        // SAFETY: The FCM copies to the user buffer, checking it (the
+        // caller vouches for a kernel one).
+        let n = unsafe { (ops.read)(call.obj(), call.call(), pos, buf + offset, len, user.into()) };
+        checked_count(&call, n, len)
+    })?;
+    *at += n as i64;
+    Ok(n)
 }
 
 /// `write`/`pwrite`.
@@ -981,7 +1039,7 @@ pub(crate) unsafe extern "C" fn hotswap_file_write(
 ) -> isize {
     // SAFETY: A file of this device; `pos` is the VFS's position.
     let (me, at) = unsafe { (opener(file), &mut *pos) };
-    errno(write(file, me, buf, len, at))
+    errno(write(file, me, buf as usize, len, at, true))
 }
 
 /// `lseek`: positions within the cached file's size.

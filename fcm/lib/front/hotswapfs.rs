@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0
+//! hotswapfs's data path: a stackable filesystem (`mount -t hotswapfs -o
+//! lowerdir=DIR none MNT`) whose regular files are openers of the FCM of
+//! their lower inode, exactly as `/dev/hotswap-file`'s are
+//! (`cached_file.rs`), so both front ends share one FCM per inode, its
+//! write-back errors, its memory budget and its reclaim.
+//!
+//! The VFS tables are C (`hotswapfs_super.c`, `hotswapfs_namei.c`,
+//! `hotswapfs_file.c`: 7.3's kernel crate has no filesystem abstractions);
+//! these are the calls they make into the FCM. `open`, `release`,
+//! `flush`, `llseek`, `fsync` and `fadvise` are the device's own handlers.
+
+use crate::cached_file::{self, opener, FileRef};
+use crate::fcm_api::{FcmOps, SYNC_FILE};
+use core::ffi::{c_int, c_void};
+use kernel::prelude::*;
+
+extern "C" {
+    fn hotswapfs_register() -> c_int;
+    fn hotswapfs_unregister();
+}
+
+fn errno(r: Result) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Attaches the hotswapfs file `file` (its opener made by
+/// `hotswap_file_open`) to the FCM of `lower`'s inode, taking over the
+/// reference to `lower`, a file the FCM's own is reopened from.
+///
+/// # Safety
+///
+/// `file` is a hotswapfs regular file being opened; `lower` is a file
+/// whose reference the caller hands over.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_file_attach_file(
+    file: *mut c_void,
+    lower: *mut c_void,
+) -> c_int {
+    errno(FileRef::new(lower).and_then(|lower| cached_file::attach_backing(file, lower)))
+}
+
+/// Reads or writes `len` bytes at `*pos` (advanced) between the FCM and
+/// `buf`, a user address if `user`, else a kernel one: the bytes moved,
+/// or an errno.
+///
+/// # Safety
+///
+/// `file` is an attached hotswapfs file; `pos` is writable; a kernel
+/// `buf` is valid for `len` bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_file_io(
+    file: *mut c_void,
+    buf: usize,
+    len: usize,
+    pos: *mut i64,
+    user: bool,
+    write: bool,
+) -> isize {
+    // SAFETY: As the caller promises.
+    let (me, at) = unsafe { (opener(file), &mut *pos) };
+    let moved = if write {
+        cached_file::write(file, me, buf, len, at, user)
+    } else {
+        cached_file::read(me, buf, len, at, user)
+    };
+    moved.unwrap_or_else(|e| e.to_errno() as isize)
+}
+
+/// The size the FCM of an attached file holds, or an errno.
+///
+/// # Safety
+///
+/// `file` is an attached hotswapfs file.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_file_size(file: *mut c_void) -> i64 {
+    // SAFETY: As the caller promises.
+    let me = unsafe { opener(file) };
+    // SAFETY: The object is live for the call.
+    me.call(|ops, obj, call| unsafe { (ops.size)(obj, call) })
+        .unwrap_or_else(|e| e.to_errno() as i64)
+}
+
+/// Writes every dirty page of an attached file's FCM back, if it has any
+/// (for a mapping of the lower file to see them). Failures are the FCM's
+/// to count and the openers' to hear of at `fsync` or `close`; here only
+/// the errno.
+///
+/// This runs under the mapper's `mmap_lock` and a write-back takes the
+/// lower inode's lock, the reverse of a write's order (inode lock, then a
+/// fault on its buffer): only a mapping of a file with unwritten data
+/// pays (and risks) it, until a fault handler maps the FCM's pages.
+///
+/// # Safety
+///
+/// `file` is an attached hotswapfs file.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_file_write_back(file: *mut c_void) -> c_int {
+    // SAFETY: As the caller promises.
+    let me = unsafe { opener(file) };
+    match me.stats() {
+        Ok(s) if s.dirty == 0 => return 0,
+        Ok(_) => {}
+        Err(e) => return e.to_errno(),
+    }
+    // SAFETY: The object is live for the call.
+    match me.call(|ops, obj, call| unsafe { (ops.sync)(obj, call, 0, i64::MAX, 0) }) {
+        Ok(ret) => ret,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Calls `f` on the FCM of `inode`, if it has one (`ENOENT` if not).
+fn with_inode_fcm<R>(
+    inode: *mut c_void,
+    f: impl FnOnce(&FcmOps, *mut c_void, &crate::api::Call) -> R,
+) -> Result<R> {
+    let held = cached_file::pin_inode(inode as usize)?.ok_or(ENOENT)?;
+    cached_file::call_fcm(held.slot(), f)
+}
+
+/// The size of the FCM of the lower inode `inode` in `*size`; `-ENOENT`
+/// if it has none.
+///
+/// # Safety
+///
+/// `size` is writable.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_fcm_inode_size(
+    inode: *mut c_void,
+    size: *mut i64,
+) -> c_int {
+    // SAFETY: The object is live for the call.
+    match with_inode_fcm(inode, |ops, obj, call| unsafe { (ops.size)(obj, call) }) {
+        Ok(n) if n < 0 => n as c_int,
+        Ok(n) => {
+            // SAFETY: As the caller promises.
+            unsafe { *size = n };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Truncates the lower inode `inode` through its FCM (`-ENOENT` if it has
+/// none: the caller truncates the inode itself).
+///
+/// # Safety
+///
+/// Called from hotswapfs's setattr with the upper inode locked.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_fcm_inode_truncate(inode: *mut c_void, size: i64) -> c_int {
+    // SAFETY: The object is live for the call.
+    match with_inode_fcm(inode, |ops, obj, call| unsafe {
+        (ops.truncate)(obj, call, size)
+    }) {
+        Ok(ret) => ret,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Writes the dirty pages of the FCM of the lower inode `inode` back
+/// (`-ENOENT` if it has none): before times are set on it, which a later
+/// write-back would otherwise overwrite.
+///
+/// # Safety
+///
+/// Called from hotswapfs's setattr.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_fcm_inode_write_back(inode: *mut c_void) -> c_int {
+    // SAFETY: The object is live for the call.
+    match with_inode_fcm(inode, |ops, obj, call| unsafe {
+        (ops.sync)(obj, call, 0, i64::MAX, 0)
+    }) {
+        Ok(ret) => ret,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `sync(2)`, `syncfs(2)` and unmount: writes back (and with `wait`
+/// syncs) every FCM of a file of the lower superblock `sb`, whichever
+/// front end made it. The first failure is returned after the rest are
+/// tried.
+///
+/// # Safety
+///
+/// Called from hotswapfs's `sync_fs`.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_fcm_sync_sb(sb: *const c_void, wait: bool) -> c_int {
+    let owners = match cached_file::owners() {
+        Ok(owners) => owners,
+        Err(e) => return e.to_errno(),
+    };
+    let flags = if wait { SYNC_FILE } else { 0 };
+    let mut first = 0;
+    for owner in owners {
+        let Some(held) = cached_file::pin(owner) else {
+            continue;
+        };
+        if held.superblock() != sb {
+            continue;
+        }
+        // SAFETY: The object is live for the call.
+        let ret = cached_file::call_fcm(held.slot(), |ops, obj, call| unsafe {
+            (ops.sync)(obj, call, 0, i64::MAX, flags)
+        })
+        .unwrap_or_else(|e| e.to_errno());
+        if first == 0 {
+            first = ret;
+        }
+    }
+    first
+}
+
+/// Keeps hotswapfs registered. A mounted hotswapfs holds this module, so
+/// no superblock (and no hotswapfs file) is left when it goes.
+pub(crate) struct Registration;
+
+impl Registration {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Called once from module init, after `CACHED.init()`.
+        kernel::error::to_result(unsafe { hotswapfs_register() })?;
+        Ok(Self)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `new`; nothing is mounted (see above).
+        unsafe { hotswapfs_unregister() };
+    }
+}

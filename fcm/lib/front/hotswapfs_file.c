@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hotswapfs's files. A regular file's open attaches it to the FCM of its
+ * lower inode (one per inode, shared with every other opener and with
+ * /dev/hotswap-file); its reads and writes are the FCM's, which is the
+ * file's page cache: the upper inode has no folios (empty_aops), so
+ * O_DIRECT is refused by open(2) (EINVAL), and splice, sendfile and
+ * copy_file_range go through read_iter/write_iter.
+ *
+ * mmap, for now: private mappings only, of the lower file after the FCM
+ * wrote every dirty page back (the bytes at mmap time; POSIX leaves it
+ * open whether later writes show through a private mapping). A shared
+ * mapping would have to see every later write, and the lower page cache
+ * does not: ENODEV, read-only or not, until a fault handler maps the
+ * FCM's own pages.
+ *
+ * Directories read the lower directory through a file opened with the
+ * mounter's credentials.
+ */
+#include <linux/backing-file.h>
+#include <linux/fadvise.h>
+#include <linux/fs_stack.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/splice.h>
+#include <linux/uio.h>
+#include "hotswapfs.h"
+
+int hotswap_file_fadvise(struct file *file, loff_t offset, loff_t len, int advice);
+
+/* Bytes a kernel-buffer read or write moves per call into the FCM. */
+#define HOTSWAPFS_BOUNCE (16 * PAGE_SIZE)
+
+/*
+ * Moves @iter's bytes at *@pos between @file's FCM and the buffers @iter
+ * describes: user memory directly (the FCM copies with fault checks),
+ * kernel memory (splice, kernel_read) through a bounce buffer. Stops at
+ * the first short count; the bytes moved, else the error.
+ */
+static ssize_t hotswapfs_io(struct file *file, loff_t *pos, struct iov_iter *iter, bool write)
+{
+	ssize_t done = 0, n = 0;
+	void *bounce;
+
+	if (user_backed_iter(iter)) {
+		while (iov_iter_count(iter)) {
+			size_t len = min(iter_iov_len(iter), iov_iter_count(iter));
+
+			if (!len) {
+				/* An empty segment: step over it. */
+				iov_iter_advance(iter, 0);
+				continue;
+			}
+			n = hotswap_file_io(file, (unsigned long)iter_iov_addr(iter), len, pos,
+					    true, write);
+			if (n <= 0)
+				break;
+			iov_iter_advance(iter, n);
+			done += n;
+			if (n < len)
+				break;
+		}
+		return done ? done : n;
+	}
+
+	bounce = kvmalloc(min_t(size_t, iov_iter_count(iter), HOTSWAPFS_BOUNCE), GFP_KERNEL);
+	if (!bounce)
+		return -ENOMEM;
+	while (iov_iter_count(iter)) {
+		size_t len = min_t(size_t, iov_iter_count(iter), HOTSWAPFS_BOUNCE);
+
+		if (write) {
+			size_t got = copy_from_iter(bounce, len, iter);
+
+			if (!got) {
+				n = -EFAULT;
+				break;
+			}
+			n = hotswap_file_io(file, (unsigned long)bounce, got, pos, false, true);
+			if (n < (ssize_t)got)
+				iov_iter_revert(iter, got - max_t(ssize_t, n, 0));
+		} else {
+			n = hotswap_file_io(file, (unsigned long)bounce, len, pos, false, false);
+			if (n > 0) {
+				size_t put = copy_to_iter(bounce, n, iter);
+
+				/* Not read, as far as the caller knows. */
+				*pos -= n - put;
+				n = put;
+			}
+		}
+		if (n <= 0)
+			break;
+		done += n;
+		if (n < len)
+			break;
+	}
+	kvfree(bounce);
+	return done ? done : n;
+}
+
+/*
+ * The lower file the FCM is reached through: opened with the mounter's
+ * credentials (the caller's open was checked against the upper inode),
+ * for reading, and for writing if the caller writes; none of the caller's
+ * flags, which are the upper file's (cached_file.rs explains why).
+ */
+static int hotswapfs_file_open(struct inode *inode, struct file *file)
+{
+	int acc = (file->f_mode & FMODE_WRITE) ? O_RDWR : O_RDONLY;
+	struct path lower_path;
+	struct file *lower;
+	loff_t size;
+	int err;
+
+	hotswapfs_lower_path(file->f_path.dentry, &lower_path);
+	lower = dentry_open(&lower_path, acc | O_LARGEFILE, hotswapfs_creds(inode->i_sb));
+	if (IS_ERR(lower))
+		return PTR_ERR(lower);
+	err = hotswap_file_open(inode, file);
+	if (err) {
+		fput(lower);
+		return err;
+	}
+	/*
+	 * Under the inode lock, shared: a truncate (exclusive) either ends
+	 * before the FCM is made or finds it made.
+	 */
+	inode_lock_shared(inode);
+	err = hotswap_file_attach_file(file, lower);
+	if (!err) {
+		size = hotswap_file_size(file);
+		spin_lock(&inode->i_lock);
+		if (size > i_size_read(inode))
+			i_size_write(inode, size);
+		spin_unlock(&inode->i_lock);
+	}
+	inode_unlock_shared(inode);
+	if (err)
+		hotswap_file_release(inode, file);
+	return err;
+}
+
+static ssize_t hotswapfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	/* An FCM read may wait for I/O or a swap. */
+	if (iocb->ki_flags & IOCB_NOWAIT)
+		return -EAGAIN;
+	if (!iov_iter_count(to))
+		return 0;
+	return hotswapfs_io(iocb->ki_filp, &iocb->ki_pos, to, false);
+}
+
+/*
+ * Writers share the inode lock (so that the FCM, not the lock, decides
+ * how parallel they are) except when privileges must be dropped first;
+ * truncate holds it exclusively, so it is ordered against every write.
+ * The upper size only grows here, under i_lock, whatever order parallel
+ * writers finish in.
+ */
+static ssize_t hotswapfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct file *file = iocb->ki_filp;
+	struct inode *inode = file_inode(file);
+	bool exclusive = !IS_NOSEC(inode);
+	ssize_t ret;
+
+	if (iocb->ki_flags & IOCB_NOWAIT)
+		return -EAGAIN;
+	if (!iov_iter_count(from))
+		return 0;
+	if (exclusive) {
+		inode_lock(inode);
+		ret = file_remove_privs(file);
+		if (ret)
+			goto out;
+	} else {
+		inode_lock_shared(inode);
+	}
+	ret = hotswapfs_io(file, &iocb->ki_pos, from, true);
+	if (ret > 0) {
+		spin_lock(&inode->i_lock);
+		if (iocb->ki_pos > i_size_read(inode))
+			i_size_write(inode, iocb->ki_pos);
+		inode_set_mtime_to_ts(inode, inode_set_ctime_current(inode));
+		spin_unlock(&inode->i_lock);
+	}
+out:
+	if (exclusive)
+		inode_unlock(inode);
+	else
+		inode_unlock_shared(inode);
+	if (ret > 0)
+		ret = generic_write_sync(iocb, ret);
+	return ret;
+}
+
+static int hotswapfs_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct backing_file_ctx ctx = { .cred = hotswapfs_creds(file_inode(file)->i_sb) };
+	struct path lower_path;
+	struct file *lower;
+	int err;
+
+	/* MAP_SHARED of a read-only descriptor is VM_MAYSHARE only. */
+	if (vma->vm_flags & (VM_SHARED | VM_MAYSHARE))
+		return -ENODEV;
+	err = hotswap_file_write_back(file);
+	if (err)
+		return err;
+	hotswapfs_lower_path(file->f_path.dentry, &lower_path);
+	lower = backing_file_open(file, O_RDONLY | O_LARGEFILE, &lower_path, ctx.cred);
+	if (IS_ERR(lower))
+		return PTR_ERR(lower);
+	err = backing_file_mmap(lower, vma, &ctx);
+	fput(lower);
+	return err;
+}
+
+const struct file_operations hotswapfs_file_fops = {
+	.owner = THIS_MODULE,
+	.open = hotswapfs_file_open,
+	.release = hotswap_file_release,
+	.flush = hotswap_file_flush,
+	.read_iter = hotswapfs_read_iter,
+	.write_iter = hotswapfs_write_iter,
+	.llseek = hotswap_file_llseek,
+	.fsync = hotswap_file_fsync,
+	.fadvise = hotswap_file_fadvise,
+	.mmap = hotswapfs_mmap,
+	.splice_read = copy_splice_read,
+	.splice_write = iter_file_splice_write,
+};
+
+static int hotswapfs_dir_open(struct inode *inode, struct file *file)
+{
+	struct path lower_path;
+	struct file *lower;
+
+	hotswapfs_lower_path(file->f_path.dentry, &lower_path);
+	lower = dentry_open(&lower_path, O_RDONLY | O_DIRECTORY | O_LARGEFILE,
+			    hotswapfs_creds(inode->i_sb));
+	if (IS_ERR(lower))
+		return PTR_ERR(lower);
+	file->private_data = lower;
+	return 0;
+}
+
+static int hotswapfs_dir_release(struct inode *inode, struct file *file)
+{
+	fput(file->private_data);
+	return 0;
+}
+
+static int hotswapfs_iterate(struct file *file, struct dir_context *ctx)
+{
+	struct file *lower = file->private_data;
+	int err;
+
+	lower->f_pos = ctx->pos;
+	scoped_with_creds(hotswapfs_creds(file_inode(file)->i_sb))
+		err = iterate_dir(lower, ctx);
+	fsstack_copy_attr_atime(file_inode(file), file_inode(lower));
+	return err;
+}
+
+static loff_t hotswapfs_dir_llseek(struct file *file, loff_t offset, int whence)
+{
+	struct file *lower = file->private_data;
+	loff_t pos;
+
+	lower->f_pos = file->f_pos;
+	pos = vfs_llseek(lower, offset, whence);
+	if (pos >= 0)
+		file->f_pos = pos;
+	return pos;
+}
+
+static int hotswapfs_dir_fsync(struct file *file, loff_t start, loff_t end, int datasync)
+{
+	return vfs_fsync(file->private_data, datasync);
+}
+
+const struct file_operations hotswapfs_dir_fops = {
+	.owner = THIS_MODULE,
+	.open = hotswapfs_dir_open,
+	.release = hotswapfs_dir_release,
+	.read = generic_read_dir,
+	.iterate_shared = hotswapfs_iterate,
+	.llseek = hotswapfs_dir_llseek,
+	.fsync = hotswapfs_dir_fsync,
+};
