@@ -251,8 +251,10 @@ def case_write_back_errors():
     # the failures the other opener's fsync and close ran into.
     # mount(2) from this process: a forked mount(8) would close its copies
     # of our descriptors at exec, and that close (a flush, like any close
-    # of a descriptor open for writing) would write back and hear of the
-    # failures in our place, as it would on NFS.
+    # of a descriptor open for writing) would write back and run into the
+    # full filesystem itself (it no longer takes the writer's report, as
+    # hotswapfs_attacks' fsync_errors checks; the remount keeps this case
+    # free of that write-back all the same).
     libc = mem.libc
     libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
     if libc.mount(b"none", SMALL.encode(), b"tmpfs", 32, b"size=1m") != 0:  # MS_REMOUNT

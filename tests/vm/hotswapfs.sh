@@ -80,7 +80,7 @@ cleanup() {
 run_cases() {
 	local impl=$1 fs=$2 lower=$3
 	shift 3
-	HOTSWAPFS_LOWER=$lower HOTSWAPFS_MNT=$mnt HOTSWAPFS_SCRATCH=$scratch \
+	HOTSWAPFS_LOWER=$lower HOTSWAPFS_MNT=$mnt HOTSWAPFS_SCRATCH=$scratch HOTSWAPFS_SKIP=${HOTSWAPFS_SKIP:-} \
 		HOTSWAPFS_FCM=$impl HOTSWAPFS_HSWAPCTL=$tool \
 		$py "$HOTSWAP_ROOT/tests/vm/hotswapfs.py" "$@" ||
 		fail "hotswapfs.py ${*:-(all cases)}: fcm/$impl over $fs"
@@ -145,7 +145,10 @@ for shape in $shapes; do
 		mount -t hotswapfs -o "lowerdir=$lower" none "$mnt" ||
 			fail "mount -t hotswapfs -o lowerdir=$lower none $mnt"
 		is_mounted "$mnt" hotswapfs || fail "mount exited 0 but no hotswapfs is on $mnt"
-		run_cases "$impl" "$fs" "$lower"
+		# The 1,000-file churn (45 s under TCG) once in make test.
+		skip=
+		[ "${HOTSWAP_FS_FULL:-0}" = 1 ] || [ "$shape" = "${shapes%% *}" ] || skip=churn
+		HOTSWAPFS_SKIP=$skip run_cases "$impl" "$fs" "$lower"
 		if [ "$impl" = "$big_impl" ] && [ "$fs" = "$big_fs" ]; then
 			run_cases "$impl" "$fs" "$lower" big_file
 		fi

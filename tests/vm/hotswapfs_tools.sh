@@ -15,7 +15,7 @@ load hotswap hotswap_fcm fcm_shared fcm_distributed fcm_monitor
 tool=$HOTSWAP_ROOT/tools/hswapctl/target/release/hswapctl
 work=/tmp/hsfs-tools
 # make test's sizes; make stress (HOTSWAP_FS_FULL=1) runs the full ones.
-pm_files=150 pm_transactions=600 fio_size=8m
+pm_files=100 pm_transactions=300 fio_size=4m
 if [ "${HOTSWAP_FS_FULL:-0}" = 1 ]; then
 	pm_files=500 pm_transactions=5000 fio_size=48m
 fi
@@ -108,7 +108,7 @@ echo "fio: verified"
 # shared mappings: rg falls back to reading).
 echo "== rg"
 mkdir -p "$mnt/src"
-cp -r "$HOTSWAP_ROOT/rust" "$HOTSWAP_ROOT/fcm" "$HOTSWAP_ROOT/tests" "$mnt/src/"
+cp -r "$HOTSWAP_ROOT/rust" "$HOTSWAP_ROOT/fcm" "$mnt/src/"
 want=$(cd "$lower/src" && rg --no-mmap -c -g '*.rs' -g '*.c' SAFETY | sort)
 [ -n "$want" ] || fail "rg found nothing on the lower filesystem"
 got=$(cd "$mnt/src" && rg --no-mmap -c -g '*.rs' -g '*.c' SAFETY | sort)

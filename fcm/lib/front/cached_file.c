@@ -27,6 +27,9 @@ int hotswap_file_check_backing(struct file *backing, struct file *self);
 struct file *hotswap_file_open_backing(struct file *backing, bool writable);
 int hotswap_file_write_limits(struct file *backing, loff_t pos, size_t *count);
 bool hotswap_file_writable(struct file *file);
+u32 hotswap_file_wb_err_sample(struct file *file);
+int hotswap_file_wb_err_check(struct file *file, u32 *since);
+int hotswap_file_wb_err_since(struct file *file, u32 since);
 bool hotswap_file_appends(struct file *file);
 void *hotswap_file_private(struct file *file);
 void hotswap_file_set_private(struct file *file, void *data);
@@ -186,6 +189,28 @@ int hotswap_file_write_limits(struct file *backing, loff_t pos, size_t *count)
 	if (!ret)
 		*count = n;
 	return ret;
+}
+
+/*
+ * The write-back errors of the inode's page cache (its mapping's errseq),
+ * as each opener is to hear of them once: the FCM's files are shared by
+ * every opener, so the struct file's own errseq cursor would tell only
+ * the first to fsync. Each opener keeps its own cursor, sampled at attach.
+ */
+u32 hotswap_file_wb_err_sample(struct file *file)
+{
+	return errseq_sample(&file->f_mapping->wb_err);
+}
+
+int hotswap_file_wb_err_check(struct file *file, u32 *since)
+{
+	return errseq_check_and_advance(&file->f_mapping->wb_err, since);
+}
+
+/* The same, without moving anyone's cursor (a close's own write-back). */
+int hotswap_file_wb_err_since(struct file *file, u32 since)
+{
+	return errseq_check(&file->f_mapping->wb_err, since);
 }
 
 bool hotswap_file_writable(struct file *file)

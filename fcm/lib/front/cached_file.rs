@@ -38,10 +38,14 @@
 //! Writes are checked against the backing file's limits as the VFS checks
 //! them (`EFBIG` past `s_maxbytes`; `RLIMIT_FSIZE`: `SIGXFSZ` and `EFBIG`,
 //! or a short write). A write-back that fails (at eviction, `fsync` or
-//! `close`) is counted by the FCM; each opener sees each such failure once,
-//! at its next `fsync` or `close` (the VFS's `errseq` semantics). Closing
-//! a descriptor open for writing writes the inode's dirty pages back, so
-//! its errors surface there; the last close writes back what is left.
+//! `close`) is counted by the FCM, and a failure of the backing
+//! filesystem to write the pages the FCM gave it is recorded in its page
+//! cache (`errseq`); each opener's `fsync` reports each failure of either
+//! kind once, whoever else synced first (each opener keeps its own
+//! cursors: the FCM's file is shared). Closing a descriptor open for
+//! writing writes the inode's dirty pages back and reports what that
+//! write-back ran into, without using up its opener's next `fsync`
+//! report; the last close writes back what is left.
 //!
 //! The file operations table is C (`cached_file.c`: the miscdevice
 //! abstraction has no `llseek`/`fsync`/`flush`); these are its handlers.
@@ -68,6 +72,9 @@ extern "C" {
     fn hotswap_file_open_backing(backing: *mut c_void, writable: bool) -> *mut c_void;
     fn hotswap_file_write_limits(backing: *mut c_void, pos: i64, count: *mut usize) -> c_int;
     fn hotswap_file_writable(file: *mut c_void) -> bool;
+    fn hotswap_file_wb_err_sample(file: *mut c_void) -> u32;
+    fn hotswap_file_wb_err_check(file: *mut c_void, since: *mut u32) -> c_int;
+    fn hotswap_file_wb_err_since(file: *mut c_void, since: u32) -> c_int;
     fn hotswap_file_appends(file: *mut c_void) -> bool;
     fn hotswap_file_private(file: *mut c_void) -> *mut c_void;
     fn hotswap_file_set_private(file: *mut c_void, data: *mut c_void);
@@ -257,6 +264,10 @@ pub(crate) struct Opener {
     inode: Atomic<*const CachedInode>,
     /// The FCM's write-back failures this opener has been told of.
     wb_seen: Atomic<u64>,
+    /// This opener's cursor in the lower page cache's write-back errors
+    /// (an errseq: the lower filesystem's own failures to write the pages
+    /// the FCM wrote back).
+    wb_since: Atomic<u32>,
     /// The memory cgroup this opener's last read or write ran in (tasks
     /// move, and descriptors are passed on): a new one gets the FCM listed
     /// for its reclaim, since its pages are charged there.
@@ -322,16 +333,60 @@ impl Opener {
     /// Reports a write-back failure this opener has not been told of yet
     /// (once per failure and opener, like `errseq`); else `result`.
     fn with_write_back_errors(&self, result: Result) -> Result {
+        // The lower filesystem's failures first: once per opener (racing
+        // threads of one descriptor may both hear of one; none misses it).
+        let mut since = self.wb_since.load(Relaxed);
+        // SAFETY: The inode's file is live; `since` is writable.
+        let lower =
+            unsafe { hotswap_file_wb_err_check(self.cached()?.file.as_ptr().cast(), &mut since) };
+        self.wb_since.store(since, Relaxed);
+        let result = if lower < 0 {
+            result.and(Err(Error::from_errno(lower)))
+        } else {
+            result
+        };
         let s = self.stats()?;
         let seen = self.wb_seen.xchg(s.wb_errors, Relaxed);
         if seen == s.wb_errors || seen == UNSEEN {
             return result;
         }
-        let reported = i32::try_from(s.wb_errno)
+        result.and(Err(Self::errno_of(&s)))
+    }
+
+    /// A close's write-back: writes the inode's dirty pages back and
+    /// reports what failed meanwhile, without taking from this opener's
+    /// `fsync` the failures it has not heard of. A descriptor closed in a
+    /// forked child (close-on-exec, a shell's redirection) shares this
+    /// opener, and its close must not tell the parent's next `fsync` that
+    /// all is well (NFS's `flush` works the same way).
+    fn flush(&self) -> Result {
+        let file = self.cached()?.file.as_ptr().cast();
+        let failed = self.stats()?.wb_errors;
+        // SAFETY: The inode's file is live.
+        let since = unsafe { hotswap_file_wb_err_sample(file) };
+        let ret = self.call(|ops, obj, call| {
+            // SAFETY: The object is live for the call.
+            unsafe { (ops.sync)(obj, call, 0, i64::MAX, 0) }
+        })?;
+        let mut result = kernel::error::to_result(ret);
+        // SAFETY: The inode's file is live.
+        let lower = unsafe { hotswap_file_wb_err_since(file, since) };
+        if lower < 0 {
+            result = result.and(Err(Error::from_errno(lower)));
+        }
+        let s = self.stats()?;
+        if s.wb_errors != failed {
+            result = result.and(Err(Self::errno_of(&s)));
+        }
+        result
+    }
+
+    /// The errno an FCM's count of failed write-backs stands for.
+    fn errno_of(s: &FcmStats) -> Error {
+        i32::try_from(s.wb_errno)
             .ok()
             .filter(|e| (-4095..0).contains(e))
-            .map_or(EIO, Error::from_errno);
-        result.and(Err(reported))
+            .map_or(EIO, Error::from_errno)
     }
 
     /// Writes the inode's dirty pages back (`SYNC_FILE`: and syncs), then
@@ -819,6 +874,12 @@ fn join_or_create(inode: usize, backing: &FileRef, writes: bool) -> Result<Arc<C
 }
 
 fn attach(file: *mut c_void, fd: u32) -> Result {
+    // Attached already: EBUSY, whatever the descriptor (checked again
+    // under the lock).
+    // SAFETY: Called from this device's ioctl.
+    if unsafe { opener(file) }.slot().is_ok() {
+        return Err(EBUSY);
+    }
     // SAFETY: FFI; a reference is taken if the descriptor is valid.
     attach_backing(file, FileRef::new(unsafe { fget(fd) })?)
 }
@@ -845,6 +906,9 @@ pub(crate) fn attach_backing(file: *mut c_void, backing: FileRef) -> Result {
     // count cannot be read now, the first count it reads is the baseline).
     let seen = me.stats().map_or(UNSEEN, |s| s.wb_errors);
     me.wb_seen.store(seen, Relaxed);
+    // SAFETY: The inode's file is live.
+    let since = unsafe { hotswap_file_wb_err_sample(me.cached()?.file.as_ptr().cast()) };
+    me.wb_since.store(since, Relaxed);
     // Ordering: publishes the slot to the lock-free readers in `slot()`.
     me.attached.store(slot, Release);
     Ok(())
@@ -885,8 +949,9 @@ fn info(me: &Opener) -> Result<FileInfo> {
 unsafe impl kernel::transmute::AsBytes for FileInfo {}
 
 /// A write through the FCM: checked against the backing file's limits,
-/// at the end of the file if the device was opened `O_APPEND`; `buf` is a
-/// user address if `user`, else a kernel one.
+/// at the end of the file if `append` (the device's `O_APPEND`; hotswapfs
+/// finds the end itself, under its inode lock); `buf` is a user address
+/// if `user`, else a kernel one.
 pub(crate) fn write(
     file: *mut c_void,
     me: &Opener,
@@ -894,14 +959,14 @@ pub(crate) fn write(
     len: usize,
     at: &mut i64,
     user: bool,
+    append: bool,
 ) -> Result<isize> {
     // SAFETY: A live file.
     if !unsafe { hotswap_file_writable(file) } {
         return Err(EBADF);
     }
     let cached = me.cached()?;
-    // SAFETY: A live file.
-    let _appending = if unsafe { hotswap_file_appends(file) } {
+    let _appending = if append {
         let guard = cached.append.lock();
         // SAFETY: The object is live for the call.
         *at = me.call(|ops, obj, call| unsafe { (ops.size)(obj, call) })?;
@@ -939,6 +1004,7 @@ pub(crate) unsafe extern "C" fn hotswap_file_open(_inode: *mut c_void, file: *mu
             attached: Atomic::new(core::ptr::null()),
             inode: Atomic::new(core::ptr::null()),
             wb_seen: Atomic::new(0),
+            wb_since: Atomic::new(0),
             memcg_seen: Atomic::new(0),
             attach <- new_mutex!(()),
         }),
@@ -973,8 +1039,8 @@ pub(crate) unsafe extern "C" fn hotswap_file_release(
 }
 
 /// `flush` (each `close(2)`): a descriptor open for writing writes the
-/// inode's dirty pages back and reports write-back failures it has not
-/// been told of.
+/// inode's dirty pages back and reports the failures of that write-back
+/// (`Opener::flush`: the opener's next `fsync` still hears of them).
 ///
 /// # Safety
 ///
@@ -987,7 +1053,7 @@ pub(crate) unsafe extern "C" fn hotswap_file_flush(file: *mut c_void, _id: *mut 
     if me.slot().is_err() || !unsafe { hotswap_file_writable(file) } {
         return 0;
     }
-    match me.sync(0, i64::MAX, 0) {
+    match me.flush() {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -1039,7 +1105,9 @@ pub(crate) unsafe extern "C" fn hotswap_file_write(
 ) -> isize {
     // SAFETY: A file of this device; `pos` is the VFS's position.
     let (me, at) = unsafe { (opener(file), &mut *pos) };
-    errno(write(file, me, buf as usize, len, at, true))
+    // SAFETY: A live file.
+    let append = unsafe { hotswap_file_appends(file) };
+    errno(write(file, me, buf as usize, len, at, true, append))
 }
 
 /// `lseek`: positions within the cached file's size.

@@ -66,6 +66,7 @@ static inline const struct cred *hotswapfs_creds(const struct super_block *sb)
 
 /* hotswapfs_super.c */
 struct inode *hotswapfs_iget(struct super_block *sb, struct inode *lower);
+void hotswapfs_refresh(struct inode *inode);
 int hotswapfs_register(void);
 void hotswapfs_unregister(void);
 

@@ -11,7 +11,7 @@
 //! `flush`, `llseek`, `fsync` and `fadvise` are the device's own handlers.
 
 use crate::cached_file::{self, opener, FileRef};
-use crate::fcm_api::{FcmOps, SYNC_FILE};
+use crate::fcm_api::FcmOps;
 use core::ffi::{c_int, c_void};
 use kernel::prelude::*;
 
@@ -63,7 +63,7 @@ pub(crate) unsafe extern "C" fn hotswap_file_io(
     // SAFETY: As the caller promises.
     let (me, at) = unsafe { (opener(file), &mut *pos) };
     let moved = if write {
-        cached_file::write(file, me, buf, len, at, user)
+        cached_file::write(file, me, buf, len, at, user, false)
     } else {
         cached_file::read(me, buf, len, at, user)
     };
@@ -180,21 +180,23 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_inode_write_back(inode: *mut c_void)
     }
 }
 
-/// `sync(2)`, `syncfs(2)` and unmount: writes back (and with `wait`
-/// syncs) every FCM of a file of the lower superblock `sb`, whichever
-/// front end made it. The first failure is returned after the rest are
-/// tried.
+/// `sync(2)`, `syncfs(2)` and unmount: writes every FCM of a file of the
+/// lower superblock `sb` (whichever front end made it) back into the
+/// lower file, where the caller's `sync_filesystem` of `sb` finds them
+/// (`wait` is the VFS's, for that call). Not an
+/// `fsync` of the FCM's file, which would take the lower file's
+/// write-back error that its openers are to hear of at their `fsync`.
+/// The first failure is returned after the rest are tried.
 ///
 /// # Safety
 ///
 /// Called from hotswapfs's `sync_fs`.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn hotswap_fcm_sync_sb(sb: *const c_void, wait: bool) -> c_int {
+pub(crate) unsafe extern "C" fn hotswap_fcm_sync_sb(sb: *const c_void, _wait: bool) -> c_int {
     let owners = match cached_file::owners() {
         Ok(owners) => owners,
         Err(e) => return e.to_errno(),
     };
-    let flags = if wait { SYNC_FILE } else { 0 };
     let mut first = 0;
     for owner in owners {
         let Some(held) = cached_file::pin(owner) else {
@@ -205,7 +207,7 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_sync_sb(sb: *const c_void, wait: boo
         }
         // SAFETY: The object is live for the call.
         let ret = cached_file::call_fcm(held.slot(), |ops, obj, call| unsafe {
-            (ops.sync)(obj, call, 0, i64::MAX, flags)
+            (ops.sync)(obj, call, 0, i64::MAX, 0)
         })
         .unwrap_or_else(|e| e.to_errno());
         if first == 0 {

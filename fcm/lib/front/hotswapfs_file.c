@@ -113,6 +113,7 @@ static int hotswapfs_file_open(struct inode *inode, struct file *file)
 	loff_t size;
 	int err;
 
+	hotswapfs_refresh(inode);
 	hotswapfs_lower_path(file->f_path.dentry, &lower_path);
 	lower = dentry_open(&lower_path, acc | O_LARGEFILE, hotswapfs_creds(inode->i_sb));
 	if (IS_ERR(lower))
@@ -153,29 +154,46 @@ static ssize_t hotswapfs_read_iter(struct kiocb *iocb, struct iov_iter *to)
 
 /*
  * Writers share the inode lock (so that the FCM, not the lock, decides
- * how parallel they are) except when privileges must be dropped first;
- * truncate holds it exclusively, so it is ordered against every write.
- * The upper size only grows here, under i_lock, whatever order parallel
- * writers finish in.
+ * how parallel they are) except when privileges must be dropped first or
+ * the write appends (O_APPEND, RWF_APPEND): an append holds it
+ * exclusively from finding the end to the last byte, so a writev lands
+ * in one piece. Truncate holds it exclusively too, so it is ordered
+ * against every write. The upper size only grows here, under i_lock,
+ * whatever order parallel writers finish in.
  */
 static ssize_t hotswapfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct file *file = iocb->ki_filp;
 	struct inode *inode = file_inode(file);
-	bool exclusive = !IS_NOSEC(inode);
+	bool exclusive = iocb->ki_flags & IOCB_APPEND;
+	loff_t end;
 	ssize_t ret;
 
 	if (iocb->ki_flags & IOCB_NOWAIT)
 		return -EAGAIN;
 	if (!iov_iter_count(from))
 		return 0;
+	if (!exclusive) {
+		inode_lock_shared(inode);
+		/* S_NOSEC is cleared under the exclusive lock: look again. */
+		if (!IS_NOSEC(inode)) {
+			inode_unlock_shared(inode);
+			exclusive = true;
+		}
+	}
 	if (exclusive) {
 		inode_lock(inode);
 		ret = file_remove_privs(file);
 		if (ret)
 			goto out;
-	} else {
-		inode_lock_shared(inode);
+	}
+	if (iocb->ki_flags & IOCB_APPEND) {
+		end = hotswap_file_size(file);
+		if (end < 0) {
+			ret = end;
+			goto out;
+		}
+		iocb->ki_pos = end;
 	}
 	ret = hotswapfs_io(file, &iocb->ki_pos, from, true);
 	if (ret > 0) {

@@ -366,6 +366,7 @@ static int hotswapfs_getattr(struct mnt_idmap *idmap, const struct path *path,
 	loff_t size;
 	int err;
 
+	hotswapfs_refresh(inode);
 	hotswapfs_lower_path(path->dentry, &lower_path);
 	scoped_with_creds(hotswapfs_creds(inode->i_sb))
 		err = vfs_getattr_nosec(&lower_path, stat, mask, flags);
@@ -406,10 +407,13 @@ static int hotswapfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	struct dentry *lower = hotswapfs_lower_dentry(dentry);
 	struct inode *linode = d_inode(lower);
 	struct vfsmount *mnt = hotswapfs_sb(dentry->d_sb)->lower_mnt;
+	struct path lower_path;
 	struct iattr lattr;
 	loff_t size;
 	int err;
 
+	/* Judged by the owner and mode the lower inode has now. */
+	hotswapfs_refresh(inode);
 	err = setattr_prepare(&nop_mnt_idmap, dentry, attr);
 	if (err)
 		return err;
@@ -427,11 +431,19 @@ static int hotswapfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	if ((lattr.ia_valid & ATTR_SIZE) && S_ISREG(inode->i_mode)) {
 		scoped_with_creds(hotswapfs_creds(dentry->d_sb))
 			err = hotswap_fcm_inode_truncate(linode, lattr.ia_size);
-		if (!err)
-			lattr.ia_valid &= ~ATTR_SIZE;
-		else if (err != -ENOENT)
+		if (err == -ENOENT) {
+			/*
+			 * No FCM: the lower truncate's own checks apply
+			 * (append-only, a program running from it: ETXTBSY,
+			 * leases), which notify_change alone skips.
+			 */
+			hotswapfs_lower_path(dentry, &lower_path);
+			scoped_with_creds(hotswapfs_creds(dentry->d_sb))
+				err = vfs_truncate(&lower_path, lattr.ia_size);
+		}
+		if (err)
 			goto out;
-		err = 0;
+		lattr.ia_valid &= ~ATTR_SIZE;
 	}
 	/* Times set now must not be overwritten by the write-back of data
 	 * written before. */
@@ -459,13 +471,30 @@ out:
 	return err;
 }
 
+/*
+ * The lower inode's names, as the caller may list them: the lower
+ * filesystem lists trusted.* by the credentials it runs with, the
+ * mounter's, so those go unless the caller could list them itself
+ * (overlayfs's rule).
+ */
 static ssize_t hotswapfs_listxattr(struct dentry *dentry, char *list, size_t size)
 {
-	ssize_t n;
+	ssize_t n, kept = 0;
+	size_t len;
+	char *name;
 
 	scoped_with_creds(hotswapfs_creds(dentry->d_sb))
 		n = vfs_listxattr(hotswapfs_lower_dentry(dentry), list, size);
-	return n;
+	if (n <= 0 || !size || capable(CAP_SYS_ADMIN))
+		return n;
+	for (name = list; name < list + n; name += len) {
+		len = strnlen(name, list + n - name) + 1;
+		if (!strncmp(name, XATTR_TRUSTED_PREFIX, XATTR_TRUSTED_PREFIX_LEN))
+			continue;
+		memmove(list + kept, name, len);
+		kept += len;
+	}
+	return kept;
 }
 
 #ifdef CONFIG_FS_POSIX_ACL
@@ -523,17 +552,30 @@ const struct inode_operations hotswapfs_special_iops = {
 	.get_inode_acl = hotswapfs_get_inode_acl,
 };
 
+/* Whether @lower's name is @name, bounded by its NUL (see dentry_cmp). */
+static bool hotswapfs_same_name(const struct dentry *lower, const struct qstr *name)
+{
+	const char *cs = READ_ONCE(lower->d_name.name);
+
+	return !strncmp(cs, name->name, name->len) && !cs[name->len];
+}
+
 /*
  * Whether the upper dentry still names what its lower dentry names: not
- * if the lower one was removed, moved, made positive or negative, or
- * points at another inode behind the mount. RCU-safe unless the lower
- * filesystem revalidates its own dentries.
+ * if the lower one was removed, renamed or moved to another directory,
+ * made positive or negative, or points at another inode behind the
+ * mount. RCU-safe (a rename racing the check asks for a ref-walk) unless
+ * the lower filesystem revalidates its own dentries. A positive dentry's
+ * inode takes the lower inode's owner, mode and flags again.
  */
 static int hotswapfs_d_revalidate(struct inode *dir, const struct qstr *name,
 				  struct dentry *dentry, unsigned int flags)
 {
 	struct dentry *lower = hotswapfs_lower_dentry(dentry);
+	struct dentry *lower_parent = hotswapfs_lower_dentry(READ_ONCE(dentry->d_parent));
 	struct inode *inode, *linode;
+	unsigned int seq;
+	bool same;
 	int valid = 1;
 
 	if (READ_ONCE(lower->d_flags) & DCACHE_OP_REVALIDATE) {
@@ -548,7 +590,11 @@ static int hotswapfs_d_revalidate(struct inode *dir, const struct qstr *name,
 		if (valid <= 0)
 			return valid;
 	}
-	if (d_unhashed(lower))
+	seq = raw_seqcount_begin(&lower->d_seq);
+	same = READ_ONCE(lower->d_parent) == lower_parent && hotswapfs_same_name(lower, name);
+	if ((flags & LOOKUP_RCU) && read_seqcount_retry(&lower->d_seq, seq))
+		return -ECHILD;
+	if (!same || d_unhashed(lower))
 		return 0;
 	inode = d_inode_rcu(dentry);
 	linode = d_inode_rcu(lower);
@@ -556,6 +602,8 @@ static int hotswapfs_d_revalidate(struct inode *dir, const struct qstr *name,
 		return 0;
 	if (inode && hotswapfs_lower_inode(inode) != linode)
 		return 0;
+	if (inode)
+		hotswapfs_refresh(inode);
 	return valid;
 }
 

@@ -22,6 +22,7 @@
 #include <linux/namei.h>
 #include <linux/slab.h>
 #include <linux/statfs.h>
+#include <linux/writeback.h>
 #include <linux/xattr.h>
 #include "hotswapfs.h"
 
@@ -54,6 +55,30 @@ static int hotswapfs_inode_set(struct inode *inode, void *opaque)
 		init_special_inode(inode, inode->i_mode, inode->i_rdev);
 	}
 	return 0;
+}
+
+/*
+ * Copies what decides who may do what from the lower inode: its owner,
+ * mode and flags (S_APPEND, S_IMMUTABLE, S_NOSEC ...) and link count,
+ * which may have changed behind the mount. The VFS reads them from the
+ * upper inode (setattr_prepare's owner check, exec's set-uid, the
+ * append-only and kill-suid rules), so a stale copy would let a former
+ * owner chown a file back or exec a program set-uid after it lost the
+ * bit. Times and size are not copied: while an FCM caches a regular file
+ * they are its own, not the lower inode's.
+ */
+void hotswapfs_refresh(struct inode *inode)
+{
+	struct inode *lower = hotswapfs_lower_inode(inode);
+
+	spin_lock(&inode->i_lock);
+	inode->i_mode = READ_ONCE(lower->i_mode);
+	inode->i_uid = READ_ONCE(lower->i_uid);
+	inode->i_gid = READ_ONCE(lower->i_gid);
+	inode->i_flags = READ_ONCE(lower->i_flags);
+	spin_unlock(&inode->i_lock);
+	if (inode->i_nlink != READ_ONCE(lower->i_nlink))
+		set_nlink(inode, READ_ONCE(lower->i_nlink));
 }
 
 /*
@@ -120,10 +145,24 @@ static int hotswapfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 	return err;
 }
 
-/* sync(2), syncfs(2): the FCMs hold the dirty data, not the upper inodes. */
+/*
+ * sync(2), syncfs(2), unmount: the FCMs hold the dirty data, not the upper
+ * inodes. Their pages go to the lower page cache, then (when waiting)
+ * the lower filesystem is synced, which makes files written and closed
+ * earlier durable too (overlayfs's sync_fs).
+ */
 static int hotswapfs_sync_fs(struct super_block *sb, int wait)
 {
-	return hotswap_fcm_sync_sb(hotswapfs_sb(sb)->lower_mnt->mnt_sb, wait);
+	struct super_block *lower = hotswapfs_sb(sb)->lower_mnt->mnt_sb;
+	int err = hotswap_fcm_sync_sb(lower, wait);
+	int synced;
+
+	if (!wait)
+		return err;
+	down_read(&lower->s_umount);
+	synced = sync_filesystem(lower);
+	up_read(&lower->s_umount);
+	return err ? err : synced;
 }
 
 static const struct super_operations hotswapfs_sops = {
