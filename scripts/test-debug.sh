@@ -6,12 +6,15 @@
 # with defaults fit for a kernel that runs several times slower under TCG:
 #
 #   VMTEST=GLOB   in-VM tests (default: the swap storms, fcm_swap_live and
-#                 swap_storm, and the FCM semantics, races and
-#                 allocation-failure and FCM memory tests); VMTEST='*' runs them all
+#                 swap_storm, the FCM semantics, races and
+#                 allocation-failure and FCM memory tests, and hotswapfs's
+#                 review cases); VMTEST='*' runs them all
 #   SUITE=GLOB    KUnit suites only (no in-VM test unless VMTEST is set)
-#   HOTSWAP_VM_TIMEOUT       whole VM, seconds (default 3600: with fcm_memory
-#                            in the list, 1800 ran out on this machine)
-#   HOTSWAP_VM_TEST_TIMEOUT  each in-VM test, seconds (default 1200)
+#   HOTSWAP_VM_TIMEOUT       whole VM, seconds (default 5400: with fcm_memory
+#                            in the list, 1800 ran out on this machine, and
+#                            3600 is about what the rest takes)
+#   HOTSWAP_VM_TEST_TIMEOUT  each in-VM test, seconds (default 2400:
+#                            fcm_memory ran past 1200 on the debug kernel)
 #
 # Host checks are skipped (HOST=0): they do not depend on the kernel and
 # 'make test' runs them. Any lockdep/RCU/KCSAN/UBSAN/WARN/BUG line in dmesg
@@ -20,8 +23,8 @@ set -euo pipefail
 export HOTSWAP_KERNEL_VARIANT=debug
 export HOST=${HOST:-0}
 if [ -z "${SUITE:-}" ]; then
-	export VMTEST=${VMTEST:-*swap_* fcm_semantics fcm_races alloc_failure fcm_memory}
+	export VMTEST=${VMTEST:-*swap_* fcm_semantics fcm_races alloc_failure fcm_memory hotswapfs_attacks}
 fi
-export HOTSWAP_VM_TIMEOUT=${HOTSWAP_VM_TIMEOUT:-3600}
-export HOTSWAP_VM_TEST_TIMEOUT=${HOTSWAP_VM_TEST_TIMEOUT:-1200}
+export HOTSWAP_VM_TIMEOUT=${HOTSWAP_VM_TIMEOUT:-5400}
+export HOTSWAP_VM_TEST_TIMEOUT=${HOTSWAP_VM_TEST_TIMEOUT:-2400}
 exec "$(dirname "$0")/test.sh"

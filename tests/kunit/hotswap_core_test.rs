@@ -496,6 +496,38 @@ fn let_forward_flip() {
 /// The flag a spawned piece of work sets when done.
 type Done = kernel::sync::Arc<Atomic<bool>>;
 
+/// Holds a call to `obj` (on `RELEASE`) and starts a swap of `obj` to
+/// `target` with a `timeout_ms` phase timeout (in its own thread, which
+/// asserts it returns `expect`), held in Forward by that call. Returns the
+/// call's and the swap's flags.
+fn swap_held_in_forward(
+    obj: &api::Object<Hstest>,
+    target: &'static CStr,
+    timeout_ms: u32,
+    expect: c_int,
+) -> Result<(Done, Done)> {
+    let slot = SendSlot(obj.slot());
+    RELEASE.store(false, Release);
+    let early = spawn(move || {
+        let _ = call_add(slot.get(), HOLD);
+    })?;
+    assert!(wait_for(|| HELD.load(Acquire) == 1));
+    let swapper = spawn(move || {
+        // SAFETY: Live handle, NUL-terminated name.
+        let ret = unsafe {
+            api::hotswap_object_swap(
+                slot.get(),
+                target.as_ptr(),
+                timeout_ms,
+                core::ptr::null_mut(),
+            )
+        };
+        assert_eq!(ret, expect);
+    })?;
+    assert!(wait_for(|| phase(obj) == FORWARD));
+    Ok((early, swapper))
+}
+
 /// Starts a swap of `obj` to `target` (in its own thread, which asserts it
 /// completes) and holds it in Blocked: an early call (on `RELEASE`) keeps
 /// it in Forward until a tracked call (on `RELEASE2`, still held on
@@ -505,21 +537,9 @@ fn swap_held_in_blocked(
     obj: &api::Object<Hstest>,
     target: &'static CStr,
 ) -> Result<(Done, Done, Done)> {
-    let slot = SendSlot(obj.slot());
-    RELEASE.store(false, Release);
     RELEASE2.store(false, Release);
-    let early = spawn(move || {
-        let _ = call_add(slot.get(), HOLD);
-    })?;
-    assert!(wait_for(|| HELD.load(Acquire) == 1));
-    let swapper = spawn(move || {
-        // SAFETY: Live handle, NUL-terminated name.
-        let ret = unsafe {
-            api::hotswap_object_swap(slot.get(), target.as_ptr(), 10_000, core::ptr::null_mut())
-        };
-        assert_eq!(ret, 0);
-    })?;
-    assert!(wait_for(|| phase(obj) == FORWARD));
+    let (early, swapper) = swap_held_in_forward(obj, target, 10_000, 0)?;
+    let slot = SendSlot(obj.slot());
     let_forward_flip();
     // A tracked call, held on the second gate: Blocked waits for it.
     let tracked = spawn(move || {
@@ -674,22 +694,9 @@ mod tests {
         let module = &<super::CoreTestModule as kernel::ModuleMetadata>::THIS_MODULE;
         let reg = Registration::new::<Stray>(module)?;
         let obj = create(c"stray", 3)?;
-        let slot = SendSlot(obj.slot());
-        RELEASE.store(false, Release);
-        let stuck = spawn(move || {
-            let _ = call_add(slot.get(), HOLD);
-        })?;
-        assert!(wait_for(|| HELD.load(Acquire) == 1));
-        // A swap away from stray, held in Forward by the stuck call for
+        // A swap away from stray, held in Forward by a stuck call for
         // longer than the ejection keeps trying a busy object.
-        let swapper = spawn(move || {
-            // SAFETY: Live handle, NUL-terminated name.
-            let ret = unsafe {
-                api::hotswap_object_swap(slot.get(), c"beta".as_ptr(), 3000, core::ptr::null_mut())
-            };
-            assert_eq!(ret, ETIMEDOUT.to_errno());
-        })?;
-        assert!(wait_for(|| phase(&obj) == FORWARD));
+        let (stuck, swapper) = swap_held_in_forward(&obj, c"beta", 3000, ETIMEDOUT.to_errno())?;
         obj.misbehaved(c"test: caught lying");
         // The swap gives up and the object is back on stray...
         assert!(wait_for(|| swapper.load(Acquire)));
@@ -706,22 +713,8 @@ mod tests {
     #[test]
     fn phases_forward_blocked_and_completed() -> Result {
         let obj = create(c"alpha", 0)?;
-        let slot = SendSlot(obj.slot());
-        RELEASE.store(false, Release);
         // A call that started before the swap: Forward must wait for it.
-        let early = spawn(move || {
-            let _ = call_add(slot.get(), HOLD);
-        })?;
-        assert!(wait_for(|| HELD.load(Acquire) == 1));
-        let swapper = spawn(move || {
-            let mut report = api::SwapReport::default();
-            // SAFETY: Live handle, NUL-terminated name.
-            let ret = unsafe {
-                api::hotswap_object_swap(slot.get(), c"beta".as_ptr(), 10_000, &mut report)
-            };
-            assert_eq!(ret, 0);
-        })?;
-        assert!(wait_for(|| phase(&obj) == FORWARD));
+        let (early, swapper) = swap_held_in_forward(&obj, c"beta", 10_000, 0)?;
         // Calls during Forward are tracked and served by the old object.
         assert_eq!(tag(&obj)?, 1);
         RELEASE.store(true, Release);

@@ -62,7 +62,7 @@ run
 quit
 PM
 }
-echo "== postmark"
+echo "== postmark" "(at ${SECONDS}s)"
 on_mount=$(postmark_counts "$mnt/pm")
 on_lower=$(postmark_counts "$lower/pm-lower")
 [ -n "$on_mount" ] || fail "postmark printed no report"
@@ -75,7 +75,7 @@ echo "$on_mount" | head -3
 
 # fio: psync randrw with crc32c verify, while a swapper swaps every FCM
 # each second and puts the monitor in front of them and takes it away.
-echo "== fio under swaps"
+echo "== fio under swaps" "(at ${SECONDS}s)"
 (
 	i=0
 	while :; do
@@ -106,9 +106,10 @@ echo "fio: verified"
 # rg: a tree of this repository's sources, counted on the lower
 # filesystem, then on the mount with read(2) and with mmap (refused for
 # shared mappings: rg falls back to reading).
-echo "== rg"
+echo "== rg" "(at ${SECONDS}s)"
 mkdir -p "$mnt/src"
-cp -r "$HOTSWAP_ROOT/rust" "$HOTSWAP_ROOT/fcm" "$mnt/src/"
+cp -r "$HOTSWAP_ROOT/fcm" "$mnt/src/"
+[ "${HOTSWAP_FS_FULL:-0}" = 1 ] && cp -r "$HOTSWAP_ROOT/rust" "$HOTSWAP_ROOT/tests" "$mnt/src/"
 want=$(cd "$lower/src" && rg --no-mmap -c -g '*.rs' -g '*.c' SAFETY | sort)
 [ -n "$want" ] || fail "rg found nothing on the lower filesystem"
 got=$(cd "$mnt/src" && rg --no-mmap -c -g '*.rs' -g '*.c' SAFETY | sort)
@@ -118,7 +119,7 @@ got=$(cd "$mnt/src" && rg --mmap -c -g '*.rs' -g '*.c' SAFETY | sort)
 echo "rg: $(echo "$want" | wc -l) files agree"
 
 # git: a repository on the mount (git maps its packs and index privately).
-echo "== git"
+echo "== git" "(at ${SECONDS}s)"
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@t GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t
 git init -q "$mnt/repo"
 cp -r "$mnt/src/fcm" "$mnt/repo/"
@@ -135,7 +136,7 @@ git -C "$mnt/repo" status --porcelain | grep . && fail "git status not clean" ||
 echo "git: ok"
 
 # tar and cp -a round trips, checked by sha256sum.
-echo "== tar, cp -a"
+echo "== tar, cp -a" "(at ${SECONDS}s)"
 sums() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum); }
 tar -C "$mnt/src" -cf "$work/src.tar" .
 mkdir "$mnt/untar"
@@ -151,4 +152,4 @@ mount -t hotswapfs -o lowerdir="$lower" none "$mnt"
 [ "$(sums "$mnt/copy")" = "$(sums "$lower/src")" ] || fail "remounted tree differs"
 umount "$mnt"
 grep -q 'interface=fcm' /sys/kernel/debug/hotswap/objects && fail "an FCM outlived its files"
-echo "hotswapfs tools: ok"
+echo "hotswapfs tools: ok (${SECONDS}s)"

@@ -216,19 +216,22 @@ static struct dentry *hotswapfs_mkdir(struct mnt_idmap *idmap, struct inode *dir
 		return ERR_PTR(err);
 	scoped_with_creds(op.cred)
 		made = vfs_mkdir(&nop_mnt_idmap, op.lower_dir, op.lower, mode, NULL);
-	/* vfs_mkdir ended the operation if it failed, else it may have
-	 * made the directory under another dentry: that one is ours now. */
-	if (!IS_ERR(made) && made != op.lower) {
-		dput(dentry->d_fsdata);
-		dentry->d_fsdata = dget(made);
-	}
-	op.lower = made;
-	if (IS_ERR(made)) {
-		/* Unlocked and put already: only the rest to undo. */
+	/*
+	 * vfs_mkdir ended the operation if it failed. Else it may have made
+	 * the directory under another lower dentry (NFS, CIFS): the upper
+	 * dentry's d_fsdata is not swapped under a concurrent revalidate;
+	 * it is dropped, and the next lookup finds the directory.
+	 */
+	if (IS_ERR(made) || made != op.lower) {
+		if (!IS_ERR(made)) {
+			d_drop(dentry);
+			hotswapfs_copy_dir(d_inode(op.parent));
+			end_dirop(made);
+		}
 		dput(op.parent);
 		mnt_drop_write(op.mnt);
 		put_cred(op.owner);
-		return ERR_CAST(made);
+		return IS_ERR(made) ? ERR_CAST(made) : NULL;
 	}
 	return ERR_PTR(hotswapfs_end_dirop(&op, dentry, 0));
 }
