@@ -74,6 +74,15 @@ def table(results):
         g = r["goal"]
         lines.append(f"  goal: autonomic >= 0.97x best static: {g['autonomic_vs_best_static']:.3f}x; "
                      f"distributed >= 0.8x Linux: {g['distributed_vs_linux']:.3f}x; {verdict(g)}")
+    r = results.get("postmark")
+    if r:
+        lines.append(f"PostMark on hotswapfs ({r['files']} files, {r['transactions']} transactions, "
+                     f"median of {r['repetitions']} interleaved runs; transactions/s):")
+        for variant, t in r["transactions_per_s"].items():
+            lines.append(f"  {variant:12} {t['median']:8.1f}  [{t['min']:.1f}-{t['max']:.1f}]")
+        for name, q in r["ratios"].items():
+            lines.append(f"  {name:26} {q['median']:.3f}x [{q['min']:.3f}-{q['max']:.3f}]")
+        lines.append(f"  goal: {r['goal']['text']}: {r['goal']['value']:.3f}x, {verdict(r['goal'])}")
     r = results.get("swap_keeps_cache")
     if r:
         lines.append(f"swap keeps the cache: {r['swaps']} swaps of a {r['pages']}-page FCM: "
@@ -169,7 +178,8 @@ def main():
     parser.add_argument("results")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args()
-    names = ["call_overhead", "swap_blocked", "batched_swap", "figure1", "swap_keeps_cache"]
+    names = ["call_overhead", "swap_blocked", "batched_swap", "figure1", "swap_keeps_cache",
+             "postmark"]
     try:
         results = {n: load(args.results, n) for n in names}
         lines = table(results)

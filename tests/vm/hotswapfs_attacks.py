@@ -16,6 +16,9 @@ HSFS_MNT, HSFS_IMAGE):
                   show trusted.* names (listed with the mounter's rights)
   syncfs          syncfs on the mount puts a file written and closed
                   through it on the disk (the lower was never synced)
+  suid_write      a set-uid bit given behind the mount to a file open for
+                  writing goes at that descriptor's next write by its
+                  (unprivileged) owner (the upper inode kept S_NOSEC)
   fsync_errors    the lower filesystem fails to write pages back (ext4
                   on a loop device over a full tmpfs): every opener's
                   fsync reports it, a sync(1) in between notwithstanding
@@ -174,6 +177,38 @@ def case_syncfs():
         print("  (the lower filesystem wrote the file back by itself already: inconclusive)")
     subprocess.run(["sync", "-f", MNT], check=True)
     check(on_disk(), "syncfs on the mount did not put a closed file's data on the disk")
+
+
+def case_suid_write():
+    path = os.path.join(MNT, "setuid")
+    low = os.path.join(LOWER, "setuid")
+    make(path, b"#!/bin/sh\n", 0o755)
+    os.chown(path, NOBODY, NOBODY)
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            os.write(fd, b"# one\n")  # the upper inode learns: nothing to drop
+            os.write(done_w, b"1")
+            os.read(go_r, 1)  # the bit is given behind the mount meanwhile
+            os.write(fd, b"# two\n")
+            os.close(fd)
+            code = 0
+        finally:
+            os._exit(code)
+    os.read(done_r, 1)
+    os.chmod(low, 0o4755)
+    os.write(go_w, b"1")
+    _, status = os.waitpid(pid, 0)
+    check(status == 0, f"the writer failed: status {status}")
+    mode = os.stat(low).st_mode & 0o7777
+    check(not mode & 0o4000, f"a write by the owner kept the set-uid bit: mode {mode:o}")
 
 
 def sh(*cmd):

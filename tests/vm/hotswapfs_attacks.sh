@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # hotswapfs against what a review found (tests/vm/hotswapfs_attacks.py):
 # attributes changed behind the mount, lower renames, RWF_APPEND, truncate
-# of a running program, trusted.* names, syncfs durability. Over ext4 on
+# of a running program, trusted.* names, syncfs durability, set-uid kept
+# through a write, lower write-back errors reaching every opener. Over ext4 on
 # a loop device whose image lives in tmpfs (so the test can see what
 # reached the "disk").
 set -eu

@@ -173,6 +173,8 @@ static ssize_t hotswapfs_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		return -EAGAIN;
 	if (!iov_iter_count(from))
 		return 0;
+	/* A set-id bit given behind the mount since open: dropped again. */
+	hotswapfs_refresh(inode);
 	if (!exclusive) {
 		inode_lock_shared(inode);
 		/* S_NOSEC is cleared under the exclusive lock: look again. */

@@ -317,7 +317,7 @@ static int hotswapfs_rename(struct mnt_idmap *idmap, struct inode *old_dir,
 			err = vfs_rename(&rd);
 		if (!err) {
 			if (target)
-				fsstack_copy_attr_all(target, hotswapfs_lower_inode(target));
+				hotswapfs_refresh(target);
 			hotswapfs_copy_dir(new_dir);
 			if (new_dir != old_dir)
 				hotswapfs_copy_dir(old_dir);
@@ -428,9 +428,11 @@ static int hotswapfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	if (lattr.ia_valid & (ATTR_KILL_SUID | ATTR_KILL_SGID))
 		lattr.ia_valid &= ~ATTR_MODE;
 
-	err = mnt_want_write(mnt);
-	if (err)
-		return err;
+	/*
+	 * Write access to the lower mount only around notify_change:
+	 * vfs_truncate and the FCM's write-back take it themselves, and a
+	 * second hold behind a waiting freezer never comes.
+	 */
 	if ((lattr.ia_valid & ATTR_SIZE) && S_ISREG(inode->i_mode)) {
 		scoped_with_creds(hotswapfs_creds(dentry->d_sb))
 			err = hotswap_fcm_inode_truncate(linode, lattr.ia_size);
@@ -457,20 +459,25 @@ static int hotswapfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		err = 0;
 	}
 	if (lattr.ia_valid) {
+		err = mnt_want_write(mnt);
+		if (err)
+			return err;
 		inode_lock(linode);
 		scoped_with_creds(hotswapfs_creds(dentry->d_sb))
 			err = notify_change(&nop_mnt_idmap, lower, &lattr, NULL);
 		inode_unlock(linode);
+		mnt_drop_write(mnt);
 		if (err)
-			goto out;
+			return err;
 	}
-	fsstack_copy_attr_all(inode, linode);
+	hotswapfs_refresh(inode);
+	fsstack_copy_attr_times(inode, linode);
 	if (S_ISREG(inode->i_mode) && !hotswap_fcm_inode_size(linode, &size))
 		i_size_write(inode, size);
 	else
 		fsstack_copy_inode_size(inode, linode);
+	return 0;
 out:
-	mnt_drop_write(mnt);
 	return err;
 }
 
@@ -491,7 +498,8 @@ static ssize_t hotswapfs_listxattr(struct dentry *dentry, char *list, size_t siz
 	if (n <= 0 || !size || capable(CAP_SYS_ADMIN))
 		return n;
 	for (name = list; name < list + n; name += len) {
-		len = strnlen(name, list + n - name) + 1;
+		/* A list not NUL-terminated ends at its last byte. */
+		len = min_t(size_t, strnlen(name, list + n - name) + 1, list + n - name);
 		if (!strncmp(name, XATTR_TRUSTED_PREFIX, XATTR_TRUSTED_PREFIX_LEN))
 			continue;
 		memmove(list + kept, name, len);
@@ -555,14 +563,6 @@ const struct inode_operations hotswapfs_special_iops = {
 	.get_inode_acl = hotswapfs_get_inode_acl,
 };
 
-/* Whether @lower's name is @name, bounded by its NUL (see dentry_cmp). */
-static bool hotswapfs_same_name(const struct dentry *lower, const struct qstr *name)
-{
-	const char *cs = READ_ONCE(lower->d_name.name);
-
-	return !strncmp(cs, name->name, name->len) && !cs[name->len];
-}
-
 /*
  * Whether the upper dentry still names what its lower dentry names: not
  * if the lower one was removed, renamed or moved to another directory,
@@ -593,8 +593,16 @@ static int hotswapfs_d_revalidate(struct inode *dir, const struct qstr *name,
 		if (valid <= 0)
 			return valid;
 	}
+	/*
+	 * Under RCU in either walk: a rename may free the lower dentry's
+	 * old (external) name meanwhile. d_same_name compares the way the
+	 * lower filesystem does (case-insensitive ones too).
+	 */
+	rcu_read_lock();
 	seq = raw_seqcount_begin(&lower->d_seq);
-	same = READ_ONCE(lower->d_parent) == lower_parent && hotswapfs_same_name(lower, name);
+	same = READ_ONCE(lower->d_parent) == lower_parent &&
+	       d_same_name(lower, lower_parent, name);
+	rcu_read_unlock();
 	if ((flags & LOOKUP_RCU) && read_seqcount_retry(&lower->d_seq, seq))
 		return -ECHILD;
 	if (!same || d_unhashed(lower))
@@ -652,8 +660,11 @@ static int hotswapfs_xattr_set(const struct xattr_handler *handler, struct mnt_i
 			err = vfs_removexattr(&nop_mnt_idmap, lower, name);
 	}
 	mnt_drop_write(mnt);
-	if (!err)
-		fsstack_copy_attr_all(inode, hotswapfs_lower_inode(inode));
+	if (!err) {
+		hotswapfs_refresh(inode);
+		/* A security.capability now, maybe: privileges to drop again. */
+		inode_set_flags(inode, 0, S_NOSEC);
+	}
 	return err;
 }
 

@@ -28,6 +28,9 @@
 
 static struct kmem_cache *hotswapfs_inode_cache;
 
+/* The inode flags the lower inode decides (overlayfs's copy mask). */
+#define HOTSWAPFS_COPY_I_FLAGS (S_APPEND | S_IMMUTABLE | S_SYNC | S_NOATIME)
+
 static int hotswapfs_inode_test(struct inode *inode, void *lower)
 {
 	return hotswapfs_lower_inode(inode) == lower;
@@ -39,6 +42,8 @@ static int hotswapfs_inode_set(struct inode *inode, void *opaque)
 
 	hotswapfs_i(inode)->lower = lower;
 	fsstack_copy_attr_all(inode, lower);
+	/* Not yet visible: only the flags the lower inode decides. */
+	inode->i_flags &= HOTSWAPFS_COPY_I_FLAGS;
 	fsstack_copy_inode_size(inode, lower);
 	inode->i_ino = lower->i_ino;
 	/* No folios: the FCM is the page cache (empty_aops, no O_DIRECT). */
@@ -59,26 +64,34 @@ static int hotswapfs_inode_set(struct inode *inode, void *opaque)
 
 /*
  * Copies what decides who may do what from the lower inode: its owner,
- * mode and flags (S_APPEND, S_IMMUTABLE, S_NOSEC ...) and link count,
- * which may have changed behind the mount. The VFS reads them from the
- * upper inode (setattr_prepare's owner check, exec's set-uid, the
- * append-only and kill-suid rules), so a stale copy would let a former
- * owner chown a file back or exec a program set-uid after it lost the
- * bit. Times and size are not copied: while an FCM caches a regular file
- * they are its own, not the lower inode's.
+ * mode and the flags above, which may have changed behind the mount. The
+ * VFS reads them from the upper inode (setattr_prepare's owner check,
+ * exec's set-uid, the append-only rules), so a stale copy would let a
+ * former owner chown a file back or exec a program set-uid after it lost
+ * the bit. A mode that changed, or that is set-id, also clears S_NOSEC,
+ * so that the next write drops privileges again (the lower inode never
+ * does: write-back runs with the mounter's CAP_FSETID). Other flags are
+ * the VFS's own (S_DEAD, S_IMA, ...): set atomically, never copied. Times,
+ * size and link count are not copied: getattr reports the lower inode's
+ * count, and while an FCM caches a regular file its times and size are
+ * its own.
  */
 void hotswapfs_refresh(struct inode *inode)
 {
 	struct inode *lower = hotswapfs_lower_inode(inode);
+	umode_t mode = READ_ONCE(lower->i_mode);
+	bool changed;
 
 	spin_lock(&inode->i_lock);
-	inode->i_mode = READ_ONCE(lower->i_mode);
+	changed = inode->i_mode != mode;
+	inode->i_mode = mode;
 	inode->i_uid = READ_ONCE(lower->i_uid);
 	inode->i_gid = READ_ONCE(lower->i_gid);
-	inode->i_flags = READ_ONCE(lower->i_flags);
 	spin_unlock(&inode->i_lock);
-	if (inode->i_nlink != READ_ONCE(lower->i_nlink))
-		set_nlink(inode, READ_ONCE(lower->i_nlink));
+	inode_set_flags(inode, READ_ONCE(lower->i_flags) & HOTSWAPFS_COPY_I_FLAGS,
+			HOTSWAPFS_COPY_I_FLAGS);
+	if ((changed || is_sxid(mode)) && IS_NOSEC(inode))
+		inode_set_flags(inode, 0, S_NOSEC);
 }
 
 /*
