@@ -104,8 +104,8 @@ loff_t hotswap_file_size(struct file *file);
 int hotswap_file_write_back(struct file *file);
 /* -ENOENT if @lower has no FCM; else its size in *@size, or an errno. */
 int hotswap_fcm_inode_size(struct inode *lower, loff_t *size);
-/* Writes back (@wait: and syncs) the FCMs of every file of @lower_sb. */
-int hotswap_fcm_sync_sb(struct super_block *lower_sb, bool wait);
+/* Writes the FCMs of every file of @lower_sb back into the lower files. */
+int hotswap_fcm_sync_sb(struct super_block *lower_sb);
 /* -ENOENT if @lower has no FCM; else writes its dirty pages back. */
 int hotswap_fcm_inode_write_back(struct inode *lower);
 /* -ENOENT if @lower has no FCM; else truncates through it. */

@@ -21,10 +21,12 @@ extern "C" {
 }
 
 fn errno(r: Result) -> c_int {
-    match r {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+    ret_or_errno(r.map(|()| 0))
+}
+
+/// An FCM method's own return value, or the errno of reaching it.
+fn ret_or_errno(r: Result<c_int>) -> c_int {
+    r.unwrap_or_else(|e| e.to_errno())
 }
 
 /// Attaches the hotswapfs file `file` (its opener made by
@@ -107,10 +109,7 @@ pub(crate) unsafe extern "C" fn hotswap_file_write_back(file: *mut c_void) -> c_
         Err(e) => return e.to_errno(),
     }
     // SAFETY: The object is live for the call.
-    match me.call(|ops, obj, call| unsafe { (ops.sync)(obj, call, 0, i64::MAX, 0) }) {
-        Ok(ret) => ret,
-        Err(e) => e.to_errno(),
-    }
+    ret_or_errno(me.call(|ops, obj, call| unsafe { (ops.sync)(obj, call, 0, i64::MAX, 0) }))
 }
 
 /// Calls `f` on the FCM of `inode`, if it has one (`ENOENT` if not).
@@ -154,12 +153,9 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_inode_size(
 #[no_mangle]
 pub(crate) unsafe extern "C" fn hotswap_fcm_inode_truncate(inode: *mut c_void, size: i64) -> c_int {
     // SAFETY: The object is live for the call.
-    match with_inode_fcm(inode, |ops, obj, call| unsafe {
+    ret_or_errno(with_inode_fcm(inode, |ops, obj, call| unsafe {
         (ops.truncate)(obj, call, size)
-    }) {
-        Ok(ret) => ret,
-        Err(e) => e.to_errno(),
-    }
+    }))
 }
 
 /// Writes the dirty pages of the FCM of the lower inode `inode` back
@@ -172,18 +168,15 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_inode_truncate(inode: *mut c_void, s
 #[no_mangle]
 pub(crate) unsafe extern "C" fn hotswap_fcm_inode_write_back(inode: *mut c_void) -> c_int {
     // SAFETY: The object is live for the call.
-    match with_inode_fcm(inode, |ops, obj, call| unsafe {
+    ret_or_errno(with_inode_fcm(inode, |ops, obj, call| unsafe {
         (ops.sync)(obj, call, 0, i64::MAX, 0)
-    }) {
-        Ok(ret) => ret,
-        Err(e) => e.to_errno(),
-    }
+    }))
 }
 
 /// `sync(2)`, `syncfs(2)` and unmount: writes every FCM of a file of the
 /// lower superblock `sb` (whichever front end made it) back into the
-/// lower file, where the caller's `sync_filesystem` of `sb` finds them
-/// (`wait` is the VFS's, for that call). Not an
+/// lower file, where the caller's `sync_filesystem` of `sb` finds them.
+/// Not an
 /// `fsync` of the FCM's file, which would take the lower file's
 /// write-back error that its openers are to hear of at their `fsync`.
 /// The first failure is returned after the rest are tried.
@@ -192,7 +185,7 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_inode_write_back(inode: *mut c_void)
 ///
 /// Called from hotswapfs's `sync_fs`.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn hotswap_fcm_sync_sb(sb: *const c_void, _wait: bool) -> c_int {
+pub(crate) unsafe extern "C" fn hotswap_fcm_sync_sb(sb: *const c_void) -> c_int {
     let owners = match cached_file::owners() {
         Ok(owners) => owners,
         Err(e) => return e.to_errno(),

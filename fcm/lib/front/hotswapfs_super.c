@@ -167,7 +167,7 @@ static int hotswapfs_statfs(struct dentry *dentry, struct kstatfs *buf)
 static int hotswapfs_sync_fs(struct super_block *sb, int wait)
 {
 	struct super_block *lower = hotswapfs_sb(sb)->lower_mnt->mnt_sb;
-	int err = hotswap_fcm_sync_sb(lower, wait);
+	int err = hotswap_fcm_sync_sb(lower);
 	int synced;
 
 	if (!wait)
