@@ -21,6 +21,7 @@ use kernel::sync::atomic::{Acquire, Atomic, Full, Release};
 extern "C" {
     fn hotswap_workqueue_alloc(name: *const core::ffi::c_char) -> *mut bindings::workqueue_struct;
     fn hotswap_workqueue_free(queue: *mut bindings::workqueue_struct);
+    fn hotswap_workqueue_flush(queue: *mut bindings::workqueue_struct);
 }
 
 /// This module's queue while it is loaded (set by [`Deferred`]).
@@ -65,4 +66,16 @@ pub(crate) fn spawn(f: impl FnOnce() + Send + 'static) -> Result {
     // no object is left to queue work.
     let queue = unsafe { kernel::workqueue::Queue::from_raw(queue) };
     Ok(queue.try_spawn(GFP_KERNEL, f)?)
+}
+
+/// Waits until everything queued before the call has run (work that it
+/// queues in turn may still be running).
+#[allow(dead_code)] // Not every module that compiles this file in waits.
+pub(crate) fn flush() {
+    let queue = QUEUE.load(Acquire);
+    if !queue.is_null() {
+        // SAFETY: The queue lives until `Deferred` is dropped at unload,
+        // which cannot run while a caller of the module's code is inside.
+        unsafe { hotswap_workqueue_flush(queue) };
+    }
 }

@@ -22,6 +22,9 @@ each case no FCM may be left in /sys/kernel/debug/hotswap/objects.
                   against LOWER (modes, owners, sizes, links, mtimes, data)
   attributes      chmod, chown, lchown, utime, truncate by path, statvfs
                   (LOWER's figures, hotswapfs's own f_type), one st_dev
+  lifetime        an FCM outlives its file's last close (a reopen reads
+                  through the same FCM) and ends at unlink and at the
+                  inode's eviction, with the data in LOWER
   data            read/write/pread/pwrite/readv/writev, lseek (SEEK_END,
                   SEEK_DATA/SEEK_HOLE), holes, EBADF, one FCM per inode
                   and on the default implementation, stat size growing
@@ -246,15 +249,26 @@ def fcm_objects():
     return out
 
 
+def evict_unused():
+    """Evicts every unused dentry and inode (drop_caches 2). An upper inode
+    keeps its FCM past the last close until it is evicted, as a page cache
+    outlives descriptors; files open, mapped or running keep theirs."""
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("2\n")
+
+
 def expect_fcms(count, what, impl=None):
-    """Exactly `count` FCMs, on `impl` (default: HOTSWAPFS_FCM). A surplus
-    may be files closed just before whose FCMs end a moment later (an end
-    may be deferred): it gets 10 s to go; one that stays is a failure."""
+    """Exactly `count` FCMs, on `impl` (default: HOTSWAPFS_FCM), once the
+    unused inodes are evicted. A surplus may be FCMs of evicted inodes
+    that end a moment later (an end is deferred to a workqueue): it gets
+    10 s to go; one that stays is a failure."""
     impl = impl or FCM_IMPL
     deadline = time.monotonic() + 10
+    evict_unused()
     objs = fcm_objects()
     while len(objs) > count and time.monotonic() < deadline:
         time.sleep(0.05)
+        evict_unused()
         objs = fcm_objects()
     if len(objs) != count:
         fail(f"{what}: {len(objs)} FCM(s) in {OBJECTS}, expected {count}: {objs}")
@@ -267,11 +281,12 @@ def expect_fcms(count, what, impl=None):
 def wait_no_fcm(what, timeout=10.0):
     deadline = time.monotonic() + timeout
     while True:
+        evict_unused()
         objs = fcm_objects()
         if not objs:
             return
         if time.monotonic() > deadline:
-            fail(f"{what}: FCMs outlived their files ({timeout:.0f} s after the last close): {objs}")
+            fail(f"{what}: FCMs outlived their inodes ({timeout:.0f} s after the eviction): {objs}")
         time.sleep(0.05)
 
 
@@ -808,6 +823,45 @@ def case_attributes():
     # One device for the whole mount.
     devs = {os.stat(p).st_dev for p in (MNT, M(d), f, M(d, "dir"))}
     check(len(devs) == 1, f"st_dev differs inside one mount: {devs}")
+
+
+def fcm_ids():
+    return sorted(int(o["id"]) for o in fcm_objects())
+
+
+def case_lifetime():
+    """An FCM outlives its file's last close (a reopen finds its pages),
+    and ends when the upper inode goes: at unlink, at eviction, and the
+    data is in LOWER by then."""
+    d = fresh("lifetime")
+    path, low = M(d, "f"), L(d, "f")
+    data = random.Random(5).randbytes(3 * PAGE + 17)
+    make(path, data)
+    ids = fcm_ids()
+    check(len(ids) == 1, f"one FCM for the file closed a moment ago, not {fcm_objects()}")
+    same_bytes(contents(low), data, "LOWER after the close (the close writes back)")
+    calls = int(fcm_objects()[0]["calls"])
+    same_bytes(contents(path), data, "a reopen")
+    check(fcm_ids() == ids, f"a reopen made a new FCM: {ids} then {fcm_ids()}")
+    check(int(fcm_objects()[0]["calls"]) > calls, "the reopened file's reads did not reach its FCM")
+    # The upper inode goes with its name: the FCM ends soon after (on a
+    # workqueue), with nothing evicting anything.
+    os.unlink(path)
+    deadline = time.monotonic() + 10
+    while fcm_objects() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(not fcm_objects(), f"an unlinked file's FCM stayed: {fcm_objects()}")
+    # Eviction of an unused inode ends its FCM; the file is intact and a
+    # new open makes a new one.
+    make(path, data)
+    first = fcm_ids()
+    check(len(first) == 1, f"one FCM for the recreated file, not {fcm_objects()}")
+    wait_no_fcm("after evicting the closed file's inode")
+    same_bytes(contents(low), data, "LOWER after the eviction")
+    same_bytes(contents(path), data, "the file after its FCM ended")
+    again = fcm_ids()
+    check(len(again) == 1 and again != first, f"a new FCM after the eviction: {first} then {again}")
+    os.unlink(path)
 
 
 def case_data():
@@ -1810,7 +1864,8 @@ def case_big_file():
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
-ORDER = ["mount_options", "nonroot_mount", "namespace", "readdir", "attributes", "data", "append",
+ORDER = ["mount_options", "nonroot_mount", "namespace", "readdir", "attributes", "lifetime", "data",
+         "append",
          "truncate", "sync_writes", "direct_io", "copy", "mmap", "exec", "permissions", "churn",
          "swap", "umount_busy", "xattrs", "set_times", "cp_tar", "big_file"]
 assert sorted(ORDER) == sorted(CASES), "ORDER and the case_ functions disagree"

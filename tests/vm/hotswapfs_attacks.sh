@@ -33,5 +33,5 @@ mount -t hotswapfs -o lowerdir="$base/ext4/lower" none "$base/mnt"
 HSFS_LOWER=$base/ext4/lower HSFS_MNT=$base/mnt HSFS_IMAGE=$base/img/ext4.img \
 	/usr/bin/python3 tests/vm/hotswapfs_attacks.py "$@"
 umount "$base/mnt"
-grep -q 'interface=fcm' /sys/kernel/debug/hotswap/objects && fail "an FCM outlived its files"
+grep -q 'interface=fcm' /sys/kernel/debug/hotswap/objects && fail "an FCM outlived the unmount"
 echo "hotswapfs attacks: ok"

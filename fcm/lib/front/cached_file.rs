@@ -6,7 +6,9 @@
 //! truncation (an ioctl) then go through the File Cache Manager of the
 //! backing inode. There is one FCM per inode, shared by every opener
 //! (several CPUs hitting one FCM is what makes swapping it worthwhile); it
-//! is written back and destroyed when the last opener closes. New FCMs
+//! is written back and destroyed when the last opener closes (or, for
+//! hotswapfs, whose upper inode holds it from the first open, when that
+//! inode is evicted: [`hold`]). New FCMs
 //! start on the interface's default implementation (`shared` unless a
 //! swap-all changed it).
 //!
@@ -451,10 +453,41 @@ impl Drop for InUse {
             }
         }
         let cached = self.0.clone();
-        if crate::deferred::spawn(move || cached.leave()).is_err() {
+        if crate::deferred::spawn(move || cached.leave_from(true)).is_err() {
             self.0.leave();
         }
     }
+}
+
+/// A hold on the FCM `me` is attached to, for as long as the caller keeps
+/// it: hotswapfs's upper inode keeps its FCM, and with it the cached
+/// pages, past the last close until the inode is evicted, as a page cache
+/// outlives its files' descriptors. Dropping the last hold (or opener)
+/// ends the FCM on the workqueue, not in the evicting thread: memory
+/// reclaim evicts inodes, and an unlink must not wait for a grace period.
+pub(crate) fn hold(me: &Opener) -> Result<InUse> {
+    let raw = me.inode.load(Acquire);
+    if raw.is_null() {
+        return Err(ENOTCONN);
+    }
+    // SAFETY: A leaked `Arc` that `release` takes back, after the caller
+    // (holding the file) is done: the count it adds below is the hold's.
+    let cached = unsafe { core::mem::ManuallyDrop::new(Arc::from_raw(raw)) };
+    let mut state = cached.state.lock();
+    // An attached opener is counted in: the FCM cannot be closing.
+    if state.life != Life::Open || state.openers == 0 {
+        return Err(ENOTCONN);
+    }
+    state.openers += 1;
+    drop(state);
+    Ok(InUse((*cached).clone()))
+}
+
+/// Waits until every FCM whose last hold or opener went before the call
+/// has ended (hotswapfs's unmount, after its inodes were evicted, so that
+/// the lower filesystem is no longer busy when it returns).
+pub(crate) fn wait_for_ends() {
+    crate::deferred::flush();
 }
 
 /// The cached inode `owner` names (the address of its `CachedInode`,
@@ -764,6 +797,14 @@ impl CachedInode {
 
     /// Counts an opener out; the last one writes the FCM back and ends it.
     fn leave(self: &Arc<Self>) {
+        self.leave_from(false);
+    }
+
+    /// [`Self::leave`]; `in_worker`: called on the module's workqueue,
+    /// where what the write-back could not write is tried once more by
+    /// the end itself rather than by another worker (so that waiting for
+    /// the queue, as an unmount does, waits for the end too).
+    fn leave_from(self: &Arc<Self>, in_worker: bool) {
         {
             let mut state = self.state.lock();
             state.openers -= 1;
@@ -780,7 +821,7 @@ impl CachedInode {
             // SAFETY: The object is live for the call.
             unsafe { (ops.sync)(obj, call, 0, i64::MAX, 0) }
         });
-        if !matches!(written, Ok(0)) {
+        if !in_worker && !matches!(written, Ok(0)) {
             let cached = self.clone();
             if crate::deferred::spawn(move || cached.end()).is_ok() {
                 return;

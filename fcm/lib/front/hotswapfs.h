@@ -30,6 +30,12 @@ struct hotswapfs_inode {
 	struct inode vfs_inode;
 	/* igrab'd when the inode is made, put at eviction. */
 	struct inode *lower;
+	/*
+	 * A regular file's hold on its FCM (hotswap_file_hold), taken by the
+	 * first open and let go of at eviction: the cached pages outlive the
+	 * descriptors, as a page cache does. Set once, by cmpxchg.
+	 */
+	void *fcm_hold;
 };
 
 static inline struct hotswapfs_sb *hotswapfs_sb(const struct super_block *sb)
@@ -98,6 +104,11 @@ int hotswap_file_attach_file(struct file *file, struct file *lower);
 /* Bytes moved at *@pos (advanced), or an errno; @user: @buf is a user address. */
 ssize_t hotswap_file_io(struct file *file, unsigned long buf, size_t len, loff_t *pos,
 			bool user, bool write);
+/* A hold on an attached file's FCM, or NULL; hotswap_fcm_unhold lets go. */
+void *hotswap_file_hold(struct file *file);
+void hotswap_fcm_unhold(void *hold);
+/* Waits for the FCMs whose last holds were let go of to end. */
+void hotswap_fcm_wait_for_ends(void);
 /* The FCM's size of an attached file, or an errno. */
 loff_t hotswap_file_size(struct file *file);
 /* Writes every dirty page of an attached file's FCM back (no sync). */

@@ -45,6 +45,41 @@ pub(crate) unsafe extern "C" fn hotswap_file_attach_file(
     errno(FileRef::new(lower).and_then(|lower| cached_file::attach_backing(file, lower)))
 }
 
+/// A hold on the FCM an attached hotswapfs file reaches, for its upper
+/// inode to keep until eviction (`cached_file::hold`), or NULL if none
+/// could be had (the FCM then ends with its last close, as the device's).
+///
+/// # Safety
+///
+/// `file` is an attached hotswapfs file.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_file_hold(file: *mut c_void) -> *mut c_void {
+    // SAFETY: As the caller promises.
+    let me = unsafe { opener(file) };
+    cached_file::hold(me)
+        .and_then(|held| Ok(KBox::new(held, GFP_KERNEL)?))
+        .map_or(core::ptr::null_mut(), |held| KBox::into_raw(held).cast())
+}
+
+/// Lets go of a hold from [`hotswap_file_hold`]: the last one ends the
+/// FCM on the module's workqueue (inode eviction may be memory reclaim's).
+///
+/// # Safety
+///
+/// `hold` came from `hotswap_file_hold` and is let go of once.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_fcm_unhold(hold: *mut c_void) {
+    // SAFETY: As the caller promises.
+    drop(unsafe { KBox::from_raw(hold.cast::<cached_file::InUse>()) });
+}
+
+/// Waits for the FCMs whose last holds went before the call to end
+/// (hotswapfs's unmount, after evicting its inodes).
+#[no_mangle]
+pub(crate) extern "C" fn hotswap_fcm_wait_for_ends() {
+    cached_file::wait_for_ends();
+}
+
 /// Reads or writes `len` bytes at `*pos` (advanced) between the FCM and
 /// `buf`, a user address if `user`, else a kernel one: the bytes moved,
 /// or an errno.

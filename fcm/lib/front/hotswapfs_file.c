@@ -129,6 +129,12 @@ static int hotswapfs_file_open(struct inode *inode, struct file *file)
 	 */
 	inode_lock_shared(inode);
 	err = hotswap_file_attach_file(file, lower);
+	if (!err && !READ_ONCE(hotswapfs_i(inode)->fcm_hold)) {
+		void *hold = hotswap_file_hold(file);
+
+		if (hold && cmpxchg(&hotswapfs_i(inode)->fcm_hold, NULL, hold))
+			hotswap_fcm_unhold(hold);
+	}
 	if (!err) {
 		size = hotswap_file_size(file);
 		spin_lock(&inode->i_lock);

@@ -129,6 +129,7 @@ static struct inode *hotswapfs_alloc_inode(struct super_block *sb)
 	if (!hi)
 		return NULL;
 	hi->lower = NULL;
+	hi->fcm_hold = NULL;
 	return &hi->vfs_inode;
 }
 
@@ -139,8 +140,13 @@ static void hotswapfs_free_inode(struct inode *inode)
 
 static void hotswapfs_evict_inode(struct inode *inode)
 {
+	struct hotswapfs_inode *hi = hotswapfs_i(inode);
+
 	truncate_inode_pages_final(&inode->i_data);
 	clear_inode(inode);
+	/* The FCM ends on a workqueue; it holds a lower file of its own. */
+	if (hi->fcm_hold)
+		hotswap_fcm_unhold(hi->fcm_hold);
 	if (hotswapfs_lower_inode(inode))
 		iput(hotswapfs_lower_inode(inode));
 }
@@ -343,6 +349,12 @@ static void hotswapfs_kill_sb(struct super_block *sb)
 	struct hotswapfs_sb *sbi = hotswapfs_sb(sb);
 
 	kill_anon_super(sb);
+	/*
+	 * Evicting the inodes let go of their FCMs' holds: wait for those
+	 * ends, so that the lower filesystem (whose files the FCMs hold) is
+	 * not busy once umount returns.
+	 */
+	hotswap_fcm_wait_for_ends();
 	if (!sbi)
 		return;
 	if (!IS_ERR_OR_NULL(sbi->lower_mnt))

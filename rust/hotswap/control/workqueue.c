@@ -10,6 +10,7 @@
 
 struct workqueue_struct *hotswap_workqueue_alloc(const char *name);
 void hotswap_workqueue_free(struct workqueue_struct *queue);
+void hotswap_workqueue_flush(struct workqueue_struct *queue);
 
 struct workqueue_struct *hotswap_workqueue_alloc(const char *name)
 {
@@ -23,3 +24,10 @@ void hotswap_workqueue_free(struct workqueue_struct *queue)
 	destroy_workqueue(queue);
 }
 EXPORT_SYMBOL_GPL(hotswap_workqueue_free);
+
+/* Waits for everything queued before the call to have run. */
+void hotswap_workqueue_flush(struct workqueue_struct *queue)
+{
+	flush_workqueue(queue);
+}
+EXPORT_SYMBOL_GPL(hotswap_workqueue_flush);
