@@ -521,6 +521,28 @@ impl DistributedFcm {
         freed
     }
 
+    /// [`fcm_api::EVICT_REVALIDATE`]: the file changed behind the cache.
+    /// Every representative forgets everything first (waiting for a hit in
+    /// progress there), so from then on every access goes through the
+    /// master, held here; then the clean pages go, and with no dirty page
+    /// left the size is the file's.
+    fn revalidate(&self, master: &mut Master) -> u64 {
+        for rep in self.reps.iter() {
+            rep.inner.lock().forget_all();
+        }
+        let (freed, _) = master.pages.reclaim_clean(u64::MAX, 0, |_, _| true);
+        master.stats.cached -= freed;
+        master.stats.freed += freed;
+        self.io_seq.add(1, Relaxed);
+        if self.dirty.load(Acquire) == 0 {
+            if let Some(file) = master.file.as_ref() {
+                self.size.store(file.size(), Release);
+            }
+        }
+        self.publish_count(master);
+        freed
+    }
+
     /// Forgets `index` in every representative.
     fn purge(&self, index: u64) {
         for rep in self.reps.iter() {
@@ -718,6 +740,10 @@ unsafe impl FcmImpl for DistributedFcm {
     }
 
     fn evict(&self, keep: u64, flags: u32) -> Result<u64> {
+        if flags & fcm_api::EVICT_REVALIDATE != 0 {
+            let mut master = self.master.lock();
+            return Ok(self.revalidate(&mut master));
+        }
         if flags & fcm_api::EVICT_RECLAIM != 0 {
             let mut master = self.master.try_lock().ok_or(EAGAIN)?;
             return Ok(self.reclaim(&mut master, keep));
@@ -919,5 +945,10 @@ mod tests {
     #[test]
     fn reclaim_takes_clean_pages_only() -> Result {
         c::reclaim_takes_clean_pages_only::<DistributedFcm>()
+    }
+
+    #[test]
+    fn revalidate_drops_clean_pages_and_rereads_the_size() -> Result {
+        c::revalidate_drops_clean_pages_and_rereads_the_size::<DistributedFcm>()
     }
 }

@@ -221,4 +221,9 @@ mod tests {
     fn reclaim_takes_clean_pages_only() -> Result {
         c::reclaim_takes_clean_pages_only::<SharedFcm>()
     }
+
+    #[test]
+    fn revalidate_drops_clean_pages_and_rereads_the_size() -> Result {
+        c::revalidate_drops_clean_pages_and_rereads_the_size::<SharedFcm>()
+    }
 }

@@ -25,6 +25,10 @@ each case no FCM may be left in /sys/kernel/debug/hotswap/objects.
   lifetime        an FCM outlives its file's last close (a reopen reads
                   through the same FCM) and ends at unlink and at the
                   inode's eviction, with the data in LOWER
+  lower_changed   the lower file changed behind the mount (bytes, growth,
+                  truncation, a same-size rewrite) while no file of it is
+                  open there: stat, the next open and its reads see the
+                  lower's; a one-byte write then keeps the lower's bytes
   data            read/write/pread/pwrite/readv/writev, lseek (SEEK_END,
                   SEEK_DATA/SEEK_HOLE), holes, EBADF, one FCM per inode
                   and on the default implementation, stat size growing
@@ -862,6 +866,58 @@ def case_lifetime():
     again = fcm_ids()
     check(len(again) == 1 and again != first, f"a new FCM after the eviction: {first} then {again}")
     os.unlink(path)
+
+
+def case_lower_changed():
+    """The lower file changed behind the mount while no file of it is open
+    there: the next stat and open see the lower's size and bytes (the
+    FCM, kept past the close, drops its clean pages), a write through the
+    mount then lands on the lower's current bytes, and with no change
+    behind it a reopen keeps its cached pages."""
+    d = fresh("lower_changed")
+    path, low = M(d, "f"), L(d, "f")
+    rng = random.Random(9)
+    data = bytearray(rng.randbytes(3 * PAGE))
+    make(path, bytes(data))
+    same_bytes(contents(path), data, "the file through the mount")
+    check(len(fcm_ids()) == 1, f"one FCM, kept past the close: {fcm_objects()}")
+    # Another writer, behind the mount: bytes inside the second page and
+    # a fourth page.
+    theirs = rng.randbytes(PAGE)
+    fd = os.open(low, os.O_WRONLY)
+    try:
+        os.pwrite(fd, theirs[:100], PAGE + 50)
+        os.pwrite(fd, theirs, 3 * PAGE)
+    finally:
+        os.close(fd)
+    data[PAGE + 50:PAGE + 150] = theirs[:100]
+    data += theirs
+    check(os.stat(path).st_size == len(data),
+          f"stat after a change behind the mount: size {os.stat(path).st_size}, LOWER has {len(data)}")
+    same_bytes(contents(path), data, "a read after a change behind the mount")
+    # Shrunk behind it: the size and the bytes follow at the next open.
+    os.truncate(low, PAGE + 77)
+    del data[PAGE + 77:]
+    fd = os.open(path, os.O_RDWR)
+    try:
+        check(os.fstat(fd).st_size == len(data), f"fstat after a truncation behind the mount: {os.fstat(fd).st_size}")
+        same_bytes(os.pread(fd, 4 * PAGE, 0), data, "a read after a truncation behind the mount")
+        check(os.lseek(fd, 0, os.SEEK_END) == len(data), "SEEK_END after a truncation behind the mount")
+        # A one-byte write through the mount: the rest of its page is the
+        # lower's bytes of now, not of before.
+        os.pwrite(fd, b"#", PAGE + 3)
+        data[PAGE + 3:PAGE + 4] = b"#"
+    finally:
+        os.close(fd)
+    same_bytes(contents(low), data, "LOWER after a one-byte write through the mount")
+    # Rewritten behind it, same size (only the times and bytes move).
+    other = bytearray(rng.randbytes(len(data)))
+    fd = os.open(low, os.O_WRONLY)
+    try:
+        os.pwrite(fd, other, 0)
+    finally:
+        os.close(fd)
+    same_bytes(contents(path), other, "a read after a same-size rewrite behind the mount")
 
 
 def case_data():
@@ -1864,10 +1920,9 @@ def case_big_file():
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
-ORDER = ["mount_options", "nonroot_mount", "namespace", "readdir", "attributes", "lifetime", "data",
-         "append",
-         "truncate", "sync_writes", "direct_io", "copy", "mmap", "exec", "permissions", "churn",
-         "swap", "umount_busy", "xattrs", "set_times", "cp_tar", "big_file"]
+ORDER = ["mount_options", "nonroot_mount", "namespace", "readdir", "attributes", "lifetime",
+         "lower_changed", "data", "append", "truncate", "sync_writes", "direct_io", "copy", "mmap",
+         "exec", "permissions", "churn", "swap", "umount_busy", "xattrs", "set_times", "cp_tar", "big_file"]
 assert sorted(ORDER) == sorted(CASES), "ORDER and the case_ functions disagree"
 
 

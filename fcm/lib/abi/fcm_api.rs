@@ -61,6 +61,14 @@ pub const SYNC_FILE: u32 = 1;
 /// allocation that holds this very FCM's lock.
 pub const EVICT_RECLAIM: u32 = 1;
 
+/// [`FcmOps::evict`] flag: the backing file was changed by someone else
+/// (the front end saw its change attributes move while no file of it was
+/// open through the FCM). Every clean page goes, none is written back,
+/// whatever `keep` says; dirty pages stay (they are the FCM's writers'
+/// bytes); with none left, the size is the file's again. Returns the
+/// pages dropped.
+pub const EVICT_REVALIDATE: u32 = 2;
+
 /// Creation argument of an FCM (`arg` of `create`; NULL for a
 /// replacement, whose state arrives by import).
 #[repr(C)]

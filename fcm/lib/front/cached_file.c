@@ -10,6 +10,7 @@
 #include <linux/magic.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/stat.h>
 
 int hotswap_file_open(struct inode *inode, struct file *file);
 int hotswap_file_release(struct inode *inode, struct file *file);
@@ -34,6 +35,7 @@ bool hotswap_file_appends(struct file *file);
 void *hotswap_file_private(struct file *file);
 void hotswap_file_set_private(struct file *file, void *data);
 loff_t hotswap_file_seek(struct file *file, loff_t offset, int whence, loff_t size);
+int hotswap_file_change_stamp(struct file *file, s64 *stamp);
 
 /*
  * posix_fadvise(2): POSIX_FADV_DONTNEED writes the file's dirty pages back
@@ -237,4 +239,32 @@ void hotswap_file_set_private(struct file *file, void *data)
 loff_t hotswap_file_seek(struct file *file, loff_t offset, int whence, loff_t size)
 {
 	return generic_file_llseek_size(file, offset, whence, MAX_LFS_FILESIZE, size);
+}
+
+/*
+ * The change attributes of @file's inode as stat(2) sees them, into
+ * stamp[HOTSWAP_STAMP_LEN]: size, ctime, mtime and, where the filesystem
+ * keeps one, its change cookie (i_version). The front end compares two
+ * stamps to notice that someone changed the file behind an FCM. Asking
+ * for the times through getattr marks them queried, so a multigrain
+ * filesystem gives the next change a distinct ctime.
+ */
+#define HOTSWAP_STAMP_LEN 6
+int hotswap_file_change_stamp(struct file *file, s64 *stamp)
+{
+	struct kstat st;
+	int err;
+
+	err = vfs_getattr_nosec(&file->f_path, &st,
+				STATX_SIZE | STATX_CTIME | STATX_MTIME | STATX_CHANGE_COOKIE,
+				AT_STATX_SYNC_AS_STAT);
+	if (err)
+		return err;
+	stamp[0] = st.size;
+	stamp[1] = st.ctime.tv_sec;
+	stamp[2] = st.ctime.tv_nsec;
+	stamp[3] = st.mtime.tv_sec;
+	stamp[4] = st.mtime.tv_nsec;
+	stamp[5] = (st.result_mask & STATX_CHANGE_COOKIE) ? (s64)st.change_cookie : 0;
+	return 0;
 }

@@ -53,7 +53,7 @@
 //! abstraction has no `llseek`/`fsync`/`flush`); these are its handlers.
 
 use crate::api::{Call, CallGuard};
-use crate::fcm_api::{Fcm, FcmCreate, FcmOps, FcmStats, SYNC_FILE};
+use crate::fcm_api::{Fcm, FcmCreate, FcmOps, FcmStats, EVICT_REVALIDATE, SYNC_FILE};
 use crate::fcm_memory;
 use crate::fcm_uapi::{
     FileInfo, HOTSWAP_FILE_IOC_ATTACH, HOTSWAP_FILE_IOC_INFO, HOTSWAP_FILE_IOC_MEMORY,
@@ -81,6 +81,7 @@ extern "C" {
     fn hotswap_file_private(file: *mut c_void) -> *mut c_void;
     fn hotswap_file_set_private(file: *mut c_void, data: *mut c_void);
     fn hotswap_file_seek(file: *mut c_void, offset: i64, whence: c_int, size: i64) -> i64;
+    fn hotswap_file_change_stamp(file: *mut c_void, stamp: *mut i64) -> c_int;
     fn fget(fd: c_uint) -> *mut c_void;
     fn hotswap_fcm_token_new(
         owner: *const c_void,
@@ -135,9 +136,17 @@ enum Life {
     Gone,
 }
 
+/// The lower inode's change attributes (`hotswap_file_change_stamp`:
+/// size, ctime, mtime, change cookie).
+type Stamp = [i64; 6];
+
 /// An inode's state, under its own lock.
 struct InodeState {
+    /// Attached files, holds and pins: the FCM ends when none is left.
     openers: usize,
+    /// Attached files alone (of either front end): while there are none,
+    /// only someone else can change the file's bytes.
+    files: usize,
     /// Whether the FCM writes back through a file open for writing.
     writable: bool,
     /// An opener is handing the FCM a writable file; others wait.
@@ -165,6 +174,11 @@ pub(crate) struct CachedInode {
     changed: CondVar,
     #[pin]
     cgroups: Mutex<Cgroups>,
+    /// The file's stamp when its last attached file went (`None`: not
+    /// taken yet). Held across the first arrival's check, which later
+    /// arrivals wait for.
+    #[pin]
+    stamp: Mutex<Option<Stamp>>,
 }
 
 /// An inode's FCM being made by one opener, outside the table lock; other
@@ -433,6 +447,22 @@ impl InUse {
         &self.0.fcm
     }
 
+    /// After the FCM changed its file for a caller with no file attached
+    /// (`CachedInode::settled`).
+    pub(crate) fn settled(&self) {
+        self.0.settled();
+    }
+
+    /// With no file attached, revalidates the FCM if its file changed
+    /// behind it (as the next open would), so that `stat` shows the
+    /// file's size rather than the FCM's stale one.
+    pub(crate) fn revalidate_if_idle(&self) {
+        let mut stamp = self.0.stamp.lock();
+        if self.0.state.lock().files == 0 {
+            self.0.revalidate(&mut stamp);
+        }
+    }
+
     /// The superblock of the cached inode (compared, never followed).
     pub(crate) fn superblock(&self) -> *const c_void {
         // SAFETY: The FCM's own file is live while held, and so are its
@@ -686,12 +716,14 @@ impl CachedInode {
                 append <- new_mutex!(()),
                 state <- new_mutex!(InodeState {
                     openers: 0,
+                    files: 0,
                     writable,
                     upgrading: false,
                     life: Life::Open,
                 }),
                 changed <- new_condvar!(),
                 cgroups <- new_mutex!(Cgroups(KVec::new())),
+                stamp <- new_mutex!(None),
             }),
             GFP_KERNEL,
         )
@@ -793,6 +825,81 @@ impl CachedInode {
             unsafe { (ops.set_file)(obj, call, own.as_ptr()) }
         })?;
         kernel::error::to_result(ret)
+    }
+
+    /// The file's change attributes now (`None` if they cannot be read).
+    fn stamp_now(&self) -> Option<Stamp> {
+        let mut stamp = Stamp::default();
+        // SAFETY: The inode's file is live; `stamp` has the room the C
+        // side fills.
+        let ret =
+            unsafe { hotswap_file_change_stamp(self.file.as_ptr().cast(), stamp.as_mut_ptr()) };
+        (ret == 0).then_some(stamp)
+    }
+
+    /// A file attaches (joined already). The first one since none was
+    /// attached checks whether the file changed behind the FCM since the
+    /// last one went (coherence: the lower tree is not to be changed
+    /// behind a mount, but it is noticed): if so, the FCM drops its clean
+    /// pages and takes the file's size again. Later arrivals wait for
+    /// that check. True if the FCM was revalidated.
+    fn arrive(&self) -> bool {
+        let first = {
+            let mut state = self.state.lock();
+            state.files += 1;
+            state.files == 1
+        };
+        let mut stamp = self.stamp.lock();
+        first && self.revalidate(&mut stamp)
+    }
+
+    /// Revalidates the FCM if the file's stamp moved from `stamp` (then
+    /// the one now); true if it did.
+    fn revalidate(&self, stamp: &mut Option<Stamp>) -> bool {
+        if stamp.is_none() {
+            return false;
+        }
+        let now = self.stamp_now();
+        if now == *stamp {
+            return false;
+        }
+        // A stamp our own write-back moved (a failed flush written by a
+        // later sync) only costs the clean pages being read again.
+        // SAFETY: The object is live for the call.
+        let dropped = call_fcm(&self.fcm, |ops, obj, call| unsafe {
+            (ops.evict)(obj, call, u64::MAX, EVICT_REVALIDATE)
+        });
+        if !matches!(dropped, Ok(n) if n >= 0) {
+            pr_warn!(
+                "revalidating the FCM of a file changed behind it failed: {:?}\n",
+                dropped
+            );
+        }
+        *stamp = now;
+        true
+    }
+
+    /// A file detaches: the last one takes the stamp the next arrival
+    /// compares with (after its close wrote the file back).
+    fn depart(&self) {
+        let last = {
+            let mut state = self.state.lock();
+            state.files -= 1;
+            state.files == 0
+        };
+        if last {
+            *self.stamp.lock() = self.stamp_now();
+        }
+    }
+
+    /// The FCM changed the file while no file was attached (a sync, a
+    /// truncation, times set): the stamp moves with it, so that the next
+    /// arrival does not take the FCM's own change for someone else's.
+    fn settled(&self) {
+        let mut stamp = self.stamp.lock();
+        if self.state.lock().files == 0 && stamp.is_some() {
+            *stamp = self.stamp_now();
+        }
     }
 
     /// Counts an opener out; the last one writes the FCM back and ends it.
@@ -922,12 +1029,13 @@ fn attach(file: *mut c_void, fd: u32) -> Result {
         return Err(EBUSY);
     }
     // SAFETY: FFI; a reference is taken if the descriptor is valid.
-    attach_backing(file, FileRef::new(unsafe { fget(fd) })?)
+    attach_backing(file, FileRef::new(unsafe { fget(fd) })?).map(|_| ())
 }
 
 /// Attaches the opener of `file` (this device's, or a hotswapfs file's)
-/// to the FCM of `backing`'s inode.
-pub(crate) fn attach_backing(file: *mut c_void, backing: FileRef) -> Result {
+/// to the FCM of `backing`'s inode. True if the FCM was revalidated
+/// (`CachedInode::arrive`): its size may have shrunk.
+pub(crate) fn attach_backing(file: *mut c_void, backing: FileRef) -> Result<bool> {
     // SAFETY: Called from this device's ioctl or a hotswapfs open.
     let me = unsafe { opener(file) };
     let _serial = me.attach.lock();
@@ -941,6 +1049,7 @@ pub(crate) fn attach_backing(file: *mut c_void, backing: FileRef) -> Result {
     // SAFETY: A live file has an inode.
     let inode = unsafe { (*backing.0.as_ptr()).f_inode } as usize;
     let cached = join_or_create(inode, &backing, writes)?;
+    let revalidated = cached.arrive();
     let slot: *const FcmObject = &cached.fcm;
     me.inode.store(Arc::into_raw(cached), Release);
     // Earlier write-back failures are not this opener's to hear of (if the
@@ -952,7 +1061,7 @@ pub(crate) fn attach_backing(file: *mut c_void, backing: FileRef) -> Result {
     me.wb_since.store(since, Relaxed);
     // Ordering: publishes the slot to the lock-free readers in `slot()`.
     me.attached.store(slot, Release);
-    Ok(())
+    Ok(revalidated)
 }
 
 fn detach(me: &Opener) {
@@ -962,6 +1071,7 @@ fn detach(me: &Opener) {
     }
     // SAFETY: The leaked `Arc` from `attach`, taken back once.
     let cached = unsafe { Arc::from_raw(cached) };
+    cached.depart();
     cached.leave();
 }
 

@@ -99,8 +99,11 @@ int hotswap_file_flush(struct file *file, fl_owner_t id);
 loff_t hotswap_file_llseek(struct file *file, loff_t offset, int whence);
 int hotswap_file_fsync(struct file *file, loff_t start, loff_t end, int datasync);
 int hotswap_file_drop_cache(struct file *file);
-/* Attaches @file to the FCM of @lower's inode; takes over @lower's reference. */
-int hotswap_file_attach_file(struct file *file, struct file *lower);
+/*
+ * Attaches @file to the FCM of @lower's inode; takes over @lower's
+ * reference. *@revalidated: the FCM found the file changed behind it.
+ */
+int hotswap_file_attach_file(struct file *file, struct file *lower, bool *revalidated);
 /* Bytes moved at *@pos (advanced), or an errno; @user: @buf is a user address. */
 ssize_t hotswap_file_io(struct file *file, unsigned long buf, size_t len, loff_t *pos,
 			bool user, bool write);
@@ -119,6 +122,8 @@ int hotswap_fcm_inode_size(struct inode *lower, loff_t *size);
 int hotswap_fcm_sync_sb(struct super_block *lower_sb);
 /* -ENOENT if @lower has no FCM; else writes its dirty pages back. */
 int hotswap_fcm_inode_write_back(struct inode *lower);
+/* hotswapfs changed @lower itself (times, mode, owner): its FCM's stamp follows. */
+void hotswap_fcm_inode_settled(struct inode *lower);
 /* -ENOENT if @lower has no FCM; else truncates through it. */
 int hotswap_fcm_inode_truncate(struct inode *lower, loff_t size);
 

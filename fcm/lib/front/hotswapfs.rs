@@ -20,10 +20,6 @@ extern "C" {
     fn hotswapfs_unregister();
 }
 
-fn errno(r: Result) -> c_int {
-    ret_or_errno(r.map(|()| 0))
-}
-
 /// An FCM method's own return value, or the errno of reaching it.
 fn ret_or_errno(r: Result<c_int>) -> c_int {
     r.unwrap_or_else(|e| e.to_errno())
@@ -32,17 +28,27 @@ fn ret_or_errno(r: Result<c_int>) -> c_int {
 /// Attaches the hotswapfs file `file` (its opener made by
 /// `hotswap_file_open`) to the FCM of `lower`'s inode, taking over the
 /// reference to `lower`, a file the FCM's own is reopened from.
+/// `*revalidated`: the FCM found the file changed behind it and took its
+/// size again (which may be smaller than the upper inode's).
 ///
 /// # Safety
 ///
 /// `file` is a hotswapfs regular file being opened; `lower` is a file
-/// whose reference the caller hands over.
+/// whose reference the caller hands over; `revalidated` is writable.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn hotswap_file_attach_file(
     file: *mut c_void,
     lower: *mut c_void,
+    revalidated: *mut bool,
 ) -> c_int {
-    errno(FileRef::new(lower).and_then(|lower| cached_file::attach_backing(file, lower)))
+    match FileRef::new(lower).and_then(|lower| cached_file::attach_backing(file, lower)) {
+        Ok(changed) => {
+            // SAFETY: As the caller promises.
+            unsafe { *revalidated = changed };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// A hold on the FCM an attached hotswapfs file reaches, for its upper
@@ -148,16 +154,34 @@ pub(crate) unsafe extern "C" fn hotswap_file_write_back(file: *mut c_void) -> c_
 }
 
 /// Calls `f` on the FCM of `inode`, if it has one (`ENOENT` if not).
+/// (The FCM may change the file: its stamp follows, `InUse::settled`.)
 fn with_inode_fcm<R>(
     inode: *mut c_void,
     f: impl FnOnce(&FcmOps, *mut c_void, &crate::api::Call) -> R,
 ) -> Result<R> {
     let held = cached_file::pin_inode(inode as usize)?.ok_or(ENOENT)?;
-    cached_file::call_fcm(held.slot(), f)
+    let r = cached_file::call_fcm(held.slot(), f);
+    held.settled();
+    r
+}
+
+/// The lower inode `inode` was changed by hotswapfs itself (its times,
+/// mode or owner set through the lower path): its FCM, if it has one and
+/// no file is attached, takes that for its own change, not someone else's.
+///
+/// # Safety
+///
+/// None beyond FFI: `inode` is compared, never followed.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_fcm_inode_settled(inode: *mut c_void) {
+    if let Ok(Some(held)) = cached_file::pin_inode(inode as usize) {
+        held.settled();
+    }
 }
 
 /// The size of the FCM of the lower inode `inode` in `*size`; `-ENOENT`
-/// if it has none.
+/// if it has none. With no file open, an FCM whose file changed behind
+/// it is revalidated first.
 ///
 /// # Safety
 ///
@@ -167,8 +191,15 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_inode_size(
     inode: *mut c_void,
     size: *mut i64,
 ) -> c_int {
-    // SAFETY: The object is live for the call.
-    match with_inode_fcm(inode, |ops, obj, call| unsafe { (ops.size)(obj, call) }) {
+    let sized = cached_file::pin_inode(inode as usize).and_then(|held| {
+        let held = held.ok_or(ENOENT)?;
+        held.revalidate_if_idle();
+        // SAFETY: The object is live for the call.
+        cached_file::call_fcm(held.slot(), |ops, obj, call| unsafe {
+            (ops.size)(obj, call)
+        })
+    });
+    match sized {
         Ok(n) if n < 0 => n as c_int,
         Ok(n) => {
             // SAFETY: As the caller promises.
@@ -238,6 +269,7 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_sync_sb(sb: *const c_void) -> c_int 
             (ops.sync)(obj, call, 0, i64::MAX, 0)
         })
         .unwrap_or_else(|e| e.to_errno());
+        held.settled();
         if first == 0 {
             first = ret;
         }

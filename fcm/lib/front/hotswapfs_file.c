@@ -110,6 +110,7 @@ static int hotswapfs_file_open(struct inode *inode, struct file *file)
 	int acc = (file->f_mode & FMODE_WRITE) ? O_RDWR : O_RDONLY;
 	struct path lower_path;
 	struct file *lower;
+	bool revalidated = false;
 	loff_t size;
 	int err;
 
@@ -128,7 +129,7 @@ static int hotswapfs_file_open(struct inode *inode, struct file *file)
 	 * before the FCM is made or finds it made.
 	 */
 	inode_lock_shared(inode);
-	err = hotswap_file_attach_file(file, lower);
+	err = hotswap_file_attach_file(file, lower, &revalidated);
 	if (!err && !READ_ONCE(hotswapfs_i(inode)->fcm_hold)) {
 		void *hold = hotswap_file_hold(file);
 
@@ -138,7 +139,8 @@ static int hotswapfs_file_open(struct inode *inode, struct file *file)
 	if (!err) {
 		size = hotswap_file_size(file);
 		spin_lock(&inode->i_lock);
-		if (size > i_size_read(inode))
+		/* Only grown, unless the lower file changed behind the FCM. */
+		if (size >= 0 && (revalidated || size > i_size_read(inode)))
 			i_size_write(inode, size);
 		spin_unlock(&inode->i_lock);
 	}

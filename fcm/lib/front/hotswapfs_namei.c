@@ -469,6 +469,8 @@ static int hotswapfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		mnt_drop_write(mnt);
 		if (err)
 			return err;
+		if (S_ISREG(inode->i_mode))
+			hotswap_fcm_inode_settled(linode);
 	}
 	hotswapfs_refresh(inode);
 	fsstack_copy_attr_times(inode, linode);

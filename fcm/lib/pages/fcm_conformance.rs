@@ -5,8 +5,8 @@
 //! `fcm_api.rs`.
 
 use crate::fcm_api::{
-    Buffer, FcmCreate, FcmImpl, FcmStats, EVICT_RECLAIM, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP,
-    PAGE_SIZE, SYNC_FILE,
+    Buffer, FcmCreate, FcmImpl, FcmStats, EVICT_RECLAIM, EVICT_REVALIDATE, FORMAT_DESCRIPTORS,
+    FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE,
 };
 use crate::fcm_pages::BackingFile;
 use kernel::prelude::*;
@@ -521,6 +521,46 @@ pub fn reclaim_takes_clean_pages_only<T: FcmImpl>() -> Result {
     check_eq!(fcm.evict(0, EVICT_RECLAIM)?, 16);
     check_eq!(fcm.pages(), 0);
     check!(balanced(&fcm.stats()));
+    fcm.destroy(false);
+    Ok(())
+}
+
+/// Conformance: after the file changed behind the cache, revalidation
+/// drops the clean pages (reads see the new bytes and, with nothing dirty,
+/// the new size) and keeps the dirty ones, writing nothing back.
+pub fn revalidate_drops_clean_pages_and_rereads_the_size<T: FcmImpl>() -> Result {
+    let content = patterned(4 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_revalidate", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    check_eq!(&read(&fcm, 0, 4 * PAGE_SIZE)?[..], &content[..]);
+    // Someone else rewrites page 1 and grows the file by a page.
+    let theirs = [0x5au8; PAGE_SIZE];
+    file.0.write_at(PAGE_SIZE as i64, &theirs)?;
+    file.0.write_at(4 * PAGE_SIZE as i64, &theirs)?;
+    // Unrevalidated, the cache still answers from its stale copy.
+    check_eq!(
+        &read(&fcm, PAGE_SIZE as i64, 16)?[..],
+        &content[PAGE_SIZE..PAGE_SIZE + 16]
+    );
+    check_eq!(fcm.evict(u64::MAX, EVICT_REVALIDATE)?, 4);
+    let s = fcm.stats();
+    check_eq!((s.cached, s.size), (0, 5 * PAGE_SIZE as i64));
+    check!(balanced(&s));
+    check_eq!(&read(&fcm, PAGE_SIZE as i64, PAGE_SIZE)?[..], &theirs[..]);
+    check_eq!(
+        &read(&fcm, 4 * PAGE_SIZE as i64, PAGE_SIZE)?[..],
+        &theirs[..]
+    );
+    // A dirty page stays, unwritten, and so does the size it made.
+    write(&fcm, 6 * PAGE_SIZE as i64, b"ours")?;
+    file.0.truncate(PAGE_SIZE as i64)?;
+    let writebacks = fcm.stats().writebacks;
+    check_eq!(fcm.evict(0, EVICT_REVALIDATE)?, 2);
+    let s = fcm.stats();
+    check_eq!((s.cached, s.dirty, s.writebacks), (1, 1, writebacks));
+    check_eq!(s.size, 6 * PAGE_SIZE as i64 + 4);
+    check!(balanced(&s));
+    check_eq!(&read(&fcm, 6 * PAGE_SIZE as i64, 8)?[..], b"ours");
     fcm.destroy(false);
     Ok(())
 }

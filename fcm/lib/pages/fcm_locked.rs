@@ -18,7 +18,8 @@
 //! finds no room because of such pages fails with that error.
 
 use crate::fcm_api::{
-    Buffer, FcmStats, EVICT_RECLAIM, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE,
+    Buffer, FcmStats, EVICT_RECLAIM, EVICT_REVALIDATE, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP,
+    PAGE_SIZE, SYNC_FILE,
 };
 use crate::fcm_pages::{
     self, partial, whole_page, BackingFile, CachePage, Chunk, DescriptorExport, Entry, PageMap,
@@ -307,6 +308,22 @@ impl Inner {
         Ok(())
     }
 
+    /// [`EVICT_REVALIDATE`]: the file changed behind the cache. Clean
+    /// pages go (a fill in flight is stale: `io_seq`); with no dirty page
+    /// left, the size is the file's.
+    fn revalidate(&mut self) -> u64 {
+        let (freed, _) = self.pages.reclaim_clean(u64::MAX, 0, |_, _| true);
+        self.stats.cached -= freed;
+        self.stats.freed += freed;
+        self.io_seq += 1;
+        if self.stats.dirty == 0 {
+            if let Some(file) = self.file.as_ref() {
+                self.size = file.size();
+            }
+        }
+        freed
+    }
+
     fn discard_pages(&mut self) {
         self.stats.freed += self.pages.len();
         self.stats.cached = 0;
@@ -497,6 +514,9 @@ impl LockedCache {
     /// Evicts until at most `keep` pages are cached (see
     /// [`crate::fcm_api::FcmOps::evict`] for `flags`).
     pub fn evict(&self, keep: u64, flags: u32) -> Result<u64> {
+        if flags & EVICT_REVALIDATE != 0 {
+            return Ok(self.lock().revalidate());
+        }
         if flags & EVICT_RECLAIM == 0 {
             return self.lock().evict_to(keep);
         }
