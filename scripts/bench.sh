@@ -27,7 +27,14 @@ opts=()
 [ -n "${BENCH_ONLY:-}" ] && opts+=(--only "$BENCH_ONLY")
 [ "$accel" = tcg ] && step "bench: VMs run under TCG (software emulation) here: absolute times are slow and distorted; read the ratios"
 step "bench: $cpus vCPUs, results in $out"
-rm -f "$out"/*.json "$out"/*.png
+# A subset replaces only its own results (the others stay as they were).
+if [ -n "${BENCH_ONLY:-}" ]; then
+	for name in ${BENCH_ONLY//,/ }; do
+		rm -f "$out/$name.json" "$out/$name.png"
+	done
+else
+	rm -f "$out"/*.json "$out"/*.png
+fi
 # loglevel=5: phase-change log lines go to dmesg, not through the emulated
 # serial console, which the swap timings would otherwise include.
 HOTSWAP_VM_APPEND=${HOTSWAP_VM_APPEND:-loglevel=5} HOTSWAP_VM_CPUS=$cpus HOTSWAP_VM_MEMORY=${HOTSWAP_VM_MEMORY:-2G} \

@@ -287,7 +287,7 @@ impl DistributedFcm {
         master: &mut Master,
         index: u64,
         page: CachePage,
-        dirty: bool,
+        dirty: Option<(usize, usize)>,
     ) -> Result<*const Entry> {
         self.make_room(master)?;
         let ptr: *const Entry = master
@@ -309,7 +309,7 @@ impl DistributedFcm {
             master.file.as_ref().ok_or(EBADF)?.fill(index, &mut page)?;
             master.stats.fills += 1;
         }
-        self.insert(master, index, page, false)
+        self.insert(master, index, page, None)
     }
 
     /// Copies the first `len` bytes of chunk `c` into `buf` without
@@ -332,7 +332,7 @@ impl DistributedFcm {
             let (page, read) = filled?;
             if master.pages.get(c.index).is_none() && self.io_seq.load(Relaxed) == seq {
                 master.stats.fills += u64::from(read);
-                self.insert(&mut master, c.index, page, false)?;
+                self.insert(&mut master, c.index, page, None)?;
             }
         }
         // In the master now, or filled under it if the file moved.
@@ -357,7 +357,7 @@ impl DistributedFcm {
             return Err(EBADF);
         }
         if whole_page(c) && master.pages.get(c.index).is_none() {
-            self.insert(&mut master, c.index, staged, true)?;
+            self.insert(&mut master, c.index, staged, Some((c.offset, c.len)))?;
             // Under the master, which every write-back holds: the size
             // and the count are right before anyone can look.
             self.raise_size(end);
@@ -379,7 +379,8 @@ impl DistributedFcm {
     fn land(&self, cell: &Entry, staged: &CachePage, c: &Chunk, end: i64) {
         cell.page.copy_from_page(staged, c.offset, c.len);
         self.raise_size(end);
-        // Ordering: full (bytes and size before the flag); pairs with
+        cell.add_dirty(c.offset, c.len);
+        // Ordering: full (bytes, size and range before the flag); pairs with
         // `write_back`, which clears the flag before it reads either.
         if !cell.dirty.xchg(true, Full) {
             self.dirty.fetch_add(1, Relaxed);
@@ -415,12 +416,12 @@ impl DistributedFcm {
         if !cell.dirty.xchg(false, Full) {
             return Ok(false);
         }
-        let written = master
-            .file
-            .as_ref()
-            .ok_or(EBADF)
-            .and_then(|file| file.write_back(index, &cell.page, self.valid_len(index)));
+        let (from, to) = cell.take_dirty();
+        let written = master.file.as_ref().ok_or(EBADF).and_then(|file| {
+            file.write_back(index, &cell.page, from, to.min(self.valid_len(index)))
+        });
         if let Err(err) = written {
+            cell.restore_dirty((from, to));
             cell.dirty.store(true, Release);
             return Err(err);
         }
@@ -950,5 +951,10 @@ mod tests {
     #[test]
     fn revalidate_drops_clean_pages_and_rereads_the_size() -> Result {
         c::revalidate_drops_clean_pages_and_rereads_the_size::<DistributedFcm>()
+    }
+
+    #[test]
+    fn write_back_keeps_bytes_it_did_not_write() -> Result {
+        c::write_back_keeps_bytes_it_did_not_write::<DistributedFcm>()
     }
 }

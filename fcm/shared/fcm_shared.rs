@@ -226,4 +226,9 @@ mod tests {
     fn revalidate_drops_clean_pages_and_rereads_the_size() -> Result {
         c::revalidate_drops_clean_pages_and_rereads_the_size::<SharedFcm>()
     }
+
+    #[test]
+    fn write_back_keeps_bytes_it_did_not_write() -> Result {
+        c::write_back_keeps_bytes_it_did_not_write::<SharedFcm>()
+    }
 }

@@ -112,6 +112,25 @@ def main():
     with open(shared_path, "rb") as f:
         assert f.read()[PAGE - 5:PAGE - 5 + len(note)] == note, "write-back through the writer's file"
 
+    # Another writer of the backing file, directly: a one-byte write
+    # through the device and its fsync keep the other writer's bytes of
+    # that page (the FCM writes back only the bytes it was given).
+    foreign_path = "/tmp/hotswap-foreign-writer"
+    with open(foreign_path, "wb") as f:
+        f.write(b"o" * (3 * PAGE))
+    cached = cached_open(foreign_path)
+    assert os.pread(cached, 3 * PAGE, 0) == b"o" * (3 * PAGE)
+    with open(foreign_path, "r+b") as f:
+        f.seek(PAGE)
+        f.write(b"t" * (2 * PAGE))
+    assert os.pwrite(cached, b"1", PAGE + 5) == 1
+    os.fsync(cached)
+    os.close(cached)
+    with open(foreign_path, "rb") as f:
+        got = f.read()
+    want = b"o" * PAGE + b"t" * 5 + b"1" + b"t" * (2 * PAGE - 6)
+    assert got == want, f"the other writer's bytes: {got.count(b't')} of {2 * PAGE - 1} left"
+
     # Page accounting holds.
     st = info(dev)
     assert st["allocated"] == st["freed"] + st["cached"], st

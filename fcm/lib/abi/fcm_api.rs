@@ -156,7 +156,9 @@ pub struct PageDescriptor {
     pub index: u64,
     /// The page (`struct page *`, order 0); ownership moves with it.
     pub page: *mut c_void,
-    /// Whether it must be written back.
+    /// 0 if clean; else the bytes to write back, `[lo, hi)` packed as
+    /// `lo | hi << 16` (`lo == hi`: none; `hi < lo`, such as 1: the whole
+    /// page).
     pub dirty: u32,
     /// Whether it was used since the replacement policy last looked.
     pub referenced: u32,

@@ -564,3 +564,50 @@ pub fn revalidate_drops_clean_pages_and_rereads_the_size<T: FcmImpl>() -> Result
     fcm.destroy(false);
     Ok(())
 }
+
+/// Conformance: a write-back writes only the bytes the FCM's writers
+/// changed, not the rest of the page as it was filled: bytes someone else
+/// wrote to the file meanwhile survive (also across a state transfer).
+pub fn write_back_keeps_bytes_it_did_not_write<T: FcmImpl>() -> Result {
+    let content = patterned(3 * PAGE_SIZE)?;
+    let file = TempFile::new(c"fcm_test_wb_bytes", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    check_eq!(&read(&fcm, 0, 3 * PAGE_SIZE)?[..], &content[..]);
+    // Someone else writes pages 1 and 2 behind the cache.
+    let theirs = [0x77u8; 2 * PAGE_SIZE];
+    file.0.write_at(PAGE_SIZE as i64, &theirs)?;
+    // Two writes into page 1 (stale in the cache), one into page 2.
+    write(&fcm, PAGE_SIZE as i64 + 10, b"ab")?;
+    write(&fcm, PAGE_SIZE as i64 + 20, b"cd")?;
+    write(&fcm, 3 * PAGE_SIZE as i64 - 1, b"z")?;
+    fcm.sync(0, i64::MAX, 0)?;
+    let mut expected = KVec::with_capacity(content.len(), GFP_KERNEL)?;
+    expected.extend_from_slice(&content[..PAGE_SIZE], GFP_KERNEL)?;
+    expected.extend_from_slice(&theirs, GFP_KERNEL)?;
+    expected[PAGE_SIZE + 10..PAGE_SIZE + 12].copy_from_slice(b"ab");
+    // The bytes between two writes of one page are the cache's copy.
+    expected[PAGE_SIZE + 12..PAGE_SIZE + 20]
+        .copy_from_slice(&content[PAGE_SIZE + 12..PAGE_SIZE + 20]);
+    expected[PAGE_SIZE + 20..PAGE_SIZE + 22].copy_from_slice(b"cd");
+    expected[3 * PAGE_SIZE - 1] = b'z';
+    check_eq!(&file.contents()?[..], &expected[..]);
+    // A page written again after its write-back: only the new bytes.
+    file.0.write_at(PAGE_SIZE as i64, &theirs[..PAGE_SIZE])?;
+    expected[PAGE_SIZE..2 * PAGE_SIZE].copy_from_slice(&theirs[..PAGE_SIZE]);
+    write(&fcm, PAGE_SIZE as i64 + 100, b"e")?;
+    expected[PAGE_SIZE + 100] = b'e';
+    // The range travels with a descriptor transfer.
+    let state = fcm.export(FORMAT_DESCRIPTORS)?;
+    let next = T::create_empty()?;
+    // SAFETY: `state` is `fcm`'s export in that format, imported and
+    // released once.
+    unsafe {
+        next.import(FORMAT_DESCRIPTORS, state)?;
+        fcm.release(FORMAT_DESCRIPTORS, state, true);
+    }
+    fcm.destroy(true);
+    next.sync(0, i64::MAX, 0)?;
+    check_eq!(&file.contents()?[..], &expected[..]);
+    next.destroy(false);
+    Ok(())
+}

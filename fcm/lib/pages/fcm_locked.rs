@@ -77,13 +77,14 @@ impl Inner {
         }
     }
 
-    /// Caches `page` as page `index` (a miss), making room first.
-    fn insert(&mut self, index: u64, page: CachePage, dirty: bool) -> Result {
+    /// Caches `page` as page `index` (a miss), making room first;
+    /// `dirty`: the bytes `(offset, len)` a write changed in it.
+    fn insert(&mut self, index: u64, page: CachePage, dirty: Option<(usize, usize)>) -> Result {
         self.make_room()?;
         self.pages.insert(index, Entry::boxed(page, dirty, true)?)?;
         self.stats.allocated += 1;
         self.stats.cached += 1;
-        if dirty {
+        if dirty.is_some() {
             self.stats.dirty += 1;
         }
         Ok(())
@@ -106,7 +107,7 @@ impl Inner {
         } else {
             self.stats.misses += 1;
             let page = self.filled(index)?;
-            self.insert(index, page, false)?;
+            self.insert(index, page, None)?;
         }
         self.touch(index)
     }
@@ -118,6 +119,7 @@ impl Inner {
         let spare = if let Some(entry) = self.pages.get(c.index) {
             self.stats.hits += 1;
             entry.page.copy_from_page(&staged, c.offset, c.len);
+            entry.add_dirty(c.offset, c.len);
             if !entry.dirty.xchg(true, Relaxed) {
                 self.stats.dirty += 1;
             }
@@ -125,12 +127,12 @@ impl Inner {
         } else {
             self.stats.misses += 1;
             if whole_page(c) {
-                self.insert(c.index, staged, true)?;
+                self.insert(c.index, staged, Some((c.offset, c.len)))?;
                 None
             } else {
                 let page = self.filled(c.index)?;
                 page.copy_from_page(&staged, c.offset, c.len);
-                self.insert(c.index, page, true)?;
+                self.insert(c.index, page, Some((c.offset, c.len)))?;
                 Some(staged)
             }
         };
@@ -150,9 +152,14 @@ impl Inner {
         let len = self.valid_len(index);
         let result = match (self.file.as_ref(), self.pages.get(index)) {
             (Some(file), Some(entry)) if entry.dirty.load(Relaxed) => {
-                file.write_back(index, &entry.page, len).inspect(|()| {
-                    entry.dirty.store(false, Relaxed);
-                })
+                // Under the lock: no writer can change the bytes meanwhile.
+                let (from, to) = entry.take_dirty();
+                let written = file.write_back(index, &entry.page, from, to.min(len));
+                match written {
+                    Ok(()) => entry.dirty.store(false, Relaxed),
+                    Err(_) => entry.restore_dirty((from, to)),
+                }
+                written
             }
             (None, Some(entry)) if entry.dirty.load(Relaxed) => Err(EBADF),
             _ => return Ok(()),
@@ -441,7 +448,7 @@ impl LockedCache {
                     if inner.pages.get(c.index).is_none() && inner.io_seq == seq {
                         inner.stats.misses += 1;
                         inner.stats.fills += u64::from(read);
-                        inner.insert(c.index, page, false)?;
+                        inner.insert(c.index, page, None)?;
                         inserted = true;
                     }
                 }

@@ -18,7 +18,7 @@ use kernel::bindings;
 use kernel::fs::File;
 use kernel::prelude::*;
 use kernel::sync::aref::ARef;
-use kernel::sync::atomic::{Acquire, Atomic, Relaxed};
+use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed};
 
 /// One order-0 page of file data, owned.
 ///
@@ -318,12 +318,14 @@ impl BackingFile {
         Ok((page, read))
     }
 
-    /// Writes the first `len` bytes of `page` at page `index`.
-    pub fn write_back(&self, index: u64, page: &CachePage, len: usize) -> Result {
-        let len = len.min(PAGE_SIZE);
-        let mut pos = (index * PAGE_SIZE as u64) as i64;
+    /// Writes bytes `[from, to)` of `page` at page `index` (nothing if the
+    /// range is empty): only the bytes the cache's writers changed, so a
+    /// write-back never puts back the rest of a page as it was filled.
+    pub fn write_back(&self, index: u64, page: &CachePage, from: usize, to: usize) -> Result {
+        let len = to.min(PAGE_SIZE);
+        let mut pos = (index * PAGE_SIZE as u64 + from as u64) as i64;
         page.mapped(|bytes| {
-            let mut done = 0;
+            let mut done = from;
             while done < len {
                 // SAFETY: `bytes + done` is valid for `len - done` bytes of
                 // the mapped page; the file is live.
@@ -461,7 +463,7 @@ impl DescriptorExport {
         let descriptor = PageDescriptor {
             index,
             page: entry.page.as_raw(),
-            dirty: u32::from(entry.dirty.load(Acquire)),
+            dirty: entry.dirty_descriptor(),
             referenced: u32::from(entry.referenced.load(Relaxed)),
         };
         // `new` reserved one place per page of the map being described.
@@ -576,20 +578,104 @@ pub struct Entry {
     pub referenced: Atomic<bool>,
     /// Clock tick of the last access (for LRU order).
     pub stamp: Atomic<u64>,
+    /// The bytes writers changed since the last write-back, `[lo, hi)`
+    /// packed as `lo | hi << 16` (0: none). Widened before `dirty` is set
+    /// and taken after it is cleared, so a write-back that takes the flag
+    /// takes the writer's bytes too, or leaves the page dirty for the next.
+    pub dirty_bytes: Atomic<u32>,
+}
+
+fn pack(lo: usize, hi: usize) -> u32 {
+    lo as u32 | (hi as u32) << 16
+}
+
+fn unpack(bytes: u32) -> (usize, usize) {
+    ((bytes & 0xffff) as usize, (bytes >> 16) as usize)
 }
 
 impl Entry {
-    /// A boxed entry for `page`.
-    pub fn boxed(page: CachePage, dirty: bool, referenced: bool) -> Result<KBox<Self>> {
-        Ok(KBox::new(
+    /// A boxed entry for `page`; `dirty`: the bytes `(offset, len)` a
+    /// writer changed in it.
+    pub fn boxed(
+        page: CachePage,
+        dirty: Option<(usize, usize)>,
+        referenced: bool,
+    ) -> Result<KBox<Self>> {
+        let entry = KBox::new(
             Self {
                 page,
-                dirty: Atomic::new(dirty),
+                dirty: Atomic::new(dirty.is_some()),
                 referenced: Atomic::new(referenced),
                 stamp: Atomic::new(0),
+                dirty_bytes: Atomic::new(0),
             },
             GFP_KERNEL,
-        )?)
+        )?;
+        if let Some((offset, len)) = dirty {
+            entry.add_dirty(offset, len);
+        }
+        Ok(entry)
+    }
+
+    /// Widens the changed bytes by `[offset, offset + len)` (before the
+    /// caller sets `dirty`).
+    pub fn add_dirty(&self, offset: usize, len: usize) {
+        let end = (offset + len).min(PAGE_SIZE);
+        if offset >= end {
+            return;
+        }
+        let mut now = self.dirty_bytes.load(Relaxed);
+        loop {
+            let (lo, hi) = unpack(now);
+            let new = if now == 0 {
+                pack(offset, end)
+            } else {
+                pack(lo.min(offset), hi.max(end))
+            };
+            // Ordering: full; the caller's flag store comes after.
+            match self.dirty_bytes.cmpxchg(now, new, Full) {
+                Ok(_) => return,
+                Err(seen) => now = seen,
+            }
+        }
+    }
+
+    /// Takes the changed bytes for a write-back (after it cleared
+    /// `dirty`): `(from, to)`, empty if none.
+    pub fn take_dirty(&self) -> (usize, usize) {
+        // Ordering: full; after the caller's flag exchange.
+        unpack(self.dirty_bytes.xchg(0, Full))
+    }
+
+    /// Gives the bytes of a failed write-back back (before the caller sets
+    /// `dirty` again).
+    pub fn restore_dirty(&self, (from, to): (usize, usize)) {
+        if to > from {
+            self.add_dirty(from, to - from);
+        }
+    }
+
+    /// The page's dirty state for a [`PageDescriptor`]: 0 if clean, else
+    /// its changed bytes packed as `dirty_bytes` (`lo == hi`: none left).
+    fn dirty_descriptor(&self) -> u32 {
+        if !self.dirty.load(Acquire) {
+            return 0;
+        }
+        match self.dirty_bytes.load(Acquire) {
+            0 => pack(1, 1),
+            bytes => bytes,
+        }
+    }
+
+    /// `dirty_bytes` from a descriptor's `dirty`; an exporter that gives
+    /// no range (`hi < lo`, e.g. 1) means the whole page.
+    fn dirty_from_descriptor(dirty: u32) -> u32 {
+        let (lo, hi) = unpack(dirty);
+        match (dirty, hi.cmp(&lo)) {
+            (0, _) | (_, core::cmp::Ordering::Equal) => 0,
+            (_, core::cmp::Ordering::Less) => pack(0, PAGE_SIZE),
+            _ => dirty,
+        }
     }
 }
 
@@ -892,6 +978,7 @@ pub unsafe fn import_descriptors(state: *mut c_void) -> Result<(BackingFile, Fcm
                 dirty: Atomic::new(d.dirty != 0),
                 referenced: Atomic::new(d.referenced != 0),
                 stamp: Atomic::new(0),
+                dirty_bytes: Atomic::new(Entry::dirty_from_descriptor(d.dirty)),
             },
         );
         if let Err((err, entry)) = map.insert_or_return(d.index, entry) {
