@@ -344,9 +344,24 @@ class Bench:
         assert proc.returncode == 0 and "Deleting files" in proc.stdout, proc.stdout + proc.stderr
         return transactions / (elapsed / 1e9)
 
+    @staticmethod
+    def postmark_settle(timeout=60.0):
+        """Waits until no FCM is left (evicting unused inodes): the last
+        run's files end on a workqueue after their deletion, and those
+        ends must not run during the next variant's run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("2\n")
+            with open("/sys/kernel/debug/hotswap/objects") as f:
+                if not any("interface=fcm" in line for line in f):
+                    return
+            time.sleep(0.05)
+        raise AssertionError("FCMs of an earlier PostMark run did not end")
+
     def postmark(self):
         reps = 2 if self.quick else 5
-        files, transactions = (40, 200) if self.quick else (150, 1000)
+        files, transactions = (40, 200) if self.quick else (300, 10000)
         root = os.path.join(WORK, "postmark")
         lower, mnt = os.path.join(root, "lower"), os.path.join(root, "mnt")
         os.makedirs(lower, exist_ok=True)
@@ -358,12 +373,15 @@ class Bench:
                   "shared_vs_linux": []}
         try:
             # Interleaved: each repetition runs every variant once, so drift
-            # in the machine's speed hits them alike. New FCMs start on the
+            # in the machine's speed hits them alike, each after the last
+            # run's FCMs have ended. New FCMs start on the
             # swapped-to implementation (a swap-all sets the default);
             # autonomic starts them on shared with the cpu_count policy on.
-            for _ in range(reps):
+            for rep in range(reps):
                 run = {}
-                for variant in VARIANTS:
+                # The order rotates: no variant always follows the same one.
+                for variant in VARIANTS[rep % 4:] + VARIANTS[:rep % 4]:
+                    self.postmark_settle()
                     if variant == "autonomic":
                         self.swap_all("shared")
                         uapi.set_policy(self.ctl, "fcm", "cpu_count", (2, 1, 3, 0))
