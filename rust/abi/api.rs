@@ -300,6 +300,9 @@ extern "C" {
     /// Reports that the object behind `slot` broke its interface's
     /// contract; `what` (NUL-terminated) says how, for the log.
     pub fn hotswap_object_misbehaved(slot: *const c_void, what: *const c_char);
+    /// Labels the object behind `slot` (NUL-terminated): what status
+    /// shows it is.
+    pub fn hotswap_object_set_label(slot: *const c_void, label: *const c_char);
     /// As [`hotswap_object_misbehaved`], from inside the live `call`: the
     /// implementation blamed is the one the call reached, even if a swap
     /// has put another in the slot since.
@@ -888,6 +891,13 @@ impl<I: Interface> Object<I> {
         if ret != 0 {
             pr_warn!("destroying a hotswap object failed: {}\n", ret);
         }
+    }
+
+    /// Labels the object: what `hswapctl status` shows it is (an FCM: its
+    /// file's path). The end of a long label is kept.
+    pub fn set_label(&self, label: &CStr) {
+        // SAFETY: `self.slot` is live; `label` is NUL-terminated.
+        unsafe { hotswap_object_set_label(self.slot, label.as_ptr()) };
     }
 
     /// Reports that the object's implementation broke the interface's

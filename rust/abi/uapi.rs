@@ -14,10 +14,14 @@
 //! can size its buffer and ask again.
 
 /// Version of this ABI; bump on any change below.
-pub const UAPI_VERSION: u32 = 5;
+pub const UAPI_VERSION: u32 = 6;
 
 /// Capacity of a name field, including the terminating NUL.
 pub const NAME_LEN: usize = 32;
+
+/// Capacity of an object's label ([`ObjectStatus::label`]), including the
+/// terminating NUL.
+pub const LABEL_LEN: usize = 256;
 
 /// Most interposers one object reports in [`ObjectStatus`].
 pub const MAX_INTERPOSERS: usize = 8;
@@ -180,6 +184,9 @@ pub struct ObjectStatus {
     pub last_duration_ns: u64,
     /// Longest time a caller waited in the last swap's Blocked phase.
     pub last_blocked_ns: u64,
+    /// What the object's owner says it is (an FCM: the path of its file,
+    /// the end kept if it is longer), NUL-terminated; empty if nothing.
+    pub label: [u8; LABEL_LEN],
 }
 
 /// Swap request: one object (`object` != 0) or every object of

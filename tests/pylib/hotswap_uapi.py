@@ -31,7 +31,7 @@ IFACE = struct.Struct("<32s32sII")
 IMPL = struct.Struct("<32s32s56sIIII")
 IMPL_QUARANTINED = 1
 OBJECT = struct.Struct("<II32s32sIIQ")
-STATUS = struct.Struct("<II32s32s256sIIQQQIIiIqQQ")
+STATUS = struct.Struct("<II32s32s256sIIQQQIIiIqQQ256s")
 SWAP = struct.Struct("<32s32sIIQIIIIIIQ")
 RESULT = struct.Struct("<IIIiIIqQQ")
 INTERPOSE = struct.Struct("<32s32sII")
@@ -67,7 +67,7 @@ FILE_IOC_TRUNCATE = ioc(W, 0x22, 8)
 FILE_IOC_MEMORY = ioc(R | W, 0x23, FCM_MEMORY.size)
 FILE_IOC_SET_BUDGET = ioc(W, 0x24, 8)
 
-UAPI_VERSION = 5
+UAPI_VERSION = 6
 CPU_COUNT_DEFAULTS = (2, 1, 3, 0)
 
 OUTCOME_COMPLETED, OUTCOME_ABORTED, OUTCOME_UNCHANGED, OUTCOME_NOT_STARTED = 1, 2, 3, 4
@@ -218,9 +218,10 @@ def set_fcm_budget(dev, pages):
 
 
 def object_status(ctl, object_id):
-    """(implementation name, swaps_done, swaps_aborted) of one object."""
+    """Implementation, phase, calls, swaps, interposers and label of one object."""
     out = call(ctl, IOC_STATUS, STATUS, object_id, 0, b"", b"", b"", 0, 0, 0, 0, 0, 0, 0, 0,
-               0, 0, 0, 0)
+               0, 0, 0, 0, b"")
     interposers = [text(out[4][i * NAME_LEN:(i + 1) * NAME_LEN]) for i in range(min(out[5], 8))]
     return {"implementation": text(out[3]), "phase": out[1], "calls": out[7],
-            "swaps_done": out[8], "swaps_aborted": out[9], "interposers": interposers}
+            "swaps_done": out[8], "swaps_aborted": out[9], "interposers": interposers,
+            "label": text(out[17])}

@@ -47,7 +47,7 @@ def objects(fd):
 
 
 def status(fd, obj):
-    return call(fd, IOC_STATUS, STATUS, obj, 0, b"", b"", b"", *([0] * 12))
+    return call(fd, IOC_STATUS, STATUS, obj, 0, b"", b"", b"", *([0] * 12), b"")
 
 
 def swap(fd, impl, obj=0, timeout=0, iface=b"hstest", capacity=16):

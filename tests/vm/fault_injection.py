@@ -96,7 +96,7 @@ class File:
 
     def status(self, ctl):
         out = hs.call(ctl, hs.IOC_STATUS, hs.STATUS, self.id, 0, b"", b"", b"", 0, 0, 0, 0,
-                      0, 0, 0, 0, 0, 0, 0, 0)
+                      0, 0, 0, 0, 0, 0, 0, 0, b"")
         return {"phase": out[1], "implementation": hs.text(out[3]), "swaps_done": out[8],
                 "swaps_aborted": out[9]}
 

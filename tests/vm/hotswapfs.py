@@ -24,7 +24,8 @@ each case no FCM may be left in /sys/kernel/debug/hotswap/objects.
                   (LOWER's figures, hotswapfs's own f_type), one st_dev
   lifetime        an FCM outlives its file's last close (a reopen reads
                   through the same FCM) and ends at unlink and at the
-                  inode's eviction, with the data in LOWER
+                  inode's eviction, with the data in LOWER; hswapctl
+                  status labels it with the file's path on the mount
   lower_changed   the lower file changed behind the mount (bytes, growth,
                   truncation, a same-size rewrite) while no file of it is
                   open there: stat, the next open and its reads see the
@@ -843,6 +844,12 @@ def case_lifetime():
     make(path, data)
     ids = fcm_ids()
     check(len(ids) == 1, f"one FCM for the file closed a moment ago, not {fcm_objects()}")
+    # hswapctl status names the FCM's file: its path on the mount.
+    st = json.loads(run([HSWAPCTL, "--json", "status", str(ids[0])]))
+    check(st.get("label") == path, f"hswapctl status labels the FCM {st.get('label')!r}, not {path!r}")
+    table = run([HSWAPCTL, "status"])
+    check(any(line.split()[0] == str(ids[0]) and line.endswith(path) for line in table.splitlines()[1:]),
+          f"hswapctl status's table does not show {path} for object {ids[0]}:\n{table}")
     same_bytes(contents(low), data, "LOWER after the close (the close writes back)")
     calls = int(fcm_objects()[0]["calls"])
     same_bytes(contents(path), data, "a reopen")

@@ -228,7 +228,7 @@ def fcm_ids(ctl, arena):
 
 
 def status(ctl, arena, oid):
-    arena.put(arena.rw, U.STATUS.pack(oid, 0, b"", b"", b"", *([0] * 12)))
+    arena.put(arena.rw, U.STATUS.pack(oid, 0, b"", b"", b"", *([0] * 12), b""))
     r = ioctl(ctl, U.IOC_STATUS, arena.rw)
     if r < 0:
         return None

@@ -10,7 +10,11 @@
 #include <linux/magic.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/slab.h>
 #include <linux/stat.h>
+#include <linux/string.h>
+
+#include "hotswapfs.h"
 
 int hotswap_file_open(struct inode *inode, struct file *file);
 int hotswap_file_release(struct inode *inode, struct file *file);
@@ -36,6 +40,7 @@ void *hotswap_file_private(struct file *file);
 void hotswap_file_set_private(struct file *file, void *data);
 loff_t hotswap_file_seek(struct file *file, loff_t offset, int whence, loff_t size);
 int hotswap_file_change_stamp(struct file *file, s64 *stamp);
+int hotswap_file_label(struct file *file, struct file *backing, char *buf, size_t len);
 
 /*
  * posix_fadvise(2): POSIX_FADV_DONTNEED writes the file's dirty pages back
@@ -266,5 +271,36 @@ int hotswap_file_change_stamp(struct file *file, s64 *stamp)
 	stamp[3] = st.mtime.tv_sec;
 	stamp[4] = st.mtime.tv_nsec;
 	stamp[5] = (st.result_mask & STATX_CHANGE_COOKIE) ? (s64)st.change_cookie : 0;
+	return 0;
+}
+
+/*
+ * What an FCM is labelled with in hswapctl status: the path of the file a
+ * program opened (a hotswapfs file's own, on the mount; else the backing
+ * file the device was given), into @buf, NUL-terminated, the end kept if
+ * it is longer. 0 or a negative errno.
+ */
+int hotswap_file_label(struct file *file, struct file *backing, char *buf, size_t len)
+{
+	const struct path *path = file->f_op == &hotswapfs_file_fops ? &file->f_path :
+								     &backing->f_path;
+	char *tmp, *p;
+	size_t n;
+
+	if (!len)
+		return -EINVAL;
+	tmp = kmalloc(PATH_MAX, GFP_KERNEL);
+	if (!tmp)
+		return -ENOMEM;
+	p = d_path(path, tmp, PATH_MAX);
+	if (IS_ERR(p)) {
+		kfree(tmp);
+		return PTR_ERR(p);
+	}
+	n = strlen(p);
+	if (n >= len)
+		p += n - (len - 1);
+	strscpy(buf, p, len);
+	kfree(tmp);
 	return 0;
 }

@@ -82,6 +82,12 @@ extern "C" {
     fn hotswap_file_set_private(file: *mut c_void, data: *mut c_void);
     fn hotswap_file_seek(file: *mut c_void, offset: i64, whence: c_int, size: i64) -> i64;
     fn hotswap_file_change_stamp(file: *mut c_void, stamp: *mut i64) -> c_int;
+    fn hotswap_file_label(
+        file: *mut c_void,
+        backing: *mut c_void,
+        buf: *mut u8,
+        len: usize,
+    ) -> c_int;
     fn fget(fd: c_uint) -> *mut c_void;
     fn hotswap_fcm_token_new(
         owner: *const c_void,
@@ -179,6 +185,8 @@ pub(crate) struct CachedInode {
     /// arrivals wait for.
     #[pin]
     stamp: Mutex<Option<Stamp>>,
+    /// Whether the FCM was labelled with its file's path.
+    labelled: Atomic<bool>,
 }
 
 /// An inode's FCM being made by one opener, outside the table lock; other
@@ -265,6 +273,10 @@ impl FileRef {
         self.0.as_ptr().cast()
     }
 }
+
+/// Room for an FCM's label (hotswap's `uapi::LABEL_LEN`, which keeps the
+/// end of a longer one).
+const LABEL_LEN: usize = 256;
 
 /// `Opener::wb_seen` before the opener could read the FCM's count.
 const UNSEEN: u64 = u64::MAX;
@@ -724,6 +736,7 @@ impl CachedInode {
                 changed <- new_condvar!(),
                 cgroups <- new_mutex!(Cgroups(KVec::new())),
                 stamp <- new_mutex!(None),
+                labelled: Atomic::new(false),
             }),
             GFP_KERNEL,
         )
@@ -825,6 +838,20 @@ impl CachedInode {
             unsafe { (ops.set_file)(obj, call, own.as_ptr()) }
         })?;
         kernel::error::to_result(ret)
+    }
+
+    /// Labels the FCM with the path `file` (or `backing`, for the device)
+    /// was opened by, for `hswapctl status`.
+    fn label(&self, file: *mut c_void, backing: &FileRef) {
+        let mut path = [0u8; LABEL_LEN];
+        // SAFETY: Both files are live; `path` has room for `len` bytes.
+        let ret =
+            unsafe { hotswap_file_label(file, backing.as_ptr(), path.as_mut_ptr(), path.len()) };
+        if ret == 0 {
+            if let Ok(text) = CStr::from_bytes_until_nul(&path) {
+                self.fcm.set_label(text);
+            }
+        }
     }
 
     /// The file's change attributes now (`None` if they cannot be read).
@@ -1050,6 +1077,9 @@ pub(crate) fn attach_backing(file: *mut c_void, backing: FileRef) -> Result<bool
     let inode = unsafe { (*backing.0.as_ptr()).f_inode } as usize;
     let cached = join_or_create(inode, &backing, writes)?;
     let revalidated = cached.arrive();
+    if !cached.labelled.xchg(true, Relaxed) {
+        cached.label(file, &backing);
+    }
     let slot: *const FcmObject = &cached.fcm;
     me.inode.store(Arc::into_raw(cached), Release);
     // Earlier write-back failures are not this opener's to hear of (if the

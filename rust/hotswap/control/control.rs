@@ -53,7 +53,7 @@ plain_data!(
 const _: () = assert!(size_of::<InterfaceEntry>() == 72);
 const _: () = assert!(size_of::<ImplEntry>() == 136);
 const _: () = assert!(size_of::<ObjectEntry>() == 88);
-const _: () = assert!(size_of::<ObjectStatus>() == 400);
+const _: () = assert!(size_of::<ObjectStatus>() == 656);
 const _: () = assert!(size_of::<SwapRequest>() == 112);
 const _: () = assert!(size_of::<SwapResult>() == 48);
 const _: () = assert!(size_of::<InterposeRequest>() == 72);
@@ -273,6 +273,13 @@ fn object_status(req: &mut ObjectStatus) -> Result {
         req.last_in_flight = o.in_flight;
         req.last_duration_ns = o.duration_ns as u64;
         req.last_blocked_ns = o.longest_wait_ns as u64;
+        // A file's path is not everyone's to read (the device's mode is
+        // the first guard; this the second).
+        req.label = if crate::registry::sys::capable_sys_admin() {
+            admin.label
+        } else {
+            [0; uapi::LABEL_LEN]
+        };
     })
 }
 

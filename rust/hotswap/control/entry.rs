@@ -204,6 +204,24 @@ pub unsafe extern "C" fn hotswap_object_id(handle: *const c_void) -> u32 {
     unsafe { slot(handle) }.map_or(0, |s| s.id)
 }
 
+/// Labels an object (what status shows it is); see `api.rs`.
+///
+/// # Safety
+///
+/// `handle` is a live handle; `label` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn hotswap_object_set_label(handle: *const c_void, label: *const c_char) {
+    // SAFETY: The caller promises a live handle.
+    let Ok(slot) = (unsafe { slot(handle) }) else {
+        return;
+    };
+    if label.is_null() {
+        return;
+    }
+    // SAFETY: The caller promises a NUL-terminated string.
+    slot.set_label(unsafe { CStr::from_ptr(label) }.to_bytes());
+}
+
 /// Logs and counts `what` (NULL: a generic reason) against `imp`, and
 /// queues its ejection.
 ///

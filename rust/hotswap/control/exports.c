@@ -23,6 +23,7 @@ int hotswap_object_create(const char *interface, u32 methods_version, u32 method
 int hotswap_object_destroy(const void *slot);
 u32 hotswap_object_id(const void *slot);
 void hotswap_object_misbehaved(const void *slot, const char *what);
+void hotswap_object_set_label(const void *slot, const char *label);
 void hotswap_call_misbehaved(const struct hotswap_call *call, const char *what);
 int hotswap_call_begin(const void *slot, struct hotswap_call *call);
 int hotswap_call_try_begin(const void *slot, struct hotswap_call *call);
@@ -51,6 +52,7 @@ EXPORT_SYMBOL_GPL(hotswap_object_create);
 EXPORT_SYMBOL_GPL(hotswap_object_destroy);
 EXPORT_SYMBOL_GPL(hotswap_object_id);
 EXPORT_SYMBOL_GPL(hotswap_object_misbehaved);
+EXPORT_SYMBOL_GPL(hotswap_object_set_label);
 EXPORT_SYMBOL_GPL(hotswap_call_misbehaved);
 EXPORT_SYMBOL_GPL(hotswap_call_begin);
 EXPORT_SYMBOL_GPL(hotswap_call_try_begin);

@@ -78,6 +78,8 @@ pub(crate) struct Admin {
     pub(crate) timeout_ms: u32,
     /// Decision policy state.
     pub(crate) decision: DecisionState,
+    /// What the owner says the object is ([`Slot::set_label`]).
+    pub(crate) label: [u8; crate::uapi::LABEL_LEN],
 }
 
 /// What every call through a slot reads, alone on its cache line: the
@@ -169,6 +171,7 @@ impl Slot {
                     stats: SlotStats::default(),
                     timeout_ms: DEFAULT_TIMEOUT_MS,
                     decision: DecisionState::default(),
+                    label: [0; crate::uapi::LABEL_LEN],
                 }),
                 released <- new_condvar!(),
             }),
@@ -337,6 +340,16 @@ impl Slot {
     /// A snapshot for status: the phase, the chain (interposers and
     /// object) and the administrative state. `ENOENT` if the object is
     /// being destroyed.
+    /// Sets what the owner says the object is (shown by status), keeping
+    /// the end of a text too long for the field (a path's file name).
+    pub(crate) fn set_label(&self, text: &[u8]) {
+        let mut admin = self.admin.lock();
+        let room = admin.label.len() - 1;
+        let kept = &text[text.len().saturating_sub(room)..];
+        admin.label = [0; crate::uapi::LABEL_LEN];
+        admin.label[..kept.len()].copy_from_slice(kept);
+    }
+
     pub(crate) fn status<R>(&self, f: impl FnOnce(Phase, &Chain, &Admin) -> R) -> Result<R> {
         let admin = self.admin.lock();
         if admin.state == AdminState::Dying {

@@ -221,10 +221,12 @@ mod tests {
     use super::*;
 
     /// The layouts and numbers the Python drivers (tests/pylib) and the
-    /// contract of UAPI_VERSION 5 spell out.
+    /// contract of UAPI_VERSION 6 spell out.
     #[test]
     fn abi_numbers_and_sizes() {
-        assert_eq!(UAPI_VERSION, 5);
+        assert_eq!(UAPI_VERSION, 6);
+        assert_eq!(std::mem::size_of::<ObjectStatus>(), 656);
+        assert_eq!(HOTSWAP_IOC_OBJECT_STATUS, 0xc290_b705);
         assert_eq!(std::mem::size_of::<PolicyRequest>(), 340);
         assert_eq!(HOTSWAP_IOC_SET_POLICY, 0x4154_b70b);
         assert_eq!(HOTSWAP_IOC_GET_POLICY, 0xc154_b70c);

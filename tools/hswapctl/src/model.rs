@@ -86,6 +86,9 @@ pub struct Status {
     pub reports: std::collections::BTreeMap<String, String>,
     /// Pages cached, for an FCM of a cached file (null otherwise).
     pub pages: Option<u64>,
+    /// What the object's owner says it is (an FCM: its file's path);
+    /// null if nothing (or the caller may not see it).
+    pub label: Option<String>,
 }
 
 impl Status {
@@ -208,6 +211,9 @@ impl From<&uapi::ObjectStatus> for Status {
             last_swap,
             reports: Default::default(),
             pages: None,
+            label: Some(field_str(&s.label))
+                .filter(|l| !l.is_empty())
+                .map(Into::into),
         }
     }
 }

@@ -112,6 +112,9 @@ fn last_swap(l: &Option<LastSwap>) -> String {
 pub fn status_one(s: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "object {} ({})", s.id, s.interface);
+    if let Some(label) = &s.label {
+        let _ = writeln!(out, "  label           {label}");
+    }
     let _ = writeln!(out, "  implementation  {}", s.implementation);
     let _ = writeln!(out, "  phase           {}", s.phase);
     let interposers = if s.interposers.is_empty() {
@@ -164,6 +167,7 @@ pub fn status_table(all: &[Status]) -> String {
         &"ABORTED",
         &"INTERPOSERS",
         &"LAST SWAP",
+        &"LABEL",
     ])];
     for s in all {
         let rate = s.call_rate.map_or("-".into(), |r| format!("{r:.0}"));
@@ -183,6 +187,7 @@ pub fn status_table(all: &[Status]) -> String {
             &s.swaps_aborted,
             &interposers,
             &last_swap(&s.last_swap),
+            &s.label.as_deref().unwrap_or("-"),
         ]));
     }
     table(&rows)

@@ -195,6 +195,11 @@ impl Device for Fake {
         st.implementation = name(imp);
         st.calls = *calls;
         st.timeout_ms = 2000;
+        // Odd objects are labelled, as an FCM of a file is.
+        if id % 2 == 1 {
+            let label = format!("/mnt/hs/file{id}");
+            st.label[..label.len()].copy_from_slice(label.as_bytes());
+        }
         Ok(st)
     }
 

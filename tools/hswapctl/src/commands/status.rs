@@ -78,6 +78,30 @@ mod tests {
     }
 
     #[test]
+    fn labels_show_in_text_table_and_json() {
+        let dev = Fake::with_objects(2);
+        let (text, _) = run(&dev, Some(1), false).unwrap();
+        assert!(
+            text.starts_with("object 1 (fcm)\n  label           /mnt/hs/file1\n"),
+            "{text}"
+        );
+        let (json, _) = run(&dev, Some(1), true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["label"], "/mnt/hs/file1");
+        // Unlabelled: no line, null in JSON, "-" in the table.
+        let (text, _) = run(&dev, Some(2), false).unwrap();
+        assert!(!text.contains("label"), "{text}");
+        let (json, _) = run(&dev, Some(2), true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(v["label"].is_null());
+        let (table, _) = run(&dev, None, false).unwrap();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].ends_with("LABEL"), "{table}");
+        assert!(lines[1].ends_with("/mnt/hs/file1"), "{table}");
+        assert!(lines[2].ends_with(" -"), "{table}");
+    }
+
+    #[test]
     fn monitor_figures_are_shown() {
         let dev = Fake::with_objects(2);
         let (text, _) = run(&dev, Some(1), false).unwrap();
