@@ -162,7 +162,11 @@ pub unsafe extern "C" fn hotswap_object_create(
             Some(unsafe { name_from_ptr(name)? })
         };
         let methods = (methods_version, methods_size);
-        let slot = objects::create(&interface, name.as_ref(), methods, arg);
+        // Inside the policy's monitor from the start: interposing it after
+        // would publish a second chain, and retiring the first starts a
+        // grace period that the object's destroy then waits out too.
+        let monitor = crate::control::policy::monitor_for_new(&interface);
+        let slot = objects::create(&interface, name.as_ref(), methods, arg, monitor.as_ref());
         let slot = slot.inspect(|s| crate::control::policy::object_created(s));
         // After the policy's monitor too: either may have quarantined an
         // implementation.

@@ -43,7 +43,19 @@ pub(crate) fn pick(
     result
 }
 
-/// A new object: gets the picked policy's monitor, if it needs one.
+/// The interposer a new object of `interface` is to be made inside: the
+/// picked policy's monitor, if it needs one. A policy picked or changed
+/// meanwhile is caught by [`object_created`].
+pub(crate) fn monitor_for_new(interface: &Name) -> Option<Name> {
+    let picked = REGISTRY.lock().picked_policy(interface);
+    match picked {
+        Ok((Some(policy), _)) if policy.monitor[0] != 0 => Some(policy.monitor),
+        _ => None,
+    }
+}
+
+/// A new object: gets the picked policy's monitor, if it needs one and
+/// was not made inside it (`monitor_for_new`).
 pub(crate) fn object_created(slot: &Arc<Slot>) {
     let picked = REGISTRY.lock().picked_policy(&slot.interface);
     let Ok((Some(policy), _)) = picked else {

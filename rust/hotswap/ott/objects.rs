@@ -65,12 +65,14 @@ fn unpin_self() {
 /// Creates an object of `interface` on `implementation` (`None`: the
 /// default) and enters it in the table, for a client whose method table
 /// has version and size `methods` (`EPROTO` unless they are the
-/// interface's).
+/// interface's); wrapped in an instance of the interposer `wrapper` from
+/// the start if given (the picked decision policy's monitor).
 pub(crate) fn create(
     interface: &Name,
     implementation: Option<&Name>,
     methods: (u32, u32),
     arg: *const c_void,
+    wrapper: Option<&Name>,
 ) -> Result<Arc<Slot>> {
     let pin = {
         let registry = REGISTRY.lock();
@@ -86,15 +88,27 @@ pub(crate) fn create(
     pin_self()?;
     let made = (|| {
         let object = Instance::create(pin, arg)?;
+        let wrapper = match wrapper {
+            Some(name) => {
+                let pin = REGISTRY.lock().pin(interface, Some(name))?;
+                if pin.kind != crate::api::KIND_INTERPOSER {
+                    return Err(EINVAL);
+                }
+                Some(Instance::create(pin, core::ptr::null())?)
+            }
+            None => None,
+        };
         let mut table = OBJECTS.lock();
         table.slots.reserve(1, GFP_KERNEL)?;
         let ObjectTable { slots, ids } = &mut *table;
         let id = ids.take(|id| slots.iter().any(|s| s.id == id))?;
-        let slot = Slot::new(id, *interface, object)?;
+        let slot = Slot::new(id, *interface, object, wrapper)?;
         // Capacity was reserved above.
         let _ = table.slots.push(slot.clone(), GFP_KERNEL);
         drop(table);
-        let _ = slot.status(|_, chain, _| chain.object().imp.landed());
+        // Quarantined since the pins above: an ejection may have looked
+        // before the slot was in the table.
+        let _ = slot.status(|_, chain, _| chain.layers.iter().for_each(|l| l.imp.landed()));
         Ok(slot)
     })();
     if made.is_err() {

@@ -142,9 +142,19 @@ impl Drop for Claim<'_> {
 }
 
 impl Slot {
-    /// A slot for `object`.
-    pub(crate) fn new(id: u32, interface: Name, object: Arc<Instance>) -> Result<Arc<Self>> {
+    /// A slot for `object`, under the interposer `wrapper` if given (a
+    /// decision policy's monitor, on from the start: no chain to publish
+    /// and retire for it).
+    pub(crate) fn new(
+        id: u32,
+        interface: Name,
+        object: Arc<Instance>,
+        wrapper: Option<Arc<Instance>>,
+    ) -> Result<Arc<Self>> {
         let mut layers = KVec::new();
+        if let Some(wrapper) = wrapper {
+            layers.push(wrapper, GFP_KERNEL)?;
+        }
         layers.push(object, GFP_KERNEL)?;
         let chain = KBox::into_raw(Chain::new(layers, None)?);
         let domain = match ReadDomain::new() {
