@@ -422,7 +422,11 @@ impl DistributedFcm {
         });
         if let Err(err) = written {
             cell.restore_dirty((from, to));
-            cell.dirty.store(true, Release);
+            // A writer may have dirtied the page again meanwhile (and
+            // counted it): then it is counted once already.
+            if cell.dirty.xchg(true, Full) {
+                self.dirty.fetch_sub(1, Relaxed);
+            }
             return Err(err);
         }
         self.io_seq.add(1, Relaxed);

@@ -29,7 +29,8 @@ each case no FCM may be left in /sys/kernel/debug/hotswap/objects.
   lower_changed   the lower file changed behind the mount (bytes, growth,
                   truncation, a same-size rewrite) while no file of it is
                   open there: stat, the next open and its reads see the
-                  lower's; a one-byte write then keeps the lower's bytes
+                  lower's, a sync, chmod or truncate through the mount in
+                  between too; a one-byte write keeps the lower's bytes
   data            read/write/pread/pwrite/readv/writev, lseek (SEEK_END,
                   SEEK_DATA/SEEK_HOLE), holes, EBADF, one FCM per inode
                   and on the default implementation, stat size growing
@@ -873,6 +874,22 @@ def case_lifetime():
     again = fcm_ids()
     check(len(again) == 1 and again != first, f"a new FCM after the eviction: {first} then {again}")
     os.unlink(path)
+    # A program written through the mount and closed runs from LOWER: the
+    # FCM it keeps holds no file open for writing (ETXTBSY otherwise), and
+    # a writer reopening it writes through the FCM again.
+    exe, lexe = M(d, "true"), L(d, "true")
+    make(exe, contents("/bin/true"), 0o755)
+    check(len(fcm_ids()) == 1, f"an FCM kept for the closed program: {fcm_objects()}")
+    r = subprocess.run([lexe], capture_output=True)
+    check(r.returncode == 0, f"{lexe}, written through the mount and closed, did not run: {r}")
+    fd = os.open(exe, os.O_WRONLY | os.O_APPEND)
+    try:
+        write_all(fd, b"\0" * 16, "an append after the program ran")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    same_bytes(contents(lexe), contents("/bin/true") + b"\0" * 16, "LOWER after reopening for writing")
+    os.unlink(exe)
 
 
 def case_lower_changed():
@@ -925,6 +942,21 @@ def case_lower_changed():
     finally:
         os.close(fd)
     same_bytes(contents(path), other, "a read after a same-size rewrite behind the mount")
+    # A sync, a chmod or a truncation through the mount between the change
+    # behind it and the next open does not pass the change off as the
+    # FCM's own.
+    for what, between in (("sync", os.sync), ("chmod", lambda: os.chmod(path, 0o640)),
+                          ("a truncation", lambda: os.truncate(path, len(other) + 5))):
+        newer = rng.randbytes(len(other))
+        fd = os.open(low, os.O_WRONLY)
+        try:
+            os.pwrite(fd, newer, 0)
+        finally:
+            os.close(fd)
+        between()
+        want = newer + (bytes(5) if what == "a truncation" else b"")
+        same_bytes(contents(path), want, f"a read after a change behind the mount, then {what}")
+        other = want
 
 
 def case_data():

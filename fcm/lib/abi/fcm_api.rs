@@ -36,8 +36,11 @@ pub struct Fcm;
 
 impl crate::api::Interface for Fcm {
     const NAME: &'static CStr = c"fcm";
-    /// Bump on any change to [`FcmOps`] or the structs its methods take.
-    const METHODS_VERSION: u32 = 1;
+    /// Bump on any change to [`FcmOps`] or the structs its methods take
+    /// (the page map's `Entry` and the page descriptors included: they
+    /// cross modules in a state transfer). 2: `EVICT_REVALIDATE`, and
+    /// each page's dirty byte range in `Entry` and `PageDescriptor`.
+    const METHODS_VERSION: u32 = 2;
     /// `shared`: the simplest FCM, and the one every other falls back to.
     const KNOWN_GOOD: Option<&'static CStr> = Some(c"shared");
     type Methods = FcmOps;
@@ -140,9 +143,10 @@ pub struct FcmOps {
     pub stats: unsafe extern "C" fn(*mut c_void, *const Call, *mut FcmStats),
     /// Writes back through `file` from now on: a `struct file *` of the
     /// same inode, opened for writing, live for the call (the FCM takes
-    /// its own reference and drops the old one). hotswap calls it when a
-    /// writer attaches to an FCM that a reader created. 0 or a negative
-    /// errno.
+    /// its own reference and drops the old one). The front end calls it
+    /// when a writer attaches to an FCM whose file only reads, and, with
+    /// a read-only file, when the last file went and no page is dirty (an
+    /// FCM kept idle holds no write access). 0 or a negative errno.
     pub set_file: unsafe extern "C" fn(*mut c_void, *const Call, *mut c_void) -> c_int,
     /// Pages cached now, read without waiting for any lock (it may be a
     /// moment old): what reclaim and the budget rank FCMs by.

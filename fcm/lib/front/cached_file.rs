@@ -459,20 +459,40 @@ impl InUse {
         &self.0.fcm
     }
 
-    /// After the FCM changed its file for a caller with no file attached
-    /// (`CachedInode::settled`).
+    /// After hotswapfs changed the file itself for a caller with no file
+    /// attached (times, mode, owner through the lower path; the caller
+    /// revalidated first, `revalidate_if_idle`): the stamp takes it.
     pub(crate) fn settled(&self) {
         self.0.settled();
+    }
+
+    /// Runs `f`, a change the FCM makes to its file (a sync, a
+    /// truncation). With no file attached, a change made behind the FCM
+    /// before it is noticed first (the FCM revalidated), and the stamp
+    /// then takes the FCM's own change: taking the stamp after `f` alone
+    /// would pass someone else's change off as the FCM's. Later arrivals
+    /// wait for `f` (it holds the stamp).
+    pub(crate) fn changing<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut stamp = self.0.stamp.lock();
+        let idle = self.0.state.lock().files == 0;
+        if idle {
+            self.0.revalidate(&mut stamp);
+        }
+        let r = f();
+        if idle && stamp.is_some() {
+            *stamp = self.0.stamp_now();
+        }
+        r
     }
 
     /// With no file attached, revalidates the FCM if its file changed
     /// behind it (as the next open would), so that `stat` shows the
     /// file's size rather than the FCM's stale one.
-    pub(crate) fn revalidate_if_idle(&self) {
+    /// True if it did.
+    pub(crate) fn revalidate_if_idle(&self) -> bool {
         let mut stamp = self.0.stamp.lock();
-        if self.0.state.lock().files == 0 {
-            self.0.revalidate(&mut stamp);
-        }
+        let idle = self.0.state.lock().files == 0;
+        idle && self.0.revalidate(&mut stamp)
     }
 
     /// The superblock of the cached inode (compared, never followed).
@@ -711,6 +731,15 @@ impl CachedInode {
     fn create(inode: usize, backing: &FileRef, writable: bool) -> Result<Arc<Self>> {
         // SAFETY: `backing` is live.
         let own = FileRef::new(unsafe { hotswap_file_open_backing(backing.as_ptr(), writable) })?;
+        // The front end's own file only reads: one held for writing would
+        // keep the lower inode from being executed (ETXTBSY) or leased for
+        // as long as the FCM lives, which a hotswapfs inode makes long.
+        let file = if writable {
+            // SAFETY: `backing` is live.
+            FileRef::new(unsafe { hotswap_file_open_backing(backing.as_ptr(), false) })?.0
+        } else {
+            own.0.clone()
+        };
         let args = FcmCreate {
             file: own.as_ptr(),
             capacity: CAPACITY.load(Acquire),
@@ -723,7 +752,7 @@ impl CachedInode {
             pin_init!(Self {
                 inode,
                 fcm,
-                file: own.0,
+                file,
                 creator: fcm_memory::current_uid(),
                 append <- new_mutex!(()),
                 state <- new_mutex!(InodeState {
@@ -897,10 +926,12 @@ impl CachedInode {
             (ops.evict)(obj, call, u64::MAX, EVICT_REVALIDATE)
         });
         if !matches!(dropped, Ok(n) if n >= 0) {
+            // The stamp stays: the next look tries again.
             pr_warn!(
                 "revalidating the FCM of a file changed behind it failed: {:?}\n",
                 dropped
             );
+            return false;
         }
         *stamp = now;
         true
@@ -916,7 +947,54 @@ impl CachedInode {
         };
         if last {
             *self.stamp.lock() = self.stamp_now();
+            self.give_up_write_access();
         }
+    }
+
+    /// With no file attached nothing writes through the FCM, so an FCM
+    /// kept past its last file (a hotswapfs inode's hold) gives its
+    /// writable file back for a read-only one: a file open for writing
+    /// keeps the lower inode from being executed (ETXTBSY) or read-leased.
+    /// The next writer hands it a writable one again (`join`). Kept if
+    /// dirty pages are left (a failed write-back, to be tried again).
+    fn give_up_write_access(&self) {
+        {
+            let mut state = self.state.lock();
+            // `openers` 1: the departing file's own count, about to go.
+            if state.files != 0 || !state.writable || state.upgrading || state.openers <= 1 {
+                return;
+            }
+            // Writers joining meanwhile wait, then hand a writable file.
+            state.upgrading = true;
+            state.writable = false;
+        }
+        let mut stats = FcmStats::default();
+        // SAFETY: `stats` is writable; the object is live for the call.
+        let clean = call_fcm(&self.fcm, |ops, obj, call| unsafe {
+            (ops.stats)(obj, call, &mut stats)
+        })
+        .is_ok()
+            && stats.dirty == 0;
+        let handed = if clean {
+            // SAFETY: The inode's (read-only) file is live.
+            FileRef::new(unsafe { hotswap_file_open_backing(self.file.as_ptr().cast(), false) })
+                .and_then(|own| {
+                    // SAFETY: `own` is live for the call; the FCM takes its
+                    // own reference.
+                    let ret = call_fcm(&self.fcm, |ops, obj, call| unsafe {
+                        (ops.set_file)(obj, call, own.as_ptr())
+                    })?;
+                    kernel::error::to_result(ret)
+                })
+        } else {
+            Err(EBUSY)
+        };
+        let mut state = self.state.lock();
+        state.upgrading = false;
+        if handed.is_err() {
+            state.writable = true;
+        }
+        self.changed.notify_all();
     }
 
     /// The FCM changed the file while no file was attached (a sync, a

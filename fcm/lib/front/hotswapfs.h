@@ -117,12 +117,17 @@ loff_t hotswap_file_size(struct file *file);
 /* Writes every dirty page of an attached file's FCM back (no sync). */
 int hotswap_file_write_back(struct file *file);
 /* -ENOENT if @lower has no FCM; else its size in *@size, or an errno. */
-int hotswap_fcm_inode_size(struct inode *lower, loff_t *size);
+int hotswap_fcm_inode_size(struct inode *lower, loff_t *size, bool *revalidated);
 /* Writes the FCMs of every file of @lower_sb back into the lower files. */
 int hotswap_fcm_sync_sb(struct super_block *lower_sb);
 /* -ENOENT if @lower has no FCM; else writes its dirty pages back. */
 int hotswap_fcm_inode_write_back(struct inode *lower);
-/* hotswapfs changed @lower itself (times, mode, owner): its FCM's stamp follows. */
+/*
+ * hotswapfs is about to change @lower itself (times, mode, owner): its FCM
+ * first notices a change made behind it; after the change, _settled lets
+ * the FCM's stamp take it.
+ */
+void hotswap_fcm_inode_revalidate(struct inode *lower);
 void hotswap_fcm_inode_settled(struct inode *lower);
 /* -ENOENT if @lower has no FCM; else truncates through it. */
 int hotswap_fcm_inode_truncate(struct inode *lower, loff_t size);

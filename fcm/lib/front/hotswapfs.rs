@@ -154,15 +154,28 @@ pub(crate) unsafe extern "C" fn hotswap_file_write_back(file: *mut c_void) -> c_
 }
 
 /// Calls `f` on the FCM of `inode`, if it has one (`ENOENT` if not).
-/// (The FCM may change the file: its stamp follows, `InUse::settled`.)
+/// (The FCM may change the file: `InUse::changing`.)
 fn with_inode_fcm<R>(
     inode: *mut c_void,
     f: impl FnOnce(&FcmOps, *mut c_void, &crate::api::Call) -> R,
 ) -> Result<R> {
     let held = cached_file::pin_inode(inode as usize)?.ok_or(ENOENT)?;
-    let r = cached_file::call_fcm(held.slot(), f);
-    held.settled();
-    r
+    held.changing(|| cached_file::call_fcm(held.slot(), f))
+}
+
+/// The lower inode `inode` is about to be changed by hotswapfs itself
+/// (times, mode, owner through the lower path): its FCM, with no file
+/// attached, first notices a change made behind it
+/// (`InUse::revalidate_if_idle`); `hotswap_fcm_inode_settled` follows.
+///
+/// # Safety
+///
+/// None beyond FFI: `inode` is compared, never followed.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn hotswap_fcm_inode_revalidate(inode: *mut c_void) {
+    if let Ok(Some(held)) = cached_file::pin_inode(inode as usize) {
+        held.revalidate_if_idle();
+    }
 }
 
 /// The lower inode `inode` was changed by hotswapfs itself (its times,
@@ -181,19 +194,23 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_inode_settled(inode: *mut c_void) {
 
 /// The size of the FCM of the lower inode `inode` in `*size`; `-ENOENT`
 /// if it has none. With no file open, an FCM whose file changed behind
-/// it is revalidated first.
+/// it is revalidated first, and `*revalidated` (unless NULL) set.
 ///
 /// # Safety
 ///
-/// `size` is writable.
+/// `size` is writable; `revalidated` is NULL or writable.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn hotswap_fcm_inode_size(
     inode: *mut c_void,
     size: *mut i64,
+    revalidated: *mut bool,
 ) -> c_int {
     let sized = cached_file::pin_inode(inode as usize).and_then(|held| {
         let held = held.ok_or(ENOENT)?;
-        held.revalidate_if_idle();
+        if held.revalidate_if_idle() && !revalidated.is_null() {
+            // SAFETY: As the caller promises.
+            unsafe { *revalidated = true };
+        }
         // SAFETY: The object is live for the call.
         cached_file::call_fcm(held.slot(), |ops, obj, call| unsafe {
             (ops.size)(obj, call)
@@ -264,12 +281,13 @@ pub(crate) unsafe extern "C" fn hotswap_fcm_sync_sb(sb: *const c_void) -> c_int 
         if held.superblock() != sb {
             continue;
         }
-        // SAFETY: The object is live for the call.
-        let ret = cached_file::call_fcm(held.slot(), |ops, obj, call| unsafe {
-            (ops.sync)(obj, call, 0, i64::MAX, 0)
-        })
-        .unwrap_or_else(|e| e.to_errno());
-        held.settled();
+        let ret = held.changing(|| {
+            // SAFETY: The object is live for the call.
+            cached_file::call_fcm(held.slot(), |ops, obj, call| unsafe {
+                (ops.sync)(obj, call, 0, i64::MAX, 0)
+            })
+            .unwrap_or_else(|e| e.to_errno())
+        });
         if first == 0 {
             first = ret;
         }

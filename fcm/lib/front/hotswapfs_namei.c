@@ -365,6 +365,7 @@ static int hotswapfs_getattr(struct mnt_idmap *idmap, const struct path *path,
 	struct inode *inode = d_inode(path->dentry);
 	struct inode *lower = hotswapfs_lower_inode(inode);
 	struct timespec64 mtime, ctime;
+	bool revalidated = false;
 	struct path lower_path;
 	loff_t size;
 	int err;
@@ -382,12 +383,18 @@ static int hotswapfs_getattr(struct mnt_idmap *idmap, const struct path *path,
 	 * While an FCM caches the file, its size and times are the FCM's:
 	 * the lower inode learns them at write-back.
 	 */
-	err = hotswap_fcm_inode_size(lower, &size);
+	err = hotswap_fcm_inode_size(lower, &size, &revalidated);
 	if (err == -ENOENT)
 		return 0;
 	if (err)
 		return err;
 	stat->size = size;
+	if (revalidated) {
+		/* The file changed behind the FCM: its size may have shrunk. */
+		spin_lock(&inode->i_lock);
+		i_size_write(inode, size);
+		spin_unlock(&inode->i_lock);
+	}
 	mtime = inode_get_mtime(inode);
 	ctime = inode_get_ctime(inode);
 	if (timespec64_compare(&mtime, &stat->mtime) > 0)
@@ -459,6 +466,8 @@ static int hotswapfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		err = 0;
 	}
 	if (lattr.ia_valid) {
+		if (S_ISREG(inode->i_mode))
+			hotswap_fcm_inode_revalidate(linode);
 		err = mnt_want_write(mnt);
 		if (err)
 			return err;
@@ -474,7 +483,7 @@ static int hotswapfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 	}
 	hotswapfs_refresh(inode);
 	fsstack_copy_attr_times(inode, linode);
-	if (S_ISREG(inode->i_mode) && !hotswap_fcm_inode_size(linode, &size))
+	if (S_ISREG(inode->i_mode) && !hotswap_fcm_inode_size(linode, &size, NULL))
 		i_size_write(inode, size);
 	else
 		fsstack_copy_inode_size(inode, linode);

@@ -13,6 +13,7 @@
  * upper file closed) pins the clone, never the upper mount, so unmount
  * is EBUSY only while upper files are open or mapped.
  */
+#include <linux/file.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/fs_stack.h>
@@ -355,6 +356,8 @@ static void hotswapfs_kill_sb(struct super_block *sb)
 	 * not busy once umount returns.
 	 */
 	hotswap_fcm_wait_for_ends();
+	/* A kworker's fput is deferred: let go of the lower files now. */
+	flush_delayed_fput();
 	if (!sbi)
 		return;
 	if (!IS_ERR_OR_NULL(sbi->lower_mnt))

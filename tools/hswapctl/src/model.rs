@@ -177,6 +177,29 @@ impl From<&uapi::ObjectEntry> for Object {
     }
 }
 
+/// An object's label as text that is safe to print: whoever opened the
+/// file chose its name, so control characters (a terminal's escape
+/// sequences, newlines) are shown escaped, and bytes that are not UTF-8
+/// as U+FFFD. `None` if empty.
+fn printable_label(field: &[u8]) -> Option<String> {
+    let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
+    if end == 0 {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&field[..end]);
+    Some(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 impl From<&uapi::ObjectStatus> for Status {
     fn from(s: &uapi::ObjectStatus) -> Self {
         let count = (s.interposer_count as usize).min(uapi::MAX_INTERPOSERS);
@@ -211,9 +234,7 @@ impl From<&uapi::ObjectStatus> for Status {
             last_swap,
             reports: Default::default(),
             pages: None,
-            label: Some(field_str(&s.label))
-                .filter(|l| !l.is_empty())
-                .map(Into::into),
+            label: printable_label(&s.label),
         }
     }
 }
@@ -237,5 +258,21 @@ impl From<&uapi::SwapResult> for SwapObject {
             duration_us: r.duration_ns / 1000,
             longest_blocked_us: r.blocked_ns / 1000,
         }
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::printable_label;
+
+    #[test]
+    fn labels_are_printable() {
+        assert_eq!(printable_label(b"\0rest"), None);
+        assert_eq!(printable_label(b"/mnt/a b\0junk").as_deref(), Some("/mnt/a b"));
+        assert_eq!(
+            printable_label(b"/mnt/\x1b[31mred\nx\0").as_deref(),
+            Some("/mnt/\\u{1b}[31mred\\nx")
+        );
+        assert_eq!(printable_label(b"/mnt/\xff\0").as_deref(), Some("/mnt/\u{fffd}"));
     }
 }
