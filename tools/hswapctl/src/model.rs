@@ -268,11 +268,17 @@ mod label_tests {
     #[test]
     fn labels_are_printable() {
         assert_eq!(printable_label(b"\0rest"), None);
-        assert_eq!(printable_label(b"/mnt/a b\0junk").as_deref(), Some("/mnt/a b"));
+        assert_eq!(
+            printable_label(b"/mnt/a b\0junk").as_deref(),
+            Some("/mnt/a b")
+        );
         assert_eq!(
             printable_label(b"/mnt/\x1b[31mred\nx\0").as_deref(),
             Some("/mnt/\\u{1b}[31mred\\nx")
         );
-        assert_eq!(printable_label(b"/mnt/\xff\0").as_deref(), Some("/mnt/\u{fffd}"));
+        assert_eq!(
+            printable_label(b"/mnt/\xff\0").as_deref(),
+            Some("/mnt/\u{fffd}")
+        );
     }
 }
