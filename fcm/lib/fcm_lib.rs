@@ -80,7 +80,7 @@ struct GlobalTables;
 
 impl Drop for GlobalTables {
     fn drop(&mut self) {
-        *cached_file::CACHED.lock() = KVec::new();
+        *cached_file::CACHED.lock() = cached_file::Table::new();
     }
 }
 

@@ -62,6 +62,7 @@ use crate::fcm_uapi::{
 use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
 use kernel::fs::File;
 use kernel::prelude::*;
+use kernel::rbtree::RBTree;
 use kernel::sync::aref::ARef;
 use kernel::sync::atomic::{Acquire, Atomic, Relaxed, Release};
 use kernel::sync::{new_condvar, new_mutex, Arc, CondVar, Mutex};
@@ -245,9 +246,56 @@ impl TableEntry {
     }
 }
 
+/// The cached inodes by inode address: an rbtree, since a hotswapfs
+/// inode keeps its FCM for as long as it is cached, and opens, `stat`s,
+/// syncs and reclaim look inodes up by the thousand. (`RBTree::new` is not
+/// `const`: the tree is made at the first insertion.)
+pub(crate) struct Table(Option<RBTree<usize, TableEntry>>);
+
+impl Table {
+    pub(crate) const fn new() -> Self {
+        Self(None)
+    }
+
+    fn get(&self, inode: usize) -> Option<&TableEntry> {
+        self.0.as_ref()?.get(&inode)
+    }
+
+    fn get_mut(&mut self, inode: usize) -> Option<&mut TableEntry> {
+        self.0.as_mut()?.get_mut(&inode)
+    }
+
+    /// Enters `entry` for an inode that has none (the caller looked).
+    fn insert(&mut self, entry: TableEntry) -> Result {
+        let tree = self.0.get_or_insert_with(RBTree::new);
+        tree.try_create_and_insert(entry.inode(), entry, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn remove(&mut self, inode: usize) -> Option<TableEntry> {
+        self.0.as_mut()?.remove(&inode)
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |t| t.iter().count())
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &TableEntry> {
+        self.0.iter().flat_map(|t| t.values())
+    }
+
+    /// The cached inode `owner` names, if it is in the table.
+    fn ready(&self, owner: *const c_void) -> Option<&Arc<CachedInode>> {
+        match self.get(owner as usize)? {
+            TableEntry::Ready(cached) => Some(cached),
+            TableEntry::Creating(..) => None,
+        }
+    }
+}
+
 kernel::sync::global_lock! {
     // SAFETY: Initialized in module init before the device exists.
-    pub(crate) unsafe(uninit) static CACHED: Mutex<KVec<TableEntry>> = KVec::new();
+    pub(crate) unsafe(uninit) static CACHED: Mutex<Table> = Table::new();
 }
 
 /// A file reference taken by `fget` or an open, put on drop.
@@ -552,24 +600,17 @@ pub(crate) fn wait_for_ends() {
     crate::deferred::flush();
 }
 
-/// The cached inode `owner` names (the address of its `CachedInode`,
-/// compared, never followed), held, if it has openers.
+/// The cached inode `owner` names ([`CachedInode::owner`]), held, if it
+/// has openers.
 pub(crate) fn pin(owner: *const c_void) -> Option<InUse> {
     let table = CACHED.lock();
-    table.iter().find_map(|entry| {
-        let TableEntry::Ready(cached) = entry else {
-            return None;
-        };
-        if Arc::as_ptr(cached).cast::<c_void>() != owner {
-            return None;
-        }
-        let mut state = cached.state.lock();
-        if state.life != Life::Open || state.openers == 0 {
-            return None;
-        }
-        state.openers += 1;
-        Some(InUse(cached.clone()))
-    })
+    let cached = table.ready(owner)?;
+    let mut state = cached.state.lock();
+    if state.life != Life::Open || state.openers == 0 {
+        return None;
+    }
+    state.openers += 1;
+    Some(InUse(cached.clone()))
 }
 
 /// The FCM of `inode` (a `struct inode *`, compared, never followed),
@@ -578,14 +619,10 @@ pub(crate) fn pin(owner: *const c_void) -> Option<InUse> {
 /// everything back to.
 pub(crate) fn pin_inode(inode: usize) -> Result<Option<InUse>> {
     loop {
-        let found = CACHED
-            .lock()
-            .iter()
-            .find(|e| e.inode() == inode)
-            .map(|e| match e {
-                TableEntry::Ready(cached) => Ok(cached.clone()),
-                TableEntry::Creating(_, creation) => Err(creation.clone()),
-            });
+        let found = CACHED.lock().get(inode).map(|e| match e {
+            TableEntry::Ready(cached) => Ok(cached.clone()),
+            TableEntry::Creating(_, creation) => Err(creation.clone()),
+        });
         match found {
             None => return Ok(None),
             Some(Err(creation)) => creation.wait()?,
@@ -611,40 +648,44 @@ pub(crate) fn pin_inode(inode: usize) -> Result<Option<InUse>> {
 pub(crate) fn owners() -> Result<KVec<*const c_void>> {
     let table = CACHED.lock();
     let mut out = KVec::with_capacity(table.len(), GFP_KERNEL)?;
-    for entry in table.iter() {
+    for entry in table.entries() {
         if let TableEntry::Ready(cached) = entry {
             // Capacity is the table's length.
-            let _ = out.push_within_capacity(Arc::as_ptr(cached).cast::<c_void>());
+            let _ = out.push_within_capacity(cached.owner());
         }
     }
     Ok(out)
 }
 
 /// For memory reclaim: sums `f` over the slots of every cached inode with
-/// openers (of those `owners` names, if given: addresses of
-/// `CachedInode`s, compared, never followed), waiting for no lock (an
-/// inode whose state is busy is passed over; `None` if the table is). The
-/// inode's state lock is held across `f`, so its FCM cannot end meanwhile.
+/// openers (of those `owners` names, if given: [`CachedInode::owner`]s,
+/// each once), waiting for no lock (an inode whose state is busy is
+/// passed over; `None` if the table is). The inode's state lock is held
+/// across `f`, so its FCM cannot end meanwhile.
 pub(crate) fn try_for_each_open(
     owners: Option<&[*const c_void]>,
     mut f: impl FnMut(&CachedInode) -> u64,
 ) -> Option<u64> {
     let table = CACHED.try_lock()?;
     let mut total = 0;
-    for entry in table.iter() {
-        let TableEntry::Ready(cached) = entry else {
-            continue;
-        };
-        let me = Arc::as_ptr(cached).cast::<c_void>();
-        if owners.is_some_and(|o| !o.contains(&me)) {
-            continue;
-        }
+    let mut visit = |cached: &CachedInode| {
         let Some(state) = cached.state.try_lock() else {
-            continue;
+            return;
         };
         if state.life == Life::Open && state.openers > 0 {
             total += f(cached);
         }
+    };
+    match owners {
+        Some(owners) => owners
+            .iter()
+            .filter_map(|&owner| table.ready(owner))
+            .for_each(|cached| visit(cached)),
+        None => table.entries().for_each(|entry| {
+            if let TableEntry::Ready(cached) = entry {
+                visit(cached);
+            }
+        }),
     }
     Some(total)
 }
@@ -716,10 +757,12 @@ impl CachedInode {
         &self.fcm
     }
 
-    /// The address that names this inode to reclaim (compared, never
-    /// followed).
+    /// What names this inode to reclaim and sync: its inode's address,
+    /// the table's key (compared, never followed). An FCM made for the
+    /// inode after this one ended has the same name: reclaim or a sync
+    /// that finds it acts on the same file's cache.
     pub(crate) fn owner(&self) -> *const c_void {
-        core::ptr::from_ref(self).cast()
+        self.inode as *const c_void
     }
 
     /// The uid that made the FCM.
@@ -1058,30 +1101,25 @@ impl CachedInode {
 
 fn remove(cached: &Arc<CachedInode>) {
     let mut table = CACHED.lock();
-    let pos = table
-        .iter()
-        .position(|e| matches!(e, TableEntry::Ready(c) if Arc::ptr_eq(c, cached)));
-    if let Some(pos) = pos {
-        // `pos` is in bounds.
-        let _ = table.remove(pos);
+    if matches!(table.get(cached.inode), Some(TableEntry::Ready(c)) if Arc::ptr_eq(c, cached)) {
+        drop(table.remove(cached.inode));
     }
 }
 
 /// Turns the table's `Creating` entry of `creation` into `made`'s (or
 /// drops it if the FCM could not be made), then lets waiters look again.
-fn created(creation: &Arc<Creation>, made: &Result<Arc<CachedInode>>) {
+fn created(inode: usize, creation: &Arc<Creation>, made: &Result<Arc<CachedInode>>) {
     {
         let mut table = CACHED.lock();
-        let pos = table
-            .iter()
-            .position(|e| matches!(e, TableEntry::Creating(_, c) if Arc::ptr_eq(c, creation)));
-        if let Some(pos) = pos {
+        let mine = matches!(table.get(inode), Some(TableEntry::Creating(_, c)) if Arc::ptr_eq(c, creation));
+        if mine {
             match made {
-                Ok(cached) => table[pos] = TableEntry::Ready(cached.clone()),
-                Err(_) => {
-                    // `pos` is in bounds.
-                    let _ = table.remove(pos);
+                Ok(cached) => {
+                    if let Some(entry) = table.get_mut(inode) {
+                        *entry = TableEntry::Ready(cached.clone());
+                    }
                 }
+                Err(_) => drop(table.remove(inode)),
             }
         }
     }
@@ -1095,7 +1133,7 @@ fn join_or_create(inode: usize, backing: &FileRef, writes: bool) -> Result<Arc<C
     let writable = unsafe { hotswap_file_writable(backing.as_ptr()) };
     loop {
         let mut table = CACHED.lock();
-        let found = table.iter().find(|e| e.inode() == inode).map(|e| match e {
+        let found = table.get(inode).map(|e| match e {
             TableEntry::Ready(cached) => Ok(cached.clone()),
             TableEntry::Creating(_, creation) => Err(creation.clone()),
         });
@@ -1111,12 +1149,12 @@ fn join_or_create(inode: usize, backing: &FileRef, writes: bool) -> Result<Arc<C
             }
             None => {
                 let creation = Creation::new()?;
-                table.push(TableEntry::Creating(inode, creation.clone()), GFP_KERNEL)?;
+                table.insert(TableEntry::Creating(inode, creation.clone()))?;
                 drop(table);
                 // Made outside the table lock: it opens a file, allocates
                 // and may interpose.
                 let made = CachedInode::create(inode, backing, writable);
-                created(&creation, &made);
+                created(inode, &creation, &made);
                 made?
             }
         };
