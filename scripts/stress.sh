@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$HOTSWAP_ROOT"
 
 status=0
-HOST=0 SUITE=no_kunit_suites VMTEST="swap_storm ioctl_fuzz module_lifecycle fault_injection fcm_races alloc_failure fcm_memory hotswapfs hotswapfs_tools" \
+HOST=0 SUITE=no_kunit_suites VMTEST="swap_storm ioctl_fuzz module_lifecycle fault_injection fcm_races alloc_failure fcm_memory hotswapfs hotswapfs_tools hotswapfs_storm" \
 	HOTSWAP_FS_FULL=1 \
 	HOTSWAP_STORM_SWAPS=${STRESS_SWAPS:-10000} HOTSWAP_FUZZ_REQUESTS=${STRESS_FUZZ:-100000} \
 	HOTSWAP_RACE_ROUNDS=${STRESS_RACE_ROUNDS:-30} HOTSWAP_MEMORY_HOG_MIBS=${STRESS_HOG_MIBS:-300} \

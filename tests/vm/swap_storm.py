@@ -22,6 +22,14 @@ is under pressure all along: a hog holds half the memory available at the
 start, and a reclaimer drops caches in a loop (the FCM shrinker runs
 against every swap's transfer).
 
+With HOTSWAP_STORM_MOUNT (a hotswapfs mount; HOTSWAP_STORM_LOWER its
+lower directory) the same storm runs through the mount: the files are
+created, written, read, truncated and fsynced on it by path (writers open
+them O_RDWR or O_WRONLY, now and then O_DSYNC), the FCMs kept and counted
+through /dev/hotswap-file descriptors of the lower files (the same FCMs:
+one per lower inode), and at the end the lower files must match the
+models too.
+
 Meanwhile the driver swaps the FCMs shared <-> distributed (batched and one
 by one), interposes and removes the monitor, and toggles the autonomic
 policy (cpu_count), until SWAPS swaps have completed. Then the files are synced and
@@ -48,7 +56,9 @@ PAGE = 4096
 PAGES = 32
 SIZE = PAGES * PAGE
 LOW = (1 << 40) - 1
-DIR = "/tmp/hotswap-storm"
+MOUNT = os.environ.get("HOTSWAP_STORM_MOUNT", "")
+LOWER = os.environ.get("HOTSWAP_STORM_LOWER", "")
+DIR = os.path.join(MOUNT, "storm") if MOUNT else "/tmp/hotswap-storm"
 # Per-phase timeout of the driver's swaps. The default (2 s) is a hang
 # detector for real machines; under TCG on a loaded 2-core host the VM is
 # sometimes descheduled for over a second, so a Forward phase waiting for
@@ -67,8 +77,27 @@ class HoleyBuffer(mem.HoleyBuffer):
         return mem.raw_pwrite(fd, self.place(data, mapped), len(data), offset), mapped
 
 
+def open_file(path, mode=os.O_RDONLY):
+    """A descriptor whose reads and writes go through `path`'s FCM: the
+    device attached to it, or (through a mount) the file itself."""
+    if MOUNT:
+        return os.open(path, mode)
+    return uapi.open_cached(path, mode)
+
+
+def truncate(fd, size):
+    if MOUNT:
+        os.ftruncate(fd, size)
+    else:
+        uapi.truncate(fd, size)
+
+
 def open_mixed(path, rng):
     """A writer's descriptor of `path`, in one of the modes writers use."""
+    if MOUNT:
+        # (No O_APPEND: a pwrite through one appends, on any filesystem.)
+        return os.open(path, rng.choice((os.O_RDWR, os.O_WRONLY))
+                       | rng.choice((0, 0, 0, os.O_DSYNC)))
     return uapi.open_cached(path, rng.choice((os.O_RDWR, os.O_RDWR | os.O_APPEND)),
                             rng.choice((os.O_RDWR, os.O_WRONLY)))
 
@@ -128,7 +157,7 @@ def grower(index, seed, stop):
     os.sched_setaffinity(0, {index % os.cpu_count()})
     rng = random.Random(seed)
     path = os.path.join(DIR, f"g{index}")
-    dev = uapi.open_cached(path, os.O_RDWR)
+    dev = open_file(path, os.O_RDWR)
     model = bytearray()
     seq = 0
     while not os.path.exists(stop):
@@ -140,7 +169,7 @@ def grower(index, seed, stop):
             offset = len(model) + gap
             length = rng.randrange(1, 2 * PAGE // 8) * 8
             if offset + length > GROW_MAX:
-                uapi.truncate(dev, 0)
+                truncate(dev, 0)
                 del model[:]
                 continue
             data = words(offset, length, seq)
@@ -150,7 +179,7 @@ def grower(index, seed, stop):
             model.extend(data)
         elif action < 0.8:
             size = rng.randrange(0, len(model) // 8 + 1) * 8
-            uapi.truncate(dev, size)
+            truncate(dev, size)
             del model[size:]
         else:
             os.fsync(dev)
@@ -164,8 +193,8 @@ def grower(index, seed, stop):
 def syncer(seed, stop):
     """Fsyncs random files all the time, racing every writer."""
     rng = random.Random(seed)
-    devs = [uapi.open_cached(os.path.join(DIR, f"f{i}"), os.O_RDWR) for i in range(FILES)]
-    devs += [uapi.open_cached(os.path.join(DIR, f"g{i}"), os.O_RDWR) for i in range(GROWERS)]
+    devs = [open_file(os.path.join(DIR, f"f{i}"), os.O_RDWR) for i in range(FILES)]
+    devs += [open_file(os.path.join(DIR, f"g{i}"), os.O_RDWR) for i in range(GROWERS)]
     while not os.path.exists(stop):
         os.fsync(rng.choice(devs))
     for dev in devs:
@@ -218,8 +247,8 @@ def check_grown(dev, g, rng):
 def reader(cpu, seed, stop):
     os.sched_setaffinity(0, {cpu % os.cpu_count()})
     rng = random.Random(seed)
-    devs = [uapi.open_cached(os.path.join(DIR, f"f{i}")) for i in range(FILES)]
-    grown = [uapi.open_cached(os.path.join(DIR, f"g{i}")) for i in range(GROWERS)]
+    devs = [open_file(os.path.join(DIR, f"f{i}")) for i in range(FILES)]
+    grown = [open_file(os.path.join(DIR, f"g{i}")) for i in range(GROWERS)]
     checked = 0
     while not os.path.exists(stop):
         if rng.random() < 0.2:
@@ -348,8 +377,17 @@ def main():
     if os.path.exists(stop):
         os.remove(stop)
     ctl = os.open(uapi.CONTROL, os.O_RDWR)
-    keepers = [uapi.open_cached(os.path.join(DIR, f"f{i}"), os.O_RDWR) for i in range(FILES)]
-    keepers += [uapi.open_cached(os.path.join(DIR, f"g{i}"), os.O_RDWR) for i in range(GROWERS)]
+    # Through a mount, the device on the lower files reaches the same FCMs.
+    kept = os.path.join(LOWER, "storm") if MOUNT else DIR
+    if MOUNT:
+        # Made through the mount: their FCMs exist before the device's attach.
+        held = [os.open(os.path.join(DIR, n), os.O_RDONLY)
+                for n in [f"f{i}" for i in range(FILES)] + [f"g{i}" for i in range(GROWERS)]]
+    keepers = [uapi.open_cached(os.path.join(kept, f"f{i}"), os.O_RDWR) for i in range(FILES)]
+    keepers += [uapi.open_cached(os.path.join(kept, f"g{i}"), os.O_RDWR) for i in range(GROWERS)]
+    if MOUNT:
+        for fd in held:
+            os.close(fd)
     ids = [uapi.file_info(k)["object"] for k in keepers]
 
     workers = [spawn(writer, cpu, cpus, seed + cpu, stop) for cpu in range(cpus)]
@@ -402,16 +440,29 @@ def main():
         if data != want:
             mismatches += sum(a != b for a, b in zip(data, want)) + abs(len(data) - len(want))
     span = SIZE // cpus
-    for f in range(FILES):
-        with open(os.path.join(DIR, f"f{f}"), "rb") as fh:
-            data = fh.read()
-        want = b"".join(open(os.path.join(DIR, f"model{c}.{f}"), "rb").read()
-                        for c in range(cpus))
-        want += initial(span * cpus, SIZE - span * cpus)
-        verified += len(data)
-        if data != want:
-            mismatches += sum(a != b for a, b in zip(data, want)) + abs(len(data) - len(want))
-    print(f"swap_storm: {driver.done} swaps done, {driver.aborted} aborted, {driver.busy} busy, "
+    # Through a mount: the lower files after a sync must match too.
+    if MOUNT:
+        os.sync()
+    for where in [DIR] + ([kept] if MOUNT else []):
+        for f in range(FILES):
+            with open(os.path.join(where, f"f{f}"), "rb") as fh:
+                data = fh.read()
+            want = b"".join(open(os.path.join(DIR, f"model{c}.{f}"), "rb").read()
+                            for c in range(cpus))
+            want += initial(span * cpus, SIZE - span * cpus)
+            verified += len(data)
+            if data != want:
+                mismatches += sum(a != b for a, b in zip(data, want)) + abs(len(data) - len(want))
+        if where == DIR:
+            continue
+        for g in range(GROWERS):
+            with open(os.path.join(where, f"g{g}"), "rb") as fh:
+                data = fh.read()
+            want = open(os.path.join(DIR, f"gmodel{g}"), "rb").read()
+            verified += len(data)
+            if data != want:
+                mismatches += sum(a != b for a, b in zip(data, want)) + abs(len(data) - len(want))
+    print(f"swap_storm{' through ' + MOUNT if MOUNT else ''}: {driver.done} swaps done, {driver.aborted} aborted, {driver.busy} busy, "
           f"{driver.interposes}/{driver.uninterposes} monitor on/off, {driver.toggles} policy "
           f"toggles, {FILES}+{GROWERS} files, {verified} bytes verified, {mismatches} mismatches, "
           f"{drops} cache drops ({reclaimed} FCM pages reclaimed) beside a hog, {took:.0f} s",
