@@ -63,9 +63,12 @@ def table(results):
             lines.append(f"  N={b['objects']:<5} {b['total_ns']['median'] / MS:9.2f} ms  "
                          f"{b['ratio']:.2f}x of N=1")
         lines.append(f"  goal: {r['goal']['text']}: {r['goal']['value']:.2f}x, {verdict(r['goal'])}")
-    r = results.get("figure1")
-    if r:
-        lines.append(f"figure 1 (search a {r['file_bytes'] >> 20} MB file, MB/s per variant):")
+    for name in ("figure1", "figure1_tools"):
+        r = results.get(name)
+        if not r:
+            continue
+        how = f"`{r['tool']}` through hotswapfs" if "tool" in r else "pread through the device"
+        lines.append(f"figure 1 (search a {r['file_bytes'] >> 20} MB file, {how}, MB/s per variant):")
         variants = list(r["series"])
         lines.append("  p  " + "".join(f"{v:>13}" for v in variants))
         for i, point in enumerate(r["series"][variants[0]]):
@@ -154,12 +157,15 @@ def plot(folder, results):
         ax.legend()
         save(fig, "batched_swap.png")
 
-    r = results.get("figure1")
-    if r:
+    for name in ("figure1", "figure1_tools"):
+        r = results.get(name)
+        if not r:
+            continue
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
         for variant, points in r["series"].items():
             ps = [p["processes"] for p in points]
-            label = "Linux page cache (pread)" if variant == "linux" else variant
+            linux = "Linux page cache (rg of the lower file)" if "tool" in r else "Linux page cache (pread)"
+            label = linux if variant == "linux" else variant
             left.plot(ps, [p["ns_per_page"] / US for p in points], "o-", label=label)
             right.plot(ps, [p["mb_per_s"] for p in points], "o-", label=label)
         left.set_xlabel("processes searching the file (one per vCPU)")
@@ -169,8 +175,9 @@ def plot(folder, results):
         for ax in (left, right):
             ax.set_xticks([p["processes"] for p in r["series"]["linux"]])
             ax.legend()
-        fig.suptitle(f"Figure 1: searching a {r['file_bytes'] >> 20} MB file ({where})")
-        save(fig, "figure1.png")
+        how = f"{r['tool']} through hotswapfs" if "tool" in r else "pread through the device"
+        fig.suptitle(f"Figure 1: searching a {r['file_bytes'] >> 20} MB file, {how} ({where})")
+        save(fig, f"{name}.png")
 
 
 def main():
@@ -178,8 +185,8 @@ def main():
     parser.add_argument("results")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args()
-    names = ["call_overhead", "swap_blocked", "batched_swap", "figure1", "swap_keeps_cache",
-             "postmark"]
+    names = ["call_overhead", "swap_blocked", "batched_swap", "figure1", "figure1_tools",
+             "swap_keeps_cache", "postmark"]
     try:
         results = {n: load(args.results, n) for n in names}
         lines = table(results)

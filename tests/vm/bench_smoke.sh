@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # make bench's pipeline, small: the benchmark module refuses bad commands,
-# the quick call-overhead, batched-swap and swap-keeps-cache benchmarks run
-# (bench.py asserts every swap completed), a swap re-reads no page from the
-# file, and bench/report.py accepts the JSON they wrote.
+# the quick call-overhead, batched-swap, swap-keeps-cache and Figure 1 with
+# ripgrep through hotswapfs benchmarks run (bench.py asserts every swap
+# completed and every rg counted the same), a swap re-reads no page from
+# the file, and bench/report.py accepts the JSON they wrote.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -20,7 +21,7 @@ grep -qE '^synchronize_rcu_ns [0-9]+ [0-9]+$' "$run" || fail "rcu output: $(cat 
 
 out=$(mktemp -d)
 /usr/bin/python3 "$HOTSWAP_ROOT/bench/guest/bench.py" "$out" tcg --quick \
-	--only call_overhead,batched_swap,swap_keeps_cache || fail "bench.py"
+	--only call_overhead,batched_swap,figure1_tools,swap_keeps_cache || fail "bench.py"
 /usr/bin/python3 - "$out" <<'PY' || fail "benchmark results"
 import json, sys
 cache = json.load(open(f"{sys.argv[1]}/swap_keeps_cache.json"))
@@ -28,6 +29,12 @@ assert cache["refills"] == 0 and cache["accounting_ok"], cache
 calls = json.load(open(f"{sys.argv[1]}/call_overhead.json"))["calls"]
 for name, c in calls.items():
     assert c["direct_ns"]["median"] > 0 and c["slot_ns"]["median"] > 0, (name, c)
+tools = json.load(open(f"{sys.argv[1]}/figure1_tools.json"))
+assert set(tools["series"]) == {"linux", "shared", "distributed", "autonomic"}, tools["series"]
+for variant, points in tools["series"].items():
+    assert all(p["mb_per_s"] > 0 for p in points), (variant, points)
+    if variant in ("shared", "distributed"):
+        assert all(i == variant for p in points for i in p["implementations"]), (variant, points)
 PY
 /usr/bin/python3 "$HOTSWAP_ROOT/bench/report.py" "$out" --no-plots || fail "report.py"
 rmmod hotswap_bench || fail "rmmod hotswap_bench"
