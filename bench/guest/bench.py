@@ -266,7 +266,6 @@ class Bench:
 
     def figure1(self):
         reps = 2 if self.quick else 5
-        vcpus = os.cpu_count()
         pages = self.size // PAGE
         keeper = uapi.open_cached(self.path, os.O_RDWR)
         object_id = uapi.file_info(keeper)["object"]
@@ -274,35 +273,45 @@ class Bench:
         with open(self.path, "rb") as f:
             while f.read(1 << 20):
                 pass
-        # The static variants take turns within each repetition, so drift
-        # in the machine's speed hits them alike; the autonomic one runs
-        # after them, as the policy needs to watch the load for a while.
-        uapi.set_policy(self.ctl, "fcm", "off")
-        runs = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
-        impls = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
-        for p in range(1, vcpus + 1):
-            for _ in range(reps):
-                for variant in ("linux", "shared", "distributed"):
-                    if variant != "linux":
-                        self.swap_all(variant)
-                    runs[variant][p].append(self.search_once(p, variant != "linux"))
-                    if variant != "linux":
-                        impls[variant][p].append(
-                            uapi.object_status(self.ctl, object_id)["implementation"])
-        self.swap_all("shared")
-        uapi.set_policy(self.ctl, "fcm", "cpu_count", (2, 1, 3, 0))
-        for p in range(1, vcpus + 1):
-            for _ in range(reps):
-                runs["autonomic"][p].append(self.search_once(p, True))
-                impls["autonomic"][p].append(
-                    uapi.object_status(self.ctl, object_id)["implementation"])
-        uapi.set_policy(self.ctl, "fcm", "off")
+        runs, impls = self.figure1_runs(
+            object_id, reps, lambda p, variant: self.search_once(p, variant != "linux"))
         info = uapi.file_info(keeper)
         os.close(keeper)
         series, goals, goal = self.figure1_series(runs, impls)
         result = {"file_bytes": self.size, "pages": pages, "read_bytes": PAGE, "repetitions": reps,
                   "series": series, "per_p": goals, "fills": info["fills"], "goal": goal}
         self.save("figure1", result)
+
+    def figure1_runs(self, object_id, reps, once):
+        """Makespans `once(p, variant)` for every variant and p (the static
+        ones interleaved within each repetition, so drift in the machine's
+        speed hits them alike; the autonomic one after them, as the policy
+        needs to watch the load for a while), and the implementation
+        object `object_id` was on after each run."""
+        vcpus = os.cpu_count()
+        runs = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
+        impls = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
+        uapi.set_policy(self.ctl, "fcm", "off")
+        try:
+            for p in range(1, vcpus + 1):
+                for _ in range(reps):
+                    for variant in ("linux", "shared", "distributed"):
+                        if variant != "linux":
+                            self.swap_all(variant)
+                        runs[variant][p].append(once(p, variant))
+                        if variant != "linux":
+                            impls[variant][p].append(
+                                uapi.object_status(self.ctl, object_id)["implementation"])
+            self.swap_all("shared")
+            uapi.set_policy(self.ctl, "fcm", "cpu_count", (2, 1, 3, 0))
+            for p in range(1, vcpus + 1):
+                for _ in range(reps):
+                    runs["autonomic"][p].append(once(p, "autonomic"))
+                    impls["autonomic"][p].append(
+                        uapi.object_status(self.ctl, object_id)["implementation"])
+        finally:
+            uapi.set_policy(self.ctl, "fcm", "off")
+        return runs, impls
 
     def figure1_series(self, runs, impls):
         """Figure 1's points per variant and p from makespans, and its goal."""
@@ -358,14 +367,11 @@ class Bench:
         file through its FCM (shared, distributed, autonomic) and of the
         lower file (the Linux page cache)."""
         reps = 2 if self.quick else 5
-        vcpus = os.cpu_count()
         mnt = WORK + "-mnt"
         os.makedirs(mnt, exist_ok=True)
         subprocess.run(["mount", "-t", "hotswapfs", "-o", f"lowerdir={WORK}", "none", mnt],
                        check=True)
         upper = os.path.join(mnt, os.path.basename(self.path))
-        runs = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
-        impls = {v: {p: [] for p in range(1, vcpus + 1)} for v in VARIANTS}
         keeper = os.open(upper, os.O_RDONLY)
         try:
             # Warm: the FCM and the lower page cache hold the whole file.
@@ -375,26 +381,10 @@ class Bench:
                         pass
             object_id = next(s["id"] for s in json.loads(tool("--json", "status"))
                              if s.get("label") == upper)
-            uapi.set_policy(self.ctl, "fcm", "off")
-            for p in range(1, vcpus + 1):
-                for _ in range(reps):
-                    for variant in ("linux", "shared", "distributed"):
-                        if variant != "linux":
-                            self.swap_all(variant)
-                        runs[variant][p].append(
-                            self.rg_once(p, self.path if variant == "linux" else upper))
-                        if variant != "linux":
-                            impls[variant][p].append(
-                                uapi.object_status(self.ctl, object_id)["implementation"])
-            self.swap_all("shared")
-            uapi.set_policy(self.ctl, "fcm", "cpu_count", (2, 1, 3, 0))
-            for p in range(1, vcpus + 1):
-                for _ in range(reps):
-                    runs["autonomic"][p].append(self.rg_once(p, upper))
-                    impls["autonomic"][p].append(
-                        uapi.object_status(self.ctl, object_id)["implementation"])
+            runs, impls = self.figure1_runs(
+                object_id, reps,
+                lambda p, variant: self.rg_once(p, self.path if variant == "linux" else upper))
         finally:
-            uapi.set_policy(self.ctl, "fcm", "off")
             self.swap_all("shared")
             os.close(keeper)
             subprocess.run(["umount", mnt])
