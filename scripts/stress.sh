@@ -7,7 +7,8 @@
 # FCM races, every allocation of a swap failed in turn, and the FCM memory
 # test with STRESS_HOG_MIBS (300) MiB of dirty FCM pages against the hog,
 # and hotswapfs's tests in every shape (both FCMs over tmpfs and ext4,
-# full-size PostMark and fio).
+# full-size PostMark and fio), its storm, and STRESS_MMAP_SECONDS (300) of
+# its mappings under fire.
 # Prints each test's own summary
 # line (swaps done, aborted, bytes verified, mismatches, ...) and the
 # usual "N passed, N failed" verdict, which also fails on any WARN, BUG or
@@ -17,8 +18,8 @@ set -euo pipefail
 cd "$HOTSWAP_ROOT"
 
 status=0
-HOST=0 SUITE=no_kunit_suites VMTEST="swap_storm ioctl_fuzz module_lifecycle fault_injection fcm_races alloc_failure fcm_memory hotswapfs hotswapfs_tools hotswapfs_storm" \
-	HOTSWAP_FS_FULL=1 \
+HOST=0 SUITE=no_kunit_suites VMTEST="swap_storm ioctl_fuzz module_lifecycle fault_injection fcm_races alloc_failure fcm_memory hotswapfs hotswapfs_tools hotswapfs_storm hotswapfs_mmap" \
+	HOTSWAP_FS_FULL=1 HOTSWAP_MMAP_SECONDS=${STRESS_MMAP_SECONDS:-300} \
 	HOTSWAP_STORM_SWAPS=${STRESS_SWAPS:-10000} HOTSWAP_FUZZ_REQUESTS=${STRESS_FUZZ:-100000} \
 	HOTSWAP_RACE_ROUNDS=${STRESS_RACE_ROUNDS:-30} HOTSWAP_MEMORY_HOG_MIBS=${STRESS_HOG_MIBS:-300} \
 	HOTSWAP_LIFECYCLE_LOOPS=${STRESS_LOOPS:-200} HOTSWAP_VM_TEST_TIMEOUT=${STRESS_TEST_TIMEOUT:-3000} \

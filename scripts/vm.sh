@@ -17,7 +17,7 @@
 # runner's own tests), HOTSWAP_KERNEL_VARIANT (e.g. debug: that kernel and
 # its modules, see scripts/env.sh); HOTSWAP_LIFECYCLE_LOOPS,
 # HOTSWAP_STORM_SWAPS, HOTSWAP_STORM_SEED, HOTSWAP_FUZZ_REQUESTS, HOTSWAP_MEMORY_HOG_MIBS,
-# HOTSWAP_FS_FULL (1: hotswapfs's tests in every shape) and
+# HOTSWAP_FS_FULL (1: hotswapfs's tests in every shape), HOTSWAP_MMAP_SECONDS and
 # HOTSWAP_VM_TEST_TIMEOUT (numbers) reach the guest's tests. Exit status:
 # the command's, or 124 if the VM timed out.
 set -euo pipefail
@@ -84,7 +84,7 @@ test)
 	mkdir -p "$out"
 	# Numeric test knobs set on the host reach the guest's tests.
 	guest_env=
-	for v in HOTSWAP_LIFECYCLE_LOOPS HOTSWAP_STORM_SWAPS HOTSWAP_STORM_SEED HOTSWAP_FUZZ_REQUESTS HOTSWAP_VM_TEST_TIMEOUT HOTSWAP_RACE_ROUNDS HOTSWAP_RACE_SEED HOTSWAP_MEMORY_HOG_MIBS HOTSWAP_FS_FULL; do
+	for v in HOTSWAP_LIFECYCLE_LOOPS HOTSWAP_STORM_SWAPS HOTSWAP_STORM_SEED HOTSWAP_FUZZ_REQUESTS HOTSWAP_VM_TEST_TIMEOUT HOTSWAP_RACE_ROUNDS HOTSWAP_RACE_SEED HOTSWAP_MEMORY_HOG_MIBS HOTSWAP_FS_FULL HOTSWAP_MMAP_SECONDS; do
 		[[ ${!v:-} =~ ^[0-9]+$ ]] && guest_env+="$v=${!v} "
 	done
 	# The console goes to a file: qemu reopens its stdout and would

@@ -53,7 +53,8 @@ pub mod fcm_conformance;
 pub mod fcm_pages;
 
 use fcm_api::{
-    Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE,
+    Buffer, FcmCreate, FcmImpl, FcmStats, MapsHandle, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP,
+    PAGE_SIZE, SYNC_FILE,
 };
 use fcm_pages::{
     partial, whole_page, BackingFile, CachePage, Chunk, DescriptorExport, Entry, PageMap, Stager,
@@ -509,7 +510,7 @@ impl DistributedFcm {
             }
             let (n, hand) = master
                 .pages
-                .reclaim_clean(want, master.hand, |index, entry| {
+                .reclaim_clean(want, master.hand, true, |index, entry| {
                     if pass < 2 && entry.referenced.load(Relaxed) {
                         entry.referenced.store(false, Relaxed);
                         return false;
@@ -535,7 +536,7 @@ impl DistributedFcm {
         for rep in self.reps.iter() {
             rep.inner.lock().forget_all();
         }
-        let (freed, _) = master.pages.reclaim_clean(u64::MAX, 0, |_, _| true);
+        let (freed, _) = master.pages.reclaim_clean(u64::MAX, 0, false, |_, _| true);
         master.stats.cached -= freed;
         master.stats.freed += freed;
         self.io_seq.add(1, Relaxed);
@@ -757,6 +758,34 @@ unsafe impl FcmImpl for DistributedFcm {
         self.evict_to(&mut master, keep)
     }
 
+    /// Under the master, which every free of a page holds (a page a
+    /// representative remembers is in the master too); a mapping's later
+    /// accesses take no lock at all.
+    fn page(&self, index: u64, maps: MapsHandle) -> Result<*mut c_void> {
+        let mut master = self.master.lock();
+        if master.file.is_none() {
+            return Err(EBADF);
+        }
+        let start = i64::try_from(index).ok().and_then(|i| i.checked_mul(PAGE));
+        if start.is_none_or(|start| start >= self.size.load(Acquire)) {
+            return Err(ENXIO);
+        }
+        let hit = master.pages.get(index).is_some();
+        let cell = self.master_page(&mut master, index)?;
+        {
+            let mut rep = self.rep().inner.lock();
+            if hit {
+                rep.hits += 1;
+            } else {
+                rep.misses += 1;
+            }
+        }
+        // SAFETY: In the master, which is locked.
+        let cell = unsafe { &*cell };
+        cell.referenced.store(true, Relaxed);
+        Ok(cell.page.lend(index, maps))
+    }
+
     fn pages(&self) -> u64 {
         self.cached.load(Relaxed)
     }
@@ -960,5 +989,10 @@ mod tests {
     #[test]
     fn write_back_keeps_bytes_it_did_not_write() -> Result {
         c::write_back_keeps_bytes_it_did_not_write::<DistributedFcm>()
+    }
+
+    #[test]
+    fn lent_pages_stay_marked_until_freed() -> Result {
+        c::lent_pages_stay_marked_until_freed::<DistributedFcm>()
     }
 }

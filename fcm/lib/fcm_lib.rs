@@ -42,6 +42,8 @@ pub mod fcm_pages;
 pub mod fcm_uapi;
 #[path = "front/hotswapfs.rs"]
 mod hotswapfs;
+#[path = "front/hotswapfs_mmap.rs"]
+mod hotswapfs_mmap;
 #[path = "memory/memory_report.rs"]
 mod memory_report;
 #[path = "../../rust/abi/uapi.rs"]

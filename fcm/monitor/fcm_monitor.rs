@@ -319,6 +319,19 @@ unsafe extern "C" fn set_file(
     ) as core::ffi::c_int
 }
 
+unsafe extern "C" fn page(
+    o: *mut c_void,
+    call: *const Call,
+    index: u64,
+    maps: *mut c_void,
+    out: *mut *mut c_void,
+) -> core::ffi::c_int {
+    // SAFETY: Forwarding the caller's own arguments.
+    forward(o, call, Kind::Other, |ops, obj, next| unsafe {
+        (ops.page)(obj, next, index, maps, out)
+    } as isize) as core::ffi::c_int
+}
+
 static METHODS: FcmOps = FcmOps {
     read,
     write,
@@ -329,6 +342,7 @@ static METHODS: FcmOps = FcmOps {
     stats,
     set_file,
     pages,
+    page,
 };
 
 unsafe extern "C" fn create(_arg: *const c_void, out: *mut *mut c_void) -> core::ffi::c_int {

@@ -20,7 +20,9 @@ pub mod fcm_locked;
 #[path = "../lib/pages/fcm_pages.rs"]
 pub mod fcm_pages;
 
-use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP};
+use fcm_api::{
+    Buffer, FcmCreate, FcmImpl, FcmStats, MapsHandle, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP,
+};
 use fcm_locked::LockedCache;
 use fcm_pages::BackingFile;
 
@@ -91,6 +93,10 @@ unsafe impl FcmImpl for SharedFcm {
 
     fn stats(&self) -> FcmStats {
         self.cache.stats()
+    }
+
+    fn page(&self, index: u64, maps: MapsHandle) -> Result<*mut c_void> {
+        self.cache.page(index, maps)
     }
 
     unsafe fn set_file(&self, file: *mut c_void) -> Result {
@@ -230,5 +236,10 @@ mod tests {
     #[test]
     fn write_back_keeps_bytes_it_did_not_write() -> Result {
         c::write_back_keeps_bytes_it_did_not_write::<SharedFcm>()
+    }
+
+    #[test]
+    fn lent_pages_stay_marked_until_freed() -> Result {
+        c::lent_pages_stay_marked_until_freed::<SharedFcm>()
     }
 }

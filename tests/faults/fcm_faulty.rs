@@ -47,7 +47,9 @@ pub mod fcm_locked;
 #[path = "../../fcm/lib/pages/fcm_pages.rs"]
 pub mod fcm_pages;
 
-use fcm_api::{Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP};
+use fcm_api::{
+    Buffer, FcmCreate, FcmImpl, FcmOps, FcmStats, MapsHandle, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP,
+};
 use fcm_locked::LockedCache;
 use fcm_pages::{BackingFile, MapState, PageMap};
 
@@ -217,6 +219,10 @@ unsafe impl FcmImpl for FaultyFcm {
 
     fn stats(&self) -> FcmStats {
         self.cache.stats()
+    }
+
+    fn page(&self, index: u64, maps: MapsHandle) -> Result<*mut c_void> {
+        self.cache.page(index, maps)
     }
 
     unsafe fn set_file(&self, file: *mut c_void) -> Result {
@@ -482,5 +488,10 @@ mod tests {
     #[test]
     fn write_back_keeps_bytes_it_did_not_write() -> Result {
         c::write_back_keeps_bytes_it_did_not_write::<FaultyFcm>()
+    }
+
+    #[test]
+    fn lent_pages_stay_marked_until_freed() -> Result {
+        c::lent_pages_stay_marked_until_freed::<FaultyFcm>()
     }
 }

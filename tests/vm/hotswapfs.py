@@ -49,8 +49,12 @@ each case no FCM may be left in /sys/kernel/debug/hotswap/objects.
                   not written back yet: exact bytes (EXDEV allowed for
                   copy_file_range across filesystems, the kernel's rule)
   mmap            MAP_PRIVATE shows the current bytes (not yet fsynced),
-                  its writes stay private; MAP_SHARED (read-only through
-                  O_RDONLY and O_RDWR descriptors, writable) fails ENODEV
+                  its writes stay private; read-only MAP_SHARED (O_RDONLY
+                  and O_RDWR descriptors) and MAP_PRIVATE map the FCM's
+                  pages: later pwrites show at once, through the FCM
+                  evicting every page, drop_caches and swaps; a truncation
+                  SIGBUSes past the end; writable MAP_SHARED fails ENODEV,
+                  mprotect(PROT_WRITE) of a read-only one EACCES
   exec            a copied /bin/true and /bin/false, scripts (one whose
                   interpreter is on the mount), EACCES for 0644, ETXTBSY
                   writing a running binary, its FCM while it runs
@@ -102,6 +106,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import stat
 import struct
 import subprocess
@@ -128,6 +133,7 @@ libc.mmap.restype = ctypes.c_void_p
 libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                       ctypes.c_long]
 libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 MAP_FAILED = ctypes.c_void_p(-1).value
 AT_FDCWD = -100
 RENAME_NOREPLACE = 1
@@ -1426,16 +1432,151 @@ def case_mmap():
             c.close()
         os.fsync(w)
         same_bytes(contents(low), model, "LOWER after writes to a MAP_PRIVATE mapping and fsync")
-        # MAP_SHARED is refused, read-only or writable. Through an O_RDONLY
-        # descriptor the VMA has VM_MAYSHARE but not VM_SHARED.
-        for fd, prot, what in ((r, mmap.PROT_READ, "a read-only MAP_SHARED of an O_RDONLY descriptor (VM_MAYSHARE)"),
-                               (w, mmap.PROT_READ, "a read-only MAP_SHARED of an O_RDWR descriptor"),
-                               (w, mmap.PROT_READ | mmap.PROT_WRITE, "a writable MAP_SHARED")):
-            expect_errno(errno.ENODEV, what, mmap.mmap, fd, len(model), flags=mmap.MAP_SHARED, prot=prot)
     finally:
         os.close(w)
         os.close(r)
     same_bytes(contents(low), model, "LOWER after close")
+    mmap_shared(d)
+
+
+def fcm_of(path):
+    """hswapctl status of the one FCM it labels `path` (id, implementation,
+    pages cached...)."""
+    mine = []
+    for o in fcm_objects():
+        r = subprocess.run([HSWAPCTL, "--json", "status", o["id"]], capture_output=True, text=True)
+        # Another file's FCM may end meanwhile (its inode evicted).
+        if r.returncode == 0 and json.loads(r.stdout).get("label") == path:
+            mine.append(json.loads(r.stdout))
+    check(len(mine) == 1, f"{len(mine)} FCMs labelled {path}: {fcm_objects()}")
+    return mine[0]
+
+
+def sigbus_at(m, offset, what):
+    """Reading byte `offset` of mapping `m` must kill a child with SIGBUS."""
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        m[offset]
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    check(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS,
+          f"{what}: a read at {offset} left status {status:#x}, not SIGBUS")
+
+
+def mmap_shared(d):
+    """Shared and private mappings of the FCM's own pages: they show every
+    later write through the mount at once, survive the FCM dropping its
+    pages, memory reclaim and swaps, and lose the pages a truncation cut."""
+    path, low = M(d, "shared"), L(d, "shared")
+    model = bytearray(bytes((i * 7 + 3) % 253 for i in range(3 * PAGE + 100)))
+    make(path, model)
+    w = os.open(path, os.O_RDWR)
+    r = os.open(path, os.O_RDONLY)
+    maps = []
+    try:
+        # Read-only MAP_SHARED through both kinds of descriptor (through an
+        # O_RDONLY one the VMA has VM_MAYSHARE but not VM_SHARED).
+        shared_r = mmap.mmap(r, len(model), flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+        maps.append(shared_r)
+        shared_w = mmap.mmap(w, len(model), flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+        maps.append(shared_w)
+        private = mmap.mmap(r, len(model), flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        maps.append(private)
+        own = bytearray(model)
+
+        def expect(what):
+            same_bytes(shared_r[:], model, f"a read-only MAP_SHARED (O_RDONLY) {what}")
+            same_bytes(shared_w[:], model, f"a read-only MAP_SHARED (O_RDWR) {what}")
+            same_bytes(private[:], own, f"a MAP_PRIVATE {what}")
+
+        def pwrite(data, at):
+            check(os.pwrite(w, data, at) == len(data), "a short pwrite")
+            model[at:at + len(data)] = data
+            # The private mapping's own page 0 stays its own.
+            if at + len(data) > PAGE:
+                lo = max(at, PAGE)
+                own[lo:at + len(data)] = data[lo - at:]
+
+        expect("at first")
+        private[0:9] = b"copied on"
+        own[0:9] = b"copied on"
+        pwrite(b"later bytes, not fsynced", 2 * PAGE + 7)
+        pwrite(b"in page 0", 100)
+        pwrite(b"across a page boundary", PAGE - 11)
+        expect("after pwrites (no fsync)")
+        same_bytes(contents(path), model, "the file read through the mount")
+        check(fcm_of(path)["pages"] >= 4, f"the FCM caches fewer than the 4 mapped pages: {fcm_of(path)}")
+
+        # Every page of the FCM goes (POSIX_FADV_DONTNEED writes back and
+        # evicts, mapped or not): the mappings must fault the new pages in.
+        os.posix_fadvise(r, 0, 0, os.POSIX_FADV_DONTNEED)
+        gone = fcm_of(path)
+        check(gone["pages"] == 0, f"pages left after POSIX_FADV_DONTNEED: {gone}")
+        same_bytes(contents(low), model, "LOWER after POSIX_FADV_DONTNEED")
+        pwrite(b"written after the eviction", PAGE + 300)
+        expect("after the FCM evicted every page and a pwrite")
+
+        # Memory reclaim leaves mapped pages be (unmapping them would wait
+        # on the address space); the mappings stay right either way.
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        expect("after drop_caches")
+        check(fcm_of(path)["pages"] >= 4, f"reclaim took mapped pages: {fcm_of(path)}")
+        pwrite(b"written after reclaim", 3 * PAGE + 10)
+        expect("after drop_caches and a pwrite")
+
+        # Swaps move the very pages the mappings show.
+        oid = fcm_of(path)["id"]
+        for target in ("distributed", "shared", "distributed", FCM_IMPL or "shared"):
+            r_ = subprocess.run([HSWAPCTL, "--json", "swap", "fcm", target], capture_output=True, text=True)
+            check(r_.returncode == 0, f"hswapctl swap fcm {target} exited {r_.returncode}: {r_.stdout}{r_.stderr}")
+            now = fcm_of(path)
+            check(now["id"] == oid and now["implementation"] == target, f"after a swap to {target}: {now}")
+            expect(f"after a swap to {target}")
+            pwrite(f"on {target}".encode(), 2 * PAGE + 500)
+            expect(f"after a swap to {target} and a pwrite")
+            os.posix_fadvise(r, 0, 0, os.POSIX_FADV_DONTNEED)
+            expect(f"on {target}, after the FCM evicted every page")
+
+        # Writable shared mappings are refused; a read-only one of an
+        # O_RDWR descriptor cannot be made writable.
+        expect_errno(errno.ENODEV, "a writable MAP_SHARED", mmap.mmap, w, len(model),
+                     flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        addr = libc.mmap(None, PAGE, mmap.PROT_READ, mmap.MAP_SHARED, w, 0)
+        check(addr not in (None, MAP_FAILED), f"mmap: {ename(ctypes.get_errno())}")
+        try:
+            ret = libc.mprotect(addr, PAGE, mmap.PROT_READ | mmap.PROT_WRITE)
+            err = ctypes.get_errno()
+            check(ret == -1 and err == errno.EACCES,
+                  f"mprotect(PROT_WRITE) of a read-only MAP_SHARED: {ret} ({ename(err)}), not EACCES")
+        finally:
+            libc.munmap(addr, PAGE)
+
+        # A truncation takes the pages past the new end out of every
+        # mapping (SIGBUS there, private copies included) and zeroes the
+        # rest of the last page; growing again brings zeros.
+        cut = PAGE + 50
+        os.ftruncate(w, cut)
+        del model[cut:]
+        zeros = bytes(PAGE - 50)
+        for m, what in ((shared_r, "MAP_SHARED"), (private, "MAP_PRIVATE")):
+            sigbus_at(m, 2 * PAGE, f"a {what} after a truncation to {cut}")
+            sigbus_at(m, 3 * PAGE + 1, f"a {what} after a truncation to {cut}")
+            same_bytes(m[PAGE:cut], model[PAGE:cut], f"a {what}'s last page after a truncation")
+            same_bytes(m[cut:2 * PAGE], zeros, f"a {what}'s last page past the new end")
+        same_bytes(shared_r[:cut], model, "a MAP_SHARED after a truncation")
+        os.ftruncate(w, 3 * PAGE)
+        model += bytes(3 * PAGE - cut)
+        same_bytes(shared_r[:3 * PAGE], model, "a MAP_SHARED after growing the file again")
+        sigbus_at(shared_r, 3 * PAGE + 1, "a MAP_SHARED past the end after growing to 3 pages")
+        os.fsync(w)
+        same_bytes(contents(low), model, "LOWER at the end")
+    finally:
+        for m in maps:
+            m.close()
+        os.close(w)
+        os.close(r)
 
 
 def case_exec():

@@ -14,20 +14,13 @@ base=/tmp/hsfs-attacks
 cleanup() {
 	cd /
 	umount "$base/mnt" 2>/dev/null || true
-	umount "$base/ext4" 2>/dev/null || true
-	[ -z "${loop:-}" ] || losetup -d "$loop" 2>/dev/null || true
-	umount "$base/img" 2>/dev/null || true
+	ext4_off_loop "$base"
 	rm -rf "$base"
 }
 trap cleanup EXIT
-mkdir -p "$base/img" "$base/ext4" "$base/mnt"
+mkdir -p "$base/mnt"
 chmod 0755 "$base" "$base/mnt"
-mount -t tmpfs -o size=160m none "$base/img"
-truncate -s 128M "$base/img/ext4.img"
-mkfs.ext4 -q -F "$base/img/ext4.img"
-# `mount -o loop` fails in the VM; losetup first works.
-loop=$(losetup -f --show "$base/img/ext4.img")
-mount -t ext4 "$loop" "$base/ext4"
+ext4_on_loop "$base" 128
 mkdir -m 0755 "$base/ext4/lower"
 mount -t hotswapfs -o lowerdir="$base/ext4/lower" none "$base/mnt"
 HSFS_LOWER=$base/ext4/lower HSFS_MNT=$base/mnt HSFS_IMAGE=$base/img/ext4.img \

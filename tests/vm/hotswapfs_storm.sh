@@ -15,9 +15,7 @@ set -eu
 work=/tmp/hsfs-storm
 cleanup() {
 	umount "$work/mnt" 2>/dev/null || true
-	umount "$work/ext4" 2>/dev/null || true
-	[ -z "${loopdev:-}" ] || losetup -d "$loopdev" 2>/dev/null || true
-	umount "$work/img" 2>/dev/null || true
+	ext4_off_loop "$work"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -26,13 +24,8 @@ trap cleanup EXIT
 load hotswap
 reload hotswap_fcm capacity=16
 load fcm_shared fcm_distributed fcm_monitor
-mkdir -p "$work/img" "$work/ext4" "$work/mnt"
-mount -t tmpfs -o size=160m none "$work/img"
-truncate -s 128M "$work/img/ext4.img"
-mkfs.ext4 -q -F "$work/img/ext4.img"
-# `mount -o loop` fails in the VM; losetup first works.
-loopdev=$(losetup -f --show "$work/img/ext4.img")
-mount -t ext4 "$loopdev" "$work/ext4"
+ext4_on_loop "$work" 128
+mkdir -p "$work/mnt"
 mkdir -p "$work/ext4/lower/storm"
 mount -t hotswapfs -o lowerdir="$work/ext4/lower" none "$work/mnt"
 HOTSWAP_STORM_MOUNT=$work/mnt HOTSWAP_STORM_LOWER=$work/ext4/lower \

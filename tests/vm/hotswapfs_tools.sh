@@ -104,8 +104,8 @@ echo "fio: verified"
 "$tool" uninterpose fcm monitor >/dev/null 2>&1 || true
 
 # rg: a tree of this repository's sources, counted on the lower
-# filesystem, then on the mount with read(2) and with mmap (refused for
-# shared mappings: rg falls back to reading).
+# filesystem, then on the mount with read(2) and with mmap (read-only
+# shared mappings of the FCMs' pages).
 echo "== rg" "(at ${SECONDS}s)"
 mkdir -p "$mnt/src"
 cp -r "$HOTSWAP_ROOT/fcm" "$mnt/src/"

@@ -90,3 +90,29 @@ import hotswap_uapi as uapi
 uapi.swap(os.open(uapi.CONTROL, os.O_RDWR), "fcm", sys.argv[1])
 PY
 }
+
+# ext4_on_loop DIR MIB: an ext4 filesystem of MIB MiB mounted at DIR/ext4,
+# on a loop device over an image in a tmpfs at DIR/img (so a test can read
+# what reached the "disk"). `mount -o loop` fails in the VM; losetup first
+# works. ext4_off_loop DIR undoes it, quietly, whatever got done.
+ext4_on_loop() {
+	local dir=$1 mib=$2
+	mkdir -p "$dir/img" "$dir/ext4"
+	mount -t tmpfs -o "size=$((mib + mib / 4))m" none "$dir/img" || fail "mount the image's tmpfs"
+	truncate -s "${mib}M" "$dir/img/ext4.img"
+	mkfs.ext4 -q -F "$dir/img/ext4.img" || fail "mkfs.ext4 $dir/img/ext4.img"
+	local dev
+	dev=$(losetup -f --show "$dir/img/ext4.img") || fail "losetup $dir/img/ext4.img"
+	mount -t ext4 "$dev" "$dir/ext4" || fail "mount ext4 ($dev)"
+}
+
+ext4_off_loop() {
+	local dir=$1 dev
+	umount "$dir/ext4" 2>/dev/null || true
+	if [ -e "$dir/img/ext4.img" ]; then
+		for dev in $(losetup -j "$dir/img/ext4.img" | cut -d: -f1); do
+			losetup -d "$dev" 2>/dev/null || true
+		done
+	fi
+	umount "$dir/img" 2>/dev/null || true
+}

@@ -39,8 +39,9 @@ impl crate::api::Interface for Fcm {
     /// Bump on any change to [`FcmOps`] or the structs its methods take
     /// (the page map's `Entry` and the page descriptors included: they
     /// cross modules in a state transfer). 2: `EVICT_REVALIDATE`, and
-    /// each page's dirty byte range in `Entry` and `PageDescriptor`.
-    const METHODS_VERSION: u32 = 2;
+    /// each page's dirty byte range in `Entry` and `PageDescriptor`. 3:
+    /// `page` (mmap).
+    const METHODS_VERSION: u32 = 3;
     /// `shared`: the simplest FCM, and the one every other falls back to.
     const KNOWN_GOOD: Option<&'static CStr> = Some(c"shared");
     type Methods = FcmOps;
@@ -151,6 +152,32 @@ pub struct FcmOps {
     /// Pages cached now, read without waiting for any lock (it may be a
     /// moment old): what reclaim and the budget rank FCMs by.
     pub pages: unsafe extern "C" fn(*mut c_void, *const Call) -> u64,
+    /// Lends page `index` to a fault that maps it (`*out`, a `struct page
+    /// *` with a reference of the caller's): brought in as a read would,
+    /// then marked, under the FCM's lock, as lent to the mappings `maps`
+    /// lists (`hotswap_fcm_page_lend`), so that freeing it later unmaps it
+    /// first. `ENXIO` if the page starts at or past the end of the file
+    /// (the fault's `SIGBUS`). 0 or a negative errno.
+    pub page:
+        unsafe extern "C" fn(*mut c_void, *const Call, u64, *mut c_void, *mut *mut c_void) -> c_int,
+}
+
+/// The mappings of an inode's pages (`hotswap_fcm_maps` in
+/// `fcm_mapped.c`), which a page lent to a fault is marked with: borrowed
+/// for the call of [`FcmOps::page`], never followed here.
+#[derive(Clone, Copy)]
+pub struct MapsHandle(core::ptr::NonNull<c_void>);
+
+impl MapsHandle {
+    /// The handle `raw`, if not NULL.
+    pub fn new(raw: *mut c_void) -> Option<Self> {
+        core::ptr::NonNull::new(raw).map(Self)
+    }
+
+    /// The raw `struct hotswap_fcm_maps *`.
+    pub fn as_ptr(self) -> *mut c_void {
+        self.0.as_ptr()
+    }
 }
 
 /// One page in [`FORMAT_DESCRIPTORS`] state.
@@ -236,6 +263,8 @@ pub unsafe trait FcmImpl: Sized + Send + Sync {
     fn pages(&self) -> u64;
     /// See [`FcmOps::stats`].
     fn stats(&self) -> FcmStats;
+    /// See [`FcmOps::page`]: the page, lent (`CachePage::lend`).
+    fn page(&self, index: u64, maps: MapsHandle) -> Result<*mut c_void>;
     /// See [`FcmOps::set_file`].
     ///
     /// # Safety
@@ -343,6 +372,27 @@ unsafe extern "C" fn pages_shim<T: FcmImpl>(o: *mut c_void, _: *const Call) -> u
     unsafe { this::<T>(o) }.pages()
 }
 
+unsafe extern "C" fn page_shim<T: FcmImpl>(
+    o: *mut c_void,
+    _: *const Call,
+    index: u64,
+    maps: *mut c_void,
+    out: *mut *mut c_void,
+) -> c_int {
+    let (Some(maps), false) = (MapsHandle::new(maps), out.is_null()) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: As in `read_shim`.
+    match unsafe { this::<T>(o) }.page(index, maps) {
+        Ok(page) => {
+            // SAFETY: `out` is non-null, and the caller's to write.
+            unsafe { *out = page };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
 unsafe extern "C" fn stats_shim<T: FcmImpl>(o: *mut c_void, _: *const Call, out: *mut FcmStats) {
     // SAFETY: As in `read_shim`; `out` is NULL or writable.
     if let Some(out) = unsafe { out.as_mut() } {
@@ -437,6 +487,7 @@ pub const fn fcm_methods<T: FcmImpl>() -> FcmOps {
         stats: stats_shim::<T>,
         set_file: set_file_shim::<T>,
         pages: pages_shim::<T>,
+        page: page_shim::<T>,
     }
 }
 

@@ -59,6 +59,7 @@ use crate::fcm_uapi::{
     FileInfo, HOTSWAP_FILE_IOC_ATTACH, HOTSWAP_FILE_IOC_INFO, HOTSWAP_FILE_IOC_MEMORY,
     HOTSWAP_FILE_IOC_SET_BUDGET, HOTSWAP_FILE_IOC_TRUNCATE,
 };
+use crate::hotswapfs_mmap::Maps;
 use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
 use kernel::fs::File;
 use kernel::prelude::*;
@@ -167,6 +168,8 @@ pub(crate) struct CachedInode {
     inode: usize,
     /// The FCM's slot handle; destroyed by [`CachedInode::end`].
     fcm: FcmObject,
+    /// The address spaces that map the FCM's pages (hotswapfs's mmap).
+    maps: Maps,
     /// A file of the inode, held for the write-limit checks.
     file: ARef<File>,
     /// The uid that made the FCM, for the per-user share of the memory
@@ -543,6 +546,11 @@ impl InUse {
         idle && self.0.revalidate(&mut stamp)
     }
 
+    /// The cached inode's mappings handle (live while held).
+    pub(crate) fn maps(&self) -> *mut c_void {
+        self.0.maps.as_ptr()
+    }
+
     /// The superblock of the cached inode (compared, never followed).
     pub(crate) fn superblock(&self) -> *const c_void {
         // SAFETY: The FCM's own file is live while held, and so are its
@@ -791,10 +799,12 @@ impl CachedInode {
         // decision policy, if one is picked, interposes its monitor.
         // SAFETY: `args` is a valid `FcmCreate`, live for the call.
         let fcm = unsafe { FcmObject::create(None, core::ptr::from_ref(&args).cast()) }?;
+        let maps = Maps::new()?;
         Arc::pin_init(
             pin_init!(Self {
                 inode,
                 fcm,
+                maps,
                 file,
                 creator: fcm_memory::current_uid(),
                 append <- new_mutex!(()),
@@ -1386,6 +1396,38 @@ pub(crate) fn read(me: &Opener, buf: usize, len: usize, at: &mut i64, user: bool
     })?;
     *at += n as i64;
     Ok(n)
+}
+
+/// Page `index` of the FCM, lent to a fault that maps it
+/// ([`FcmOps::page`]), after making room for it in the memory budget.
+pub(crate) fn lend_page(me: &Opener, index: u64) -> Result<*mut c_void> {
+    let cached = me.cached_here()?;
+    fcm_memory::make_room(cached, 1);
+    let mut attempt = 0;
+    loop {
+        let call = me.slot()?.begin()?;
+        let mut page = core::ptr::null_mut();
+        // SAFETY: The object is live for the call; `page` is writable and
+        // the handle lives as long as `cached`.
+        let ret = unsafe {
+            (call.methods().page)(
+                call.obj(),
+                call.call(),
+                index,
+                cached.maps.as_ptr(),
+                &mut page,
+            )
+        };
+        match kernel::error::to_result(ret) {
+            Ok(()) if page.is_null() => {
+                call.misbehaved(c"lent no page");
+                return Err(EIO);
+            }
+            Ok(()) => return Ok(page),
+            Err(e) if e == ENOMEM && fcm_memory::retry(cached, attempt) => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `write`/`pwrite`.

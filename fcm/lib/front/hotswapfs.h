@@ -114,8 +114,6 @@ void hotswap_fcm_unhold(void *hold);
 void hotswap_fcm_wait_for_ends(void);
 /* The FCM's size of an attached file, or an errno. */
 loff_t hotswap_file_size(struct file *file);
-/* Writes every dirty page of an attached file's FCM back (no sync). */
-int hotswap_file_write_back(struct file *file);
 /* -ENOENT if @lower has no FCM; else its size in *@size, or an errno. */
 int hotswap_fcm_inode_size(struct inode *lower, loff_t *size, bool *revalidated);
 /* Writes the FCMs of every file of @lower_sb back into the lower files. */
@@ -131,5 +129,18 @@ void hotswap_fcm_inode_revalidate(struct inode *lower);
 void hotswap_fcm_inode_settled(struct inode *lower);
 /* -ENOENT if @lower has no FCM; else truncates through it. */
 int hotswap_fcm_inode_truncate(struct inode *lower, loff_t size);
+
+/*
+ * mmap (front/hotswapfs_mmap.rs, memory/fcm_mapped.c). Page @index of an
+ * attached file's FCM, lent to a fault (a reference for it), in *@page;
+ * -ENXIO past the end of the file.
+ */
+int hotswap_file_page(struct file *file, u64 index, struct page **page);
+/* The mappings handle of the FCM @hold keeps (live while held). */
+void *hotswap_fcm_hold_maps(void *hold);
+int hotswap_fcm_maps_add(void *maps, struct address_space *mapping);
+void hotswap_fcm_maps_remove(void *maps, struct address_space *mapping);
+/* Under the page lock: whether the FCM still has @page (else fault again). */
+bool hotswap_fcm_page_live(struct page *page);
 
 #endif

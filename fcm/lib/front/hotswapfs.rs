@@ -127,32 +127,6 @@ pub(crate) unsafe extern "C" fn hotswap_file_size(file: *mut c_void) -> i64 {
         .unwrap_or_else(|e| e.to_errno() as i64)
 }
 
-/// Writes every dirty page of an attached file's FCM back, if it has any
-/// (for a mapping of the lower file to see them). Failures are the FCM's
-/// to count and the openers' to hear of at `fsync` or `close`; here only
-/// the errno.
-///
-/// This runs under the mapper's `mmap_lock` and a write-back takes the
-/// lower inode's lock, the reverse of a write's order (inode lock, then a
-/// fault on its buffer): only a mapping of a file with unwritten data
-/// pays (and risks) it, until a fault handler maps the FCM's pages.
-///
-/// # Safety
-///
-/// `file` is an attached hotswapfs file.
-#[no_mangle]
-pub(crate) unsafe extern "C" fn hotswap_file_write_back(file: *mut c_void) -> c_int {
-    // SAFETY: As the caller promises.
-    let me = unsafe { opener(file) };
-    match me.stats() {
-        Ok(s) if s.dirty == 0 => return 0,
-        Ok(_) => {}
-        Err(e) => return e.to_errno(),
-    }
-    // SAFETY: The object is live for the call.
-    ret_or_errno(me.call(|ops, obj, call| unsafe { (ops.sync)(obj, call, 0, i64::MAX, 0) }))
-}
-
 /// Calls `f` on the FCM of `inode`, if it has one (`ENOENT` if not).
 /// (The FCM may change the file: `InUse::changing`.)
 fn with_inode_fcm<R>(

@@ -7,20 +7,17 @@
  * O_DIRECT is refused by open(2) (EINVAL), and splice, sendfile and
  * copy_file_range go through read_iter/write_iter.
  *
- * mmap, for now: private mappings only, of the lower file after the FCM
- * wrote every dirty page back (the bytes at mmap time; POSIX leaves it
- * open whether later writes show through a private mapping). A shared
- * mapping would have to see every later write, and the lower page cache
- * does not: ENODEV, read-only or not, until a fault handler maps the
- * FCM's own pages.
+ * mmap maps the FCM's own pages (hotswapfs_fault), so a mapping sees
+ * every write through the FCM; writable shared mappings are refused.
  *
  * Directories read the lower directory through a file opened with the
  * mounter's credentials.
  */
-#include <linux/backing-file.h>
 #include <linux/fadvise.h>
+#include <linux/file.h>
 #include <linux/fs_stack.h>
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 #include <linux/slab.h>
 #include <linux/splice.h>
 #include <linux/uio.h>
@@ -223,26 +220,72 @@ out:
 	return ret;
 }
 
-static int hotswapfs_mmap(struct file *file, struct vm_area_struct *vma)
+/*
+ * A fault maps the FCM's own page (hotswapfs_mmap.rs, fcm_mapped.c): lent
+ * with a reference that becomes the PTE's, then checked under the page
+ * lock, since the FCM may have freed it in between (its free unmaps a
+ * page only after clearing the mark under that lock).
+ */
+static vm_fault_t hotswapfs_fault(struct vm_fault *vmf)
 {
-	struct backing_file_ctx ctx = { .cred = hotswapfs_creds(file_inode(file)->i_sb) };
-	struct path lower_path;
-	struct file *lower;
+	struct page *page;
 	int err;
 
-	/* MAP_SHARED of a read-only descriptor is VM_MAYSHARE only. */
-	if (vma->vm_flags & (VM_SHARED | VM_MAYSHARE))
+	err = hotswap_file_page(vmf->vma->vm_file, vmf->pgoff, &page);
+	switch (err) {
+	case 0:
+		break;
+	case -ENOMEM:
+		return VM_FAULT_OOM;
+	case -EINTR:
+	case -ERESTARTSYS:
+	case -EAGAIN:
+		/* A signal during a swap: back to user space, then again. */
+		return VM_FAULT_NOPAGE;
+	default:
+		/* Past the end of the file, or the FCM could not read it. */
+		return VM_FAULT_SIGBUS;
+	}
+	lock_page(page);
+	if (!hotswap_fcm_page_live(page)) {
+		unlock_page(page);
+		put_page(page);
+		return VM_FAULT_NOPAGE;
+	}
+	vmf->page = page;
+	return VM_FAULT_LOCKED;
+}
+
+static const struct vm_operations_struct hotswapfs_vm_ops = {
+	.fault = hotswapfs_fault,
+};
+
+/*
+ * Private mappings and read-only shared ones map the FCM's pages; a
+ * write to a private one copies the page (the FCM's stays as it is).
+ * Writable shared mappings are refused (ENODEV): their stores would
+ * bypass the FCM's dirty tracking. A read-only shared mapping of a
+ * descriptor open for writing cannot be made writable later either
+ * (mprotect: EACCES).
+ */
+static int hotswapfs_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct inode *inode = file_inode(file);
+	void *hold = READ_ONCE(hotswapfs_i(inode)->fcm_hold);
+	int err;
+
+	if ((vma->vm_flags & (VM_SHARED | VM_WRITE)) == (VM_SHARED | VM_WRITE))
 		return -ENODEV;
-	err = hotswap_file_write_back(file);
+	/* The pages' mappings are listed on what the inode holds. */
+	if (!hold)
+		return -ENOMEM;
+	err = hotswap_fcm_maps_add(hotswap_fcm_hold_maps(hold), inode->i_mapping);
 	if (err)
 		return err;
-	hotswapfs_lower_path(file->f_path.dentry, &lower_path);
-	lower = backing_file_open(file, O_RDONLY | O_LARGEFILE, &lower_path, ctx.cred);
-	if (IS_ERR(lower))
-		return PTR_ERR(lower);
-	err = backing_file_mmap(lower, vma, &ctx);
-	fput(lower);
-	return err;
+	if (vma->vm_flags & VM_SHARED)
+		vm_flags_clear(vma, VM_MAYWRITE);
+	vma->vm_ops = &hotswapfs_vm_ops;
+	return 0;
 }
 
 const struct file_operations hotswapfs_file_fops = {

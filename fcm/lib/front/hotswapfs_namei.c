@@ -455,6 +455,14 @@ static int hotswapfs_setattr(struct mnt_idmap *idmap, struct dentry *dentry,
 		}
 		if (err)
 			goto out;
+		/*
+		 * The FCM unmapped the pages it freed; private copies of
+		 * them past the end go too, as on any filesystem.
+		 */
+		if (lattr.ia_size < i_size_read(inode)) {
+			i_size_write(inode, lattr.ia_size);
+			truncate_pagecache(inode, lattr.ia_size);
+		}
 		lattr.ia_valid &= ~ATTR_SIZE;
 	}
 	/* Times set now must not be overwritten by the write-back of data

@@ -146,8 +146,11 @@ static void hotswapfs_evict_inode(struct inode *inode)
 	truncate_inode_pages_final(&inode->i_data);
 	clear_inode(inode);
 	/* The FCM ends on a workqueue; it holds a lower file of its own. */
-	if (hi->fcm_hold)
+	if (hi->fcm_hold) {
+		/* No mapping is left: they hold files of the inode. */
+		hotswap_fcm_maps_remove(hotswap_fcm_hold_maps(hi->fcm_hold), &inode->i_data);
 		hotswap_fcm_unhold(hi->fcm_hold);
+	}
 	if (hotswapfs_lower_inode(inode))
 		iput(hotswapfs_lower_inode(inode));
 }

@@ -153,9 +153,14 @@ struct page *hotswap_fcm_page_alloc(bool zero)
 }
 EXPORT_SYMBOL_GPL(hotswap_fcm_page_alloc);
 
+/* fcm_mapped.c: a page a fault mapped is unmapped before it goes. */
+void hotswap_fcm_page_unmap(struct page *page);
+
 void hotswap_fcm_page_free(struct page *page);
 void hotswap_fcm_page_free(struct page *page)
 {
+	hotswap_fcm_page_unmap(page);
+	/* A put: a get_user_pages of an old mapping may hold it a while. */
 	__free_pages(page, 0);
 	atomic_long_dec(&fcm_pages);
 }

@@ -49,6 +49,49 @@ macro_rules! check_eq {
 extern "C" {
     /// An unlinked tmpfs file (hotswap.ko's `test_support.c`).
     fn hotswap_kunit_tmpfile(name: *const core::ffi::c_char) -> *mut core::ffi::c_void;
+    // hotswap_fcm.ko's `fcm_mapped.c`: a mappings handle, and what a
+    // fault does with a page it was lent.
+    fn hotswap_fcm_maps_new() -> *mut core::ffi::c_void;
+    fn hotswap_fcm_maps_put(maps: *mut core::ffi::c_void);
+    fn hotswap_fcm_page_live(page: *mut core::ffi::c_void) -> bool;
+    fn hotswap_fcm_page_return(page: *mut core::ffi::c_void);
+    fn hotswap_fcm_page_busy(page: *mut core::ffi::c_void) -> bool;
+}
+
+/// A page lent by [`FcmImpl::page`], as a fault holds it: given back on
+/// drop.
+struct Lent(*mut core::ffi::c_void);
+
+impl Lent {
+    fn live(&self) -> bool {
+        // SAFETY: The lent reference keeps the page.
+        unsafe { hotswap_fcm_page_live(self.0) }
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        // SAFETY: The reference the FCM lent, given back once.
+        unsafe { hotswap_fcm_page_return(self.0) };
+    }
+}
+
+/// A mappings handle with no address space listed, put on drop.
+struct TestMaps(crate::fcm_api::MapsHandle);
+
+impl TestMaps {
+    fn new() -> Result<Self> {
+        // SAFETY: FFI call with no requirements.
+        let raw = unsafe { hotswap_fcm_maps_new() };
+        crate::fcm_api::MapsHandle::new(raw).map(Self).ok_or(ENOMEM)
+    }
+}
+
+impl Drop for TestMaps {
+    fn drop(&mut self) {
+        // SAFETY: The handle's own reference, put once.
+        unsafe { hotswap_fcm_maps_put(self.0.as_ptr()) };
+    }
 }
 
 /// A real (tmpfs, unlinked) file, put on drop. Test threads have no
@@ -609,5 +652,50 @@ pub fn write_back_keeps_bytes_it_did_not_write<T: FcmImpl>() -> Result {
     next.sync(0, i64::MAX, 0)?;
     check_eq!(&file.contents()?[..], &expected[..]);
     next.destroy(false);
+    Ok(())
+}
+
+/// Conformance: a page lent to a fault (`page`) is the cached page with a
+/// reference for the fault, marked; none past the end of the file; memory
+/// reclaim leaves a lent page while the fault holds it, and any other
+/// free (eviction, truncation) takes the mark off first, so that the
+/// fault sees it went.
+pub fn lent_pages_stay_marked_until_freed<T: FcmImpl>() -> Result {
+    let content = patterned(2 * PAGE_SIZE + 10)?;
+    let file = TempFile::new(c"fcm_test_lend", &content)?;
+    let fcm = file.fcm::<T>(0)?;
+    let maps = TestMaps::new()?;
+    check!(matches!(fcm.page(3, maps.0), Err(e) if e == ENXIO));
+    check!(matches!(fcm.page(u64::MAX, maps.0), Err(e) if e == ENXIO));
+    let lent = Lent(fcm.page(2, maps.0)?);
+    check!(lent.live());
+    // SAFETY: The lent reference keeps the page.
+    check!(unsafe { hotswap_fcm_page_busy(lent.0) });
+    check_eq!(fcm.stats().cached, 1);
+    // The same page again, to a second fault; and its bytes are the file's.
+    let again = Lent(fcm.page(2, maps.0)?);
+    check_eq!(again.0, lent.0);
+    drop(again);
+    check_eq!(
+        &read(&fcm, 2 * PAGE_SIZE as i64, 10)?[..],
+        &content[2 * PAGE_SIZE..]
+    );
+    check_eq!(fcm.stats().cached, 1);
+    // Reclaim passes over it while lent, takes it once given back.
+    check_eq!(fcm.evict(0, EVICT_RECLAIM)?, 0);
+    check!(lent.live());
+    drop(lent);
+    check_eq!(fcm.evict(0, EVICT_RECLAIM)?, 1);
+    // Eviction and truncation free lent pages, taking the mark off.
+    let first = Lent(fcm.page(0, maps.0)?);
+    check_eq!(fcm.evict(0, 0)?, 1);
+    check!(!first.live());
+    let last = Lent(fcm.page(1, maps.0)?);
+    fcm.truncate(PAGE_SIZE as i64)?;
+    check!(!last.live());
+    check!(matches!(fcm.page(1, maps.0), Err(e) if e == ENXIO));
+    drop((first, last));
+    check!(balanced(&fcm.stats()));
+    fcm.destroy(false);
     Ok(())
 }

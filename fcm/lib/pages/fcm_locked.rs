@@ -18,8 +18,8 @@
 //! finds no room because of such pages fails with that error.
 
 use crate::fcm_api::{
-    Buffer, FcmStats, EVICT_RECLAIM, EVICT_REVALIDATE, FORMAT_DESCRIPTORS, FORMAT_PAGEMAP,
-    PAGE_SIZE, SYNC_FILE,
+    Buffer, FcmStats, MapsHandle, EVICT_RECLAIM, EVICT_REVALIDATE, FORMAT_DESCRIPTORS,
+    FORMAT_PAGEMAP, PAGE_SIZE, SYNC_FILE,
 };
 use crate::fcm_pages::{
     self, partial, whole_page, BackingFile, CachePage, Chunk, DescriptorExport, Entry, PageMap,
@@ -274,9 +274,9 @@ impl Inner {
                 .saturating_add((span % cached).saturating_mul(wanted) / cached)
                 .min(span);
             let threshold = oldest.saturating_add(reach);
-            let (n, _) = self
-                .pages
-                .reclaim_clean(want - freed, 0, |_, e| e.stamp.load(Relaxed) <= threshold);
+            let (n, _) = self.pages.reclaim_clean(want - freed, 0, true, |_, e| {
+                e.stamp.load(Relaxed) <= threshold
+            });
             freed += n;
             if freed >= want || reach == span {
                 break;
@@ -319,7 +319,7 @@ impl Inner {
     /// pages go (a fill in flight is stale: `io_seq`); with no dirty page
     /// left, the size is the file's.
     fn revalidate(&mut self) -> u64 {
-        let (freed, _) = self.pages.reclaim_clean(u64::MAX, 0, |_, _| true);
+        let (freed, _) = self.pages.reclaim_clean(u64::MAX, 0, false, |_, _| true);
         self.stats.cached -= freed;
         self.stats.freed += freed;
         self.io_seq += 1;
@@ -467,6 +467,22 @@ impl LockedCache {
             }
         }
         Ok(done)
+    }
+
+    /// Lends page `index` to a fault that maps it (see
+    /// [`crate::fcm_api::FcmOps::page`]), bringing it in as a read would
+    /// (filled under the lock: a fault is one page, and its filling
+    /// elsewhere would need the stale-fill checks of `read`).
+    pub fn page(&self, index: u64, maps: MapsHandle) -> Result<*mut c_void> {
+        let mut inner = self.lock();
+        if inner.file.is_none() {
+            return Err(EBADF);
+        }
+        let start = i64::try_from(index).ok().and_then(|i| i.checked_mul(PAGE));
+        if start.is_none_or(|start| start >= inner.size) {
+            return Err(ENXIO);
+        }
+        Ok(inner.page_for_read(index)?.page.lend(index, maps))
     }
 
     /// Writes `len` bytes from `buf` at `pos`.

@@ -11,7 +11,7 @@
 //! user copies, or a capability check without a `File`; and the page map
 //! needs raw XArray calls ([`PageMap`] says why).
 
-use crate::fcm_api::{Buffer, DescriptorState, FcmStats, PageDescriptor, PAGE_SIZE};
+use crate::fcm_api::{Buffer, DescriptorState, FcmStats, MapsHandle, PageDescriptor, PAGE_SIZE};
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use kernel::bindings;
@@ -51,8 +51,14 @@ extern "C" {
     /// (`struct page *` travels as `*mut c_void`: the binding's type is
     /// not FFI-safe as Rust sees it.)
     fn hotswap_fcm_page_alloc(zero: bool) -> *mut c_void;
-    /// Frees a page of `hotswap_fcm_page_alloc`.
+    /// Frees a page of `hotswap_fcm_page_alloc`, unmapping it first if
+    /// it was lent to a fault (`fcm_mapped.c`).
     fn hotswap_fcm_page_free(page: *mut c_void);
+    /// Marks `page` as lent to the mappings `maps` lists, as page `index`
+    /// of the file, and takes a reference for the fault (`fcm_mapped.c`).
+    fn hotswap_fcm_page_lend(page: *mut c_void, index: u64, maps: *mut c_void);
+    /// Whether anything but its FCM holds `page` (a mapping, a fault).
+    fn hotswap_fcm_page_busy(page: *mut c_void) -> bool;
 }
 
 impl CachePage {
@@ -94,6 +100,25 @@ impl CachePage {
     /// The `struct page *`, still owned here (for a descriptor that lends it).
     pub fn as_raw(&self) -> *mut c_void {
         self.0.as_ptr().cast()
+    }
+
+    /// Lends the page to a fault that maps it as page `index` of the file
+    /// whose mappings `maps` lists: a new reference, the caller's (it
+    /// becomes the PTE's). Called under the cache's lock, which every
+    /// free of the page holds too: freeing it unmaps it then.
+    pub fn lend(&self, index: u64, maps: MapsHandle) -> *mut c_void {
+        // SAFETY: The page is live (the invariants); `maps` is the live
+        // handle the front end passed for this call.
+        unsafe { hotswap_fcm_page_lend(self.as_raw(), index, maps.as_ptr()) };
+        self.as_raw()
+    }
+
+    /// Whether something besides the cache holds the page (a mapping, a
+    /// fault about to map it): memory reclaim leaves such a page cached,
+    /// since unmapping it would wait on the address space's lock.
+    pub fn busy(&self) -> bool {
+        // SAFETY: The page is live (the invariants).
+        unsafe { hotswap_fcm_page_busy(self.as_raw()) }
     }
 
     /// Runs `f` on the address of the page's bytes, mapped for the call.
@@ -821,12 +846,15 @@ impl PageMap {
     /// order from `from` (wrapping around once) and freeing each clean
     /// page `pick` chooses. `pick` runs first, then the page must still be
     /// clean: an FCM whose hits may dirty a page concurrently makes sure in
-    /// `pick` that none can reach it any more. Allocates nothing. Returns
+    /// `pick` that none can reach it any more. With `keep_mapped`, a page
+    /// something else holds (a mapping: [`CachePage::busy`]) stays (memory
+    /// reclaim; a revalidation frees it, unmapping it). Allocates nothing. Returns
     /// the pages freed and the index after the last one looked at.
     pub fn reclaim_clean(
         &mut self,
         n: u64,
         from: u64,
+        keep_mapped: bool,
         mut pick: impl FnMut(u64, &Entry) -> bool,
     ) -> (u64, u64) {
         let mut freed = 0;
@@ -849,7 +877,12 @@ impl PageMap {
             if wrapped && index >= from as usize && from != 0 {
                 break;
             }
-            if !entry.dirty.load(Acquire) && pick(index as u64, entry) && !entry.dirty.load(Acquire)
+            // No fault can borrow the page meanwhile: lending takes the
+            // cache's lock, which the caller holds.
+            if !entry.dirty.load(Acquire)
+                && !(keep_mapped && entry.page.busy())
+                && pick(index as u64, entry)
+                && !entry.dirty.load(Acquire)
             {
                 drop(self.remove(index as u64));
                 freed += 1;
