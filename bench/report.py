@@ -77,6 +77,15 @@ def table(results):
         g = r["goal"]
         lines.append(f"  goal: autonomic >= 0.97x best static: {g['autonomic_vs_best_static']:.3f}x; "
                      f"distributed >= 0.8x Linux: {g['distributed_vs_linux']:.3f}x; {verdict(g)}")
+        if "contention" in r:
+            lines.append("  waits on a contended FCM lock per 1,000 page hits (median [min-max] of the runs):")
+            for v, points in r["contention"].items():
+                cells = "  ".join(f"p={pt['processes']} {pt['lock_waits_per_1000_hits']['median']:.2f} "
+                                  f"[{pt['lock_waits_per_1000_hits']['min']:.2f}-"
+                                  f"{pt['lock_waits_per_1000_hits']['max']:.2f}]" for pt in points)
+                lines.append(f"    {v:11} {cells}")
+            cg = r["contention_goal"]
+            lines.append(f"  goal: {cg['text']}: {cg['value']:.2f} at most, {verdict(cg)}")
     r = results.get("postmark")
     if r:
         lines.append(f"PostMark on hotswapfs ({r['files']} files, {r['transactions']} transactions, "

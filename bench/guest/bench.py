@@ -30,6 +30,7 @@ import hotswap_uapi as uapi  # noqa: E402
 TOOL = os.path.join(ROOT, "tools/hswapctl/target/release/hswapctl")
 SEARCH = os.path.join(ROOT, "bench/searcher/target/release/hotswap-search")
 RUN = "/sys/kernel/debug/hotswap_bench/run"
+FCMS = "/sys/kernel/debug/hotswap_fcm/fcms"
 PAGE = 4096
 WORK = "/tmp/hotswap-bench"
 
@@ -43,6 +44,17 @@ def summary(values):
     values = sorted(values)
     return {"median": statistics.median(values), "min": values[0], "max": values[-1],
             "n": len(values)}
+
+
+def fcm_counters(object_id):
+    """The counters FCM `object_id` keeps itself (hotswap_fcm's debugfs
+    `fcms`: hits, misses, lock_waits, ...), carried across swaps."""
+    with open(FCMS) as f:
+        for line in f:
+            fields = dict(kv.split("=", 1) for kv in line.split())
+            if fields.get("object") == str(object_id):
+                return {k: int(v) for k, v in fields.items()}
+    raise AssertionError(f"no FCM {object_id} in {FCMS}")
 
 
 def kernel_run(command):
@@ -346,8 +358,8 @@ class Bench:
 
     # 1b. Figure 1 with an unmodified tool, through hotswapfs --------------
     def rg_once(self, p, path):
-        """p pinned `rg -j1 --no-mmap -c` of `path`; the time until the last
-        one finished."""
+        """p pinned `rg -j1 --no-mmap -c` of `path` (process i on CPU i);
+        the time until the last one finished."""
         procs = [subprocess.Popen(["rg", "-j1", "--no-mmap", "-c", "hotswap search", path],
                                   stdout=subprocess.PIPE, text=True,
                                   preexec_fn=lambda cpu=cpu: os.sched_setaffinity(0, {cpu}))
@@ -381,17 +393,55 @@ class Bench:
                         pass
             object_id = next(s["id"] for s in json.loads(tool("--json", "status"))
                              if s.get("label") == upper)
-            runs, impls = self.figure1_runs(
-                object_id, reps,
-                lambda p, variant: self.rg_once(p, self.path if variant == "linux" else upper))
+            # The structural figure: waits on a contended FCM lock per
+            # 1,000 page hits in each run of each FCM, counted by the FCM
+            # itself. Not in the autonomic runs: asking the FCM for its
+            # counters from this process's CPU is an access the policy
+            # would count.
+            statics = ("shared", "distributed")
+            waits = {v: {p: [] for p in range(1, os.cpu_count() + 1)} for v in statics}
+
+            def once(p, variant):
+                # One untimed pass first, with the same p processes on the
+                # same CPUs: a swap leaves a distributed FCM's per-CPU
+                # representatives empty, and their first pass takes every
+                # page from the master (the caches are to be warm).
+                if variant == "linux":
+                    self.rg_once(p, self.path)
+                    return self.rg_once(p, self.path)
+                self.rg_once(p, upper)
+                if variant not in statics:
+                    return self.rg_once(p, upper)
+                before = fcm_counters(object_id)
+                took = self.rg_once(p, upper)
+                after = fcm_counters(object_id)
+                hits = after["hits"] - before["hits"]
+                assert hits > 0, f"no page hits in a warm run: {before} then {after}"
+                waits[variant][p].append(1000 * (after["lock_waits"] - before["lock_waits"]) / hits)
+                return took
+
+            runs, impls = self.figure1_runs(object_id, reps, once)
         finally:
             self.swap_all("shared")
             os.close(keeper)
             subprocess.run(["umount", mnt])
         series, goals, goal = self.figure1_series(runs, impls)
+        contention = {v: [{"processes": p, "lock_waits_per_1000_hits": summary(w)}
+                          for p, w in waits[v].items()]
+                      for v in waits}
+        for v, points in contention.items():
+            for point in points:
+                w = point["lock_waits_per_1000_hits"]
+                say(f"  {v:11} p={point['processes']}: {w['median']:8.2f} lock waits per 1,000 hits "
+                    f"[{w['min']:.2f}-{w['max']:.2f}]")
+        vcpus = os.cpu_count()
+        at_vcpus = contention["distributed"][vcpus - 1]["lock_waits_per_1000_hits"]
         result = {"file_bytes": self.size, "pages": self.size // PAGE,
                   "tool": "rg -j1 --no-mmap -c", "repetitions": reps,
-                  "series": series, "per_p": goals, "goal": goal}
+                  "series": series, "per_p": goals, "goal": goal, "contention": contention,
+                  "contention_goal": {
+                      "text": f"distributed: 0 lock waits per 1,000 hits at p = {vcpus}",
+                      "value": at_vcpus["max"], "met": at_vcpus["max"] == 0}}
         self.save("figure1_tools", result)
 
     # 6. K42's PostMark experiment, through hotswapfs -----------------------

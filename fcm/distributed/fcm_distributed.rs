@@ -80,11 +80,20 @@ struct RepInner {
     entries: usize,
     hits: u64,
     misses: u64,
+    /// Times this lock was found held (a hit should never find it so).
+    lock_waits: u64,
 }
 
 // SAFETY: The raw pointers are borrowed from the master under the lock
 // protocol in the module docs; any CPU may follow them.
 unsafe impl Send for RepInner {}
+
+impl Rep {
+    /// The representative, locked, its wait counted if it was held.
+    fn lock(&self) -> MutexGuard<'_, RepInner> {
+        fcm_pages::lock_counted(&self.inner, |r| r.lock_waits += 1)
+    }
+}
 
 impl RepInner {
     /// Remembers `entry` as page `index`, starting over when full.
@@ -202,6 +211,7 @@ impl DistributedFcm {
                             entries: 0,
                             hits: 0,
                             misses: 0,
+                            lock_waits: 0,
                         }),
                     }),
                     GFP_KERNEL,
@@ -222,6 +232,11 @@ impl DistributedFcm {
         )?)
     }
 
+    /// The master, locked, its wait counted if it was held.
+    fn lock_master(&self) -> MutexGuard<'_, Master> {
+        fcm_pages::lock_counted(&self.master, |m| m.stats.lock_waits += 1)
+    }
+
     fn rep(&self) -> &Rep {
         let cpu = CpuId::current().as_u32() as usize;
         // A CPU id is below nr_cpu_ids; fall back to the first for safety.
@@ -230,7 +245,7 @@ impl DistributedFcm {
 
     /// Runs `f` on page `index` if this CPU's representative holds it.
     fn hit<R>(&self, rep: &Rep, index: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
-        let mut r = rep.inner.lock();
+        let mut r = rep.lock();
         let cell = r.map.get(&index).copied()?;
         r.hits += 1;
         // SAFETY: A page a representative holds is in the master; eviction
@@ -255,7 +270,7 @@ impl DistributedFcm {
         cell: *const Entry,
         f: impl FnOnce(&Entry) -> R,
     ) -> R {
-        let mut r = rep.inner.lock();
+        let mut r = rep.lock();
         r.misses += 1;
         if r.remember(index, cell) {
             drop(master);
@@ -321,7 +336,7 @@ impl DistributedFcm {
         if let Some(copied) = self.hit(rep, c.index, copy) {
             return Ok(copied);
         }
-        let mut master = self.master.lock();
+        let mut master = self.lock_master();
         if master.pages.get(c.index).is_none() {
             // Filled with the master dropped (see `BackingFile::page_of`);
             // the master (held by every write-back) tells if it is stale.
@@ -329,7 +344,7 @@ impl DistributedFcm {
             let seq = self.io_seq.load(Relaxed);
             drop(master);
             let filled = file.page_of(c.index, self.size.load(Acquire));
-            master = self.master.lock();
+            master = self.lock_master();
             let (page, read) = filled?;
             if master.pages.get(c.index).is_none() && self.io_seq.load(Relaxed) == seq {
                 master.stats.fills += u64::from(read);
@@ -353,7 +368,7 @@ impl DistributedFcm {
         {
             return Ok(Some(staged));
         }
-        let mut master = self.master.lock();
+        let mut master = self.lock_master();
         if master.file.is_none() {
             return Err(EBADF);
         }
@@ -363,7 +378,7 @@ impl DistributedFcm {
             // and the count are right before anyone can look.
             self.raise_size(end);
             self.dirty.fetch_add(1, Relaxed);
-            rep.inner.lock().misses += 1;
+            rep.lock().misses += 1;
             return Ok(None);
         }
         let cell = self.master_page(&mut master, c.index)?;
@@ -762,7 +777,7 @@ unsafe impl FcmImpl for DistributedFcm {
     /// representative remembers is in the master too); a mapping's later
     /// accesses take no lock at all.
     fn page(&self, index: u64, maps: MapsHandle) -> Result<*mut c_void> {
-        let mut master = self.master.lock();
+        let mut master = self.lock_master();
         if master.file.is_none() {
             return Err(EBADF);
         }
@@ -773,7 +788,7 @@ unsafe impl FcmImpl for DistributedFcm {
         let hit = master.pages.get(index).is_some();
         let cell = self.master_page(&mut master, index)?;
         {
-            let mut rep = self.rep().inner.lock();
+            let mut rep = self.rep().lock();
             if hit {
                 rep.hits += 1;
             } else {
@@ -797,6 +812,7 @@ unsafe impl FcmImpl for DistributedFcm {
             let r = rep.inner.lock();
             s.hits += r.hits;
             s.misses += r.misses;
+            s.lock_waits += r.lock_waits;
         }
         s.dirty = self.dirty.load(Relaxed);
         s.size = self.size.load(Acquire);

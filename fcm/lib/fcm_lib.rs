@@ -34,6 +34,8 @@ mod cpu_count;
 mod deferred;
 #[path = "abi/fcm_api.rs"]
 pub mod fcm_api;
+#[path = "front/fcm_counters.rs"]
+mod fcm_counters;
 #[path = "memory/fcm_memory.rs"]
 mod fcm_memory;
 #[path = "pages/fcm_pages.rs"]

@@ -40,7 +40,7 @@ impl crate::api::Interface for Fcm {
     /// (the page map's `Entry` and the page descriptors included: they
     /// cross modules in a state transfer). 2: `EVICT_REVALIDATE`, and
     /// each page's dirty byte range in `Entry` and `PageDescriptor`. 3:
-    /// `page` (mmap).
+    /// `page` (mmap) and `FcmStats::lock_waits`.
     const METHODS_VERSION: u32 = 3;
     /// `shared`: the simplest FCM, and the one every other falls back to.
     const KNOWN_GOOD: Option<&'static CStr> = Some(c"shared");
@@ -115,6 +115,9 @@ pub struct FcmStats {
     pub wb_errors: u64,
     /// The errno of the latest failed write-back (negative; 0: none).
     pub wb_errno: i64,
+    /// Times a call found one of the FCM's locks held and waited for it
+    /// (carried across swaps): contention, counted by the FCM itself.
+    pub lock_waits: u64,
 }
 
 /// The `fcm` method table. `buf` is a user address when `user` is 1, a

@@ -97,12 +97,15 @@ pub(crate) fn set_budget(arg: usize) -> Result {
     fcm_memory::set_budget(pages)
 }
 
-/// `/sys/kernel/debug/hotswap_fcm/`; removed when dropped.
+/// `/sys/kernel/debug/hotswap_fcm/` (`memory`, and `fcms` of
+/// `fcm_counters.rs`); removed when dropped.
 #[pin_data]
 pub(crate) struct Status {
     _dir: Dir,
     #[pin]
     _memory: File<()>,
+    #[pin]
+    _fcms: File<()>,
 }
 
 impl Status {
@@ -110,6 +113,7 @@ impl Status {
         let dir = Dir::new(c"hotswap_fcm");
         try_pin_init!(Self {
             _memory <- dir.read_callback_file(c"memory", (), &render),
+            _fcms <- dir.read_callback_file(c"fcms", (), &crate::fcm_counters::render),
             _dir: dir,
         }? Error)
     }

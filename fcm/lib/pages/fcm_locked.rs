@@ -405,7 +405,7 @@ impl LockedCache {
 
     fn lock(&self) -> Locked<'_> {
         Locked {
-            guard: self.inner.lock(),
+            guard: fcm_pages::lock_counted(&self.inner, |inner| inner.stats.lock_waits += 1),
             cached: &self.cached,
         }
     }

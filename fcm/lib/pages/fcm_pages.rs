@@ -19,6 +19,7 @@ use kernel::fs::File;
 use kernel::prelude::*;
 use kernel::sync::aref::ARef;
 use kernel::sync::atomic::{Acquire, Atomic, Full, Relaxed};
+use kernel::sync::{Mutex, MutexGuard};
 
 /// One order-0 page of file data, owned.
 ///
@@ -1147,6 +1148,21 @@ pub fn read_chunk(
         len -= missing.min(len);
     }
     Ok(0)
+}
+
+/// Takes `lock`, trying first without waiting: if another holder had
+/// it, `waited` runs on the data once it is the caller's (to count the
+/// wait, `FcmStats::lock_waits`). A try costs one atomic, as the lock's
+/// own fast path does.
+pub fn lock_counted<T: Unpin>(lock: &Mutex<T>, waited: impl FnOnce(&mut T)) -> MutexGuard<'_, T> {
+    match lock.try_lock() {
+        Some(guard) => guard,
+        None => {
+            let mut guard = lock.lock();
+            waited(&mut guard);
+            guard
+        }
+    }
 }
 
 /// Whether the caller has `CAP_SYS_ADMIN` (in the initial namespace).
